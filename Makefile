@@ -1,0 +1,84 @@
+# atlab: every target sets up what it needs in .venv (created with $(PYTHON) -m venv).
+#   make lab       JupyterLab on notebooks/ (installs .[notebooks])
+#   make test      ruff, mypy, notebook hygiene, then pytest (installs .[dev,notebooks])
+#   make bench     python -m benchmarks
+#   make difftest  python -m tools.difftest (the model against QEMU)
+#   make clean     remove caches and build output; `make distclean` removes .venv too
+# System packages (QEMU 10, aarch64 binutils, Chromium) come from tools/install-system-deps.sh.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP_FLAGS ?= --quiet --quiet --disable-pip-version-check
+PYTEST_ARGS ?=
+DIFFTEST_ARGS ?=
+LAB_ARGS ?=
+START_NOTEBOOK := notebooks/00_start_here.ipynb
+
+# Stamps inside the venv: rebuilt when pyproject.toml changes.
+VENV_OK := $(VENV)/.atlab-venv
+STAMP_LAB := $(VENV)/.atlab-installed-notebooks
+STAMP_DEV := $(VENV)/.atlab-installed-dev
+
+.DEFAULT_GOAL := help
+.PHONY: help lab test sysdeps bench difftest clean distclean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+$(VENV_OK):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	  || { echo "make: '$(PYTHON)' is missing or older than Python 3.11; run e.g. 'make PYTHON=python3.11 ...'" >&2; exit 1; }
+	@echo "==> creating $(VENV) with $(PYTHON)"
+	@rm -rf $(VENV)
+	@$(PYTHON) -m venv $(VENV) \
+	  || { rm -rf $(VENV); echo "make: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install the venv module: sudo apt-get install python3-venv" >&2; exit 1; }
+	@touch $@
+
+$(STAMP_LAB): pyproject.toml | $(VENV_OK)
+	@echo "==> installing atlab with the notebooks extra into $(VENV)"
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[notebooks]'
+	@touch $@
+
+$(STAMP_DEV): pyproject.toml | $(VENV_OK)
+	@echo "==> installing atlab with the dev and notebooks extras into $(VENV)"
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev,notebooks]'
+	@touch $@ $(STAMP_LAB)
+
+# Jupyter refuses to run as root without --allow-root (containers, CI machines).
+lab: $(STAMP_LAB)
+	@root=""; [ "$$(id -u)" -ne 0 ] || root="--allow-root"; \
+	if [ -f $(START_NOTEBOOK) ]; then \
+	  exec $(BIN)/jupyter lab $$root --ServerApp.root_dir=notebooks $(LAB_ARGS) $(START_NOTEBOOK); \
+	else \
+	  exec $(BIN)/jupyter lab $$root $(LAB_ARGS) notebooks/; \
+	fi
+
+# Every step runs even when an earlier one fails, so one run shows every problem; the
+# target fails if any step failed. On success pytest's summary is the last line printed.
+# QEMU 10, aarch64 binutils and Chromium (idempotent: does nothing when they are present).
+sysdeps:
+	@sh tools/install-system-deps.sh
+
+test: $(STAMP_DEV) sysdeps
+	@failed=""; \
+	run() { echo "==> $$*"; "$$@" || failed="$$failed$$(printf '\n  %s' "$$*")"; }; \
+	run $(BIN)/ruff check . ; \
+	run $(BIN)/mypy --strict atlab ; \
+	run $(BIN)/python tools/check_notebooks.py ; \
+	run $(BIN)/pytest $(PYTEST_ARGS) ; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED steps:$$failed" >&2; exit 1; fi
+
+bench: $(STAMP_DEV)
+	$(BIN)/python -m benchmarks
+
+difftest: $(STAMP_DEV)
+	$(BIN)/python -m tools.difftest $(DIFFTEST_ARGS)
+
+clean:
+	rm -rf build dist artifacts .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov
+	find . -path ./$(VENV) -prune -o -name '*.egg-info' -type d -prune -exec rm -rf {} + \
+	  -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,5 @@
+import sys
+
+from atlab.cli import main
+
+sys.exit(main())

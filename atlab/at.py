@@ -1,0 +1,310 @@
+"""The AT front end: execute an AT instruction and produce PAR_EL1 (or the exception).
+
+One phase per function, as in KVM's at.c: :func:`~atlab.regime.at_disposition` (does it
+execute?), :func:`~atlab.regime.compute_translation_regime`, :func:`~atlab.walk_s1.setup_s1_walk`,
+:func:`~atlab.walk_s1.walk_s1`, :func:`~atlab.perms.compute_s1_permissions`, then the stage 2
+walk of the final IPA for AT S12E* and the PAR (``AArch64.AT()``, ``AArch64.EncodePAR()``).
+
+>>> from atlab.scenario import load_scenarios
+>>> sc = load_scenarios("tests/data/conformance/smoke.json")[0]
+>>> print(sc.run_op(sc.ops[0]).par)
+PAR_EL1=0xff00000045678b80 F=0 PA=0x45678abc ATTR=0xff SH=ISH NS=1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from atlab.attrs import (
+    ATTR_NORMAL_WB_RWA,
+    ATTR_DEVICE_nGnRnE,
+    combine_s1_s2,
+    combine_shareability,
+    decode_mair_attr,
+    fwb_combine,
+    mair_attr,
+    par_shareability,
+)
+from atlab.bits import bit, bits, mask
+from atlab.faults import Fault, FaultKind
+from atlab.features import Feature, FeatureSet
+from atlab.memory import PhysMem
+from atlab.par import Par
+from atlab.perms import S1Perms, compute_s1_permissions, s1_access_allowed
+from atlab.regime import (
+    Access,
+    AtDisposition,
+    AtOp,
+    Disposition,
+    Regime,
+    RegimeChoice,
+    at_disposition,
+    compute_translation_regime,
+)
+from atlab.syndrome import TakenException, s2_abort_on_s1_walk, trapped_sys, undefined
+from atlab.sysregs import SysRegs
+from atlab.trace import Trace, WalkStep
+from atlab.walk_s1 import S1WalkResult, setup_s1_walk, walk_s1
+from atlab.walk_s2 import (
+    AT_UPDATES_AF,
+    S2Result,
+    S2WalkInfo,
+    setup_s2_walk,
+    stage2_enabled,
+    walk_s2,
+)
+
+#: The register the modelled AT instruction takes its address from (ESR ISS.Rt of a trap).
+DEFAULT_RT = 1
+
+#: IMPLEMENTATION DEFINED / permitted choice (PAR_EL1.ATTR and SH notes: "can be the resulting
+#: attribute ... instead of the value that appears in the translation table descriptor"):
+#: atlab reports the attributes from the translation tables (MAIR, stage 2 MemAttr), before
+#: the effects of SCTLR_ELx.C=0 and HCR_EL2.CD=1, as QEMU does.
+PAR_REPORTS_TABLE_ATTRIBUTES = True
+
+
+class _Stage2:
+    """Stage 2 as seen by a stage 1 walk (implements :class:`atlab.walk_s1.Stage2`)."""
+
+    def __init__(self, info: S2WalkInfo | Fault, mem: PhysMem, features: FeatureSet) -> None:
+        self.info = info
+        self.mem = mem
+        self.features = features
+
+    def translate(self, ipa: int, *, write: bool, s1ptw: bool, for_at: bool,
+                  trace: list[WalkStep] | None) -> S2Result:
+        if isinstance(self.info, Fault):
+            f = Fault(self.info.kind, self.info.level, 2, s1ptw, ipa)
+            return S2Result(f, ended=f"stage 2 configuration fault: {f}")
+        return walk_s2(self.info, self.mem, ipa, self.features, write=write, s1ptw=s1ptw,
+                       for_at=for_at, trace=trace)
+
+    def translate_ptw(self, ipa: int, *, write: bool, s1_level: int,
+                      trace: list[WalkStep] | None) -> int | Fault:
+        res = self.translate(ipa, write=write, s1ptw=True, for_at=False, trace=trace)
+        return res.fault if res.fault is not None else res.pa
+
+
+@dataclass(frozen=True, slots=True)
+class AtResult:
+    """The outcome of one AT instruction: a PAR_EL1 value or the exception taken instead,
+    with everything that explains it."""
+
+    op: AtOp
+    va: int
+    cur_el: int
+    disposition: AtDisposition
+    par: Par | None = None
+    exception: TakenException | None = None
+    regime: RegimeChoice | None = None
+    fault: Fault | None = None
+    ipa: int | None = None  # stage 1 output address
+    perms: S1Perms | None = None
+    walk: str = ""  # the walk inputs, described
+    trace: Trace = field(default_factory=Trace)
+
+    def __str__(self) -> str:
+        head = f"{self.op} VA={self.va:#x} at EL{self.cur_el}: "
+        if self.par is not None:
+            return head + str(self.par)
+        if self.exception is not None:
+            return head + str(self.exception)
+        return head + self.disposition.reason
+
+    def to_dict(self, *, full: bool = False) -> dict[str, object]:
+        out: dict[str, object] = {
+            "op": self.op.name, "va": f"{self.va:#x}",
+            "par": None if self.par is None else f"0x{self.par.value:016x}",
+        }
+        if not full:
+            return out
+        if self.par is not None:
+            out["par_fields"] = {k: (f"{v:#x}" if k == "PA" else v)
+                                 for k, v in self.par.fields().items()}
+            out["par_text"] = str(self.par)
+        if self.exception is not None:
+            out["exception"] = self.exception.to_dict()
+        out["disposition"] = self.disposition.reason
+        if self.regime is not None:
+            out["regime"] = self.regime.regime.value
+            out["regime_el"] = self.regime.el
+            out["regime_reason"] = self.regime.reason
+        if self.walk:
+            out["walk"] = self.walk
+        if self.ipa is not None:
+            out["stage1_output"] = f"{self.ipa:#x}"
+        if self.perms is not None:
+            out["permissions"] = str(self.perms)
+        out["trace"] = self.trace.lines()
+        out["accesses"] = {"stage1": self.trace.s1_accesses, "stage2": self.trace.s2_accesses,
+                           "total": self.trace.total_accesses}
+        return out
+
+
+def run_at(
+    op: AtOp,
+    va: int,
+    *,
+    regs: SysRegs,
+    mem: PhysMem,
+    features: FeatureSet | None = None,
+    cur_el: int = 2,
+    pan: int | None = None,
+    trace: bool = True,
+    rt: int = DEFAULT_RT,
+) -> AtResult:
+    """Execute ``AT <op>, Xt`` with ``Xt = va`` at ``cur_el``.
+
+    ``pan`` overrides PSTATE.PAN (else ``PSTATE_PAN`` from ``regs``).  ``mem`` may be
+    written: hardware Access-flag updates (see :data:`atlab.walk_s2.AT_UPDATES_AF`).
+    """
+    features = features if features is not None else FeatureSet.all()
+    va &= mask(63, 0)
+    disp = at_disposition(op, cur_el, regs, features)
+    if disp.kind is Disposition.UNDEFINED:
+        return AtResult(op, va, cur_el, disp, exception=undefined(cur_el, disp.reason),
+                        trace=Trace(ended=disp.reason))
+    if disp.kind is Disposition.TRAP_EL2:
+        info = op.info
+        exc = trapped_sys(info.op1, 7, info.crm, info.op2, rt, disp.reason)
+        return AtResult(op, va, cur_el, disp, exception=exc, trace=Trace(ended=disp.reason))
+
+    choice = compute_translation_regime(op, regs, features)
+    pstate_pan = regs.field("PSTATE_PAN", "PAN") if pan is None else pan
+    pan_eff = op.info.pan and bool(pstate_pan) and features.has(Feature.PAN)
+    steps: list[WalkStep] | None = [] if trace else None
+    notes = [disp.reason, f"regime {choice.regime} (EL{choice.el} access): {choice.reason}"]
+
+    s2: _Stage2 | None = None
+    if choice.regime is Regime.EL10 and stage2_enabled(regs):
+        s2 = _Stage2(setup_s2_walk(regs, features), mem, features)
+        if isinstance(s2.info, Fault):
+            notes.append(f"stage 2 is enabled but misconfigured: {s2.info}")
+        else:
+            notes.append(s2.info.describe())
+
+    def finish(fault: Fault | None, *, par: Par | None = None, ipa: int | None = None,
+               perms: S1Perms | None = None, walk: str = "", ended: str = "",
+               final_s2: list[WalkStep] | None = None) -> AtResult:
+        tr = Trace(tuple(steps or ()), tuple(final_s2 or ()), ended, tuple(notes))
+        if fault is not None:
+            if cur_el == 1 and fault.stage == 2 and fault.s1ptw:
+                exc = s2_abort_on_s1_walk(fault, va, "stage 2 fault on the stage 1 walk of an "
+                                          "AT executed at EL1 is taken to EL2 (AArch64.AT())")
+                return AtResult(op, va, cur_el, disp, None, exc, choice, fault, ipa, perms, walk,
+                                tr)
+            return AtResult(op, va, cur_el, disp, Par.from_fault(fault), None, choice, fault,
+                            ipa, perms, walk, tr)
+        return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk, tr)
+
+    # --- stage 1 -------------------------------------------------------------------------
+    regime = choice.regime
+    if not _s1_enabled(regime, regs):
+        # AArch64.S1DisabledOutput(): flat mapping, default attributes; bits above PAMax
+        # (ignoring the top byte with TBI) give a level 0 Address size fault.
+        tbi = _tbi_for(regime, regs, va)
+        addrtop = 55 if tbi else 63
+        if bits(va, addrtop, features.pa_max):
+            return finish(Fault(FaultKind.ADDRESS_SIZE, 0),
+                          ended=f"stage 1 disabled; VA bits [{addrtop}:{features.pa_max}] "
+                          "are not zero: address size fault, level 0")
+        ipa = va & mask(features.pa_max - 1, 0)
+        if regime is Regime.EL10 and bit(regs["HCR_EL2"], 12):
+            s1_attr, s1_sh = ATTR_NORMAL_WB_RWA, 0b00  # HCR_EL2.DC=1: Normal WB, NSH
+            why = "HCR_EL2.DC=1"
+        else:
+            s1_attr, s1_sh = ATTR_DEVICE_nGnRnE, 0b10  # Device-nGnRnE, Outer Shareable
+            why = _s1_off_reason(regime, regs)
+        notes.append(f"stage 1 disabled ({why}): VA maps flat to {ipa:#x}")
+        s1: S1WalkResult | None = None
+        wi_text = f"stage 1 disabled ({why})"
+        perms: S1Perms | None = None
+    else:
+        wi = setup_s1_walk(regs, features, regime, choice.el, va)
+        if isinstance(wi, Fault):
+            return finish(wi, ended=f"{wi} before the walk (TxSZ, VA range, EPD/E0PD or TTBR)")
+        wi_text = wi.describe()
+        notes.append(wi_text)
+        s1 = walk_s1(wi, mem, va, features, s2=s2, trace=steps)
+        if s1.fault is not None:
+            return finish(s1.fault, walk=wi_text, ended=s1.ended)
+        perms = compute_s1_permissions(
+            s1.perm_bits, has_unprivileged=regime.has_unprivileged, nv1=wi.nv1, el=choice.el,
+            pan=pan_eff, epan=wi.epan, wxn=wi.wxn, hd=wi.hd)
+        perm_fault: Fault | None = None
+        if not s1_access_allowed(perms, op.info.access):
+            perm_fault = Fault(FaultKind.PERMISSION, s1.level)
+        # AArch64.S1Translate(): the Access flag is set (HA=1) before the permission fault
+        # is reported; under stage 2 the update needs stage 2 write permission.
+        if not bit(s1.desc, 10) and wi.ha and AT_UPDATES_AF:
+            new = s1.desc | (1 << 10)
+            target = s1.desc_pa
+            if s2 is not None:
+                upd = s2.translate(s1.desc_addr, write=True, s1ptw=True, for_at=False,
+                                   trace=steps)
+                if upd.fault is not None:
+                    return finish(upd.fault, walk=wi_text, ended=upd.ended)
+                target = upd.pa
+            mem.write64(target, new, big_endian=wi.ee, purpose=f"S1 L{s1.level} AF update")
+            if steps is not None:
+                steps.append(WalkStep(1, s1.level, 0, 0, 0, 0, s1.desc_addr, target, new,
+                                      "update", "hardware sets AF", is_write=True))
+        if perm_fault is not None:
+            return finish(perm_fault, walk=wi_text, perms=perms,
+                          ended=f"permission fault, level {s1.level}: {op} needs "
+                          f"{op.info.access.name.lower()} access, rights are {perms}")
+        ipa = s1.oa
+        s1_attr = mair_attr(wi.mair, bits(s1.desc, 4, 2))
+        s1_sh = wi.sh if wi.ds else bits(s1.desc, 9, 8)
+
+    # --- stage 2 of the final IPA (AT S12E* only) ------------------------------------------
+    if choice.stage2 and s2 is not None:
+        final: list[WalkStep] | None = [] if trace else None
+        res = s2.translate(ipa, write=op.info.access is Access.WRITE, s1ptw=False, for_at=True,
+                           trace=final)
+        if res.fault is not None:
+            return finish(res.fault, ipa=ipa, perms=perms, walk=wi_text, ended=res.ended,
+                          final_s2=final)
+        assert isinstance(s2.info, S2WalkInfo)
+        if s2.info.fwb:
+            attr = fwb_combine(s1_attr, res.memattr)
+        else:
+            attr = combine_s1_s2(s1_attr, res.attr)
+        sh = combine_shareability(s1_sh, res.sh)
+        pa = res.pa
+        ended = f"{op}: IPA {ipa:#x} -> PA {pa:#x} ({res.ended})"
+        par = Par.success(pa, attr, par_shareability(decode_mair_attr(attr), sh))
+        return finish(None, par=par, ipa=ipa, perms=perms, walk=wi_text, ended=ended,
+                      final_s2=final)
+
+    par = Par.success(ipa, s1_attr, par_shareability(decode_mair_attr(s1_attr), s1_sh))
+    what = "IPA" if s2 is not None else "PA"
+    return finish(None, par=par, ipa=ipa, perms=perms, walk=wi_text,
+                  ended=f"{op}: VA {va:#x} -> {what} {ipa:#x}")
+
+
+def _s1_enabled(regime: Regime, regs: SysRegs) -> bool:
+    """``AArch64.S1Enabled()``: for EL1&0, HCR_EL2.{DC,TGE} must be {0,0} (EL2 is enabled)."""
+    if regime is Regime.EL3:
+        return bool(bit(regs["SCTLR_EL3"], 0))
+    if regime in (Regime.EL2, Regime.EL20):
+        return bool(bit(regs["SCTLR_EL2"], 0))
+    hcr = regs["HCR_EL2"]
+    return not bit(hcr, 12) and not bit(hcr, 27) and bool(bit(regs["SCTLR_EL1"], 0))
+
+
+def _s1_off_reason(regime: Regime, regs: SysRegs) -> str:
+    if regime is Regime.EL10 and bit(regs["HCR_EL2"], 27):
+        return "HCR_EL2.TGE=1 disables the EL1&0 stage 1"
+    return f"SCTLR_{regime.suffix}.M=0"
+
+
+def _tbi_for(regime: Regime, regs: SysRegs, va: int) -> bool:
+    """The TBI bit that applies to ``va`` in ``regime`` (``EffectiveTBI()``)."""
+    if regime is Regime.EL10:
+        return bool(bit(regs["TCR_EL1"], 38 if bit(va, 55) else 37))
+    if regime is Regime.EL20:
+        return bool(bit(regs["TCR_EL2"], 38 if bit(va, 55) else 37))
+    reg = "TCR_EL3" if regime is Regime.EL3 else "TCR_EL2"
+    return bool(bit(regs[reg], 20))

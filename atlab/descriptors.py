@@ -1,0 +1,89 @@
+"""Decoding (and encoding) VMSAv8-64 translation table descriptors by field name.
+
+>>> d = decode_descriptor(0x0000000045678703, level=3)
+>>> d["kind"], hex(d["OA"]), d["AP"], d["AF"], d["SH"]
+('page', '0x45678000', 0, 1, 3)
+>>> decode_descriptor(0x40201003, level=0)["kind"]
+'table'
+>>> decode_descriptor(0x401, level=3)["kind"]
+'reserved'
+>>> hex(encode_page(0x45678000, attr_index=0, ap=0, sh=3))
+'0x45678703'
+"""
+
+from __future__ import annotations
+
+from atlab.bits import bit, bits
+from atlab.errors import AtlabError
+from atlab.features import FeatureSet
+from atlab.regime import Regime
+from atlab.walk_s1 import Granule, decode_desc_kind, leaf_base, next_table_base
+
+GRANULES = {"4K": Granule.K4, "4KB": Granule.K4, "16K": Granule.K16, "16KB": Granule.K16,
+            "64K": Granule.K64, "64KB": Granule.K64}
+
+
+def parse_granule(text: str) -> Granule:
+    try:
+        return GRANULES[text.upper()]
+    except KeyError:
+        raise AtlabError(f"unknown granule {text!r}; use 4K, 16K or 64K") from None
+
+
+def decode_descriptor(
+    desc: int,
+    *,
+    level: int,
+    granule: Granule = Granule.K4,
+    stage: int = 1,
+    regime: Regime = Regime.EL10,
+    ds: bool = False,
+    features: FeatureSet | None = None,
+) -> dict[str, object]:
+    """The fields of a descriptor at ``level``, with its kind (invalid/table/block/page/
+    reserved), in the Arm ARM's names."""
+    if not -1 <= level <= 3:
+        raise AtlabError(f"level must be -1..3, not {level}")
+    if desc >> 64 or desc < 0:
+        raise AtlabError(f"descriptor {desc:#x} does not fit in 64 bits")
+    features = features or FeatureSet.all()
+    lpa_64k = granule is Granule.K64 and features.pa_max >= 52
+    kind = decode_desc_kind(desc, level, granule, ds, features).value
+    out: dict[str, object] = {"kind": kind, "value": f"0x{desc:016x}"}
+    if kind in ("invalid", "reserved"):
+        return out
+    if kind == "table":
+        out["next_table"] = next_table_base(desc, granule, ds, lpa_64k)
+        if stage == 1:
+            out.update(NSTable=bit(desc, 63), APTable=bits(desc, 62, 61),
+                       UXNTable=bit(desc, 60), PXNTable=bit(desc, 59))
+        return out
+    out["OA"] = leaf_base(desc, level, granule, ds, lpa_64k)
+    out["AF"] = bit(desc, 10)
+    if not ds:
+        out["SH"] = bits(desc, 9, 8)
+    out["Contiguous"] = bit(desc, 52)
+    out["DBM"] = bit(desc, 51)
+    if stage == 2:
+        out.update(MemAttr=bits(desc, 5, 2), S2AP=bits(desc, 7, 6), XN=bits(desc, 54, 53))
+        return out
+    out.update(AttrIndx=bits(desc, 4, 2), NS=bit(desc, 5), AP=bits(desc, 7, 6))
+    if regime.has_unprivileged:
+        out.update(nG=bit(desc, 11), PXN=bit(desc, 53), UXN=bit(desc, 54))
+    else:
+        out["XN"] = bit(desc, 54)
+    return out
+
+
+def encode_page(pa: int, *, attr_index: int = 0, ap: int = 0, sh: int = 3, af: int = 1,
+                uxn: int = 0, pxn: int = 0, ng: int = 0, contiguous: int = 0,
+                block: bool = False) -> int:
+    """A stage 1 page (or, with ``block``, block) descriptor with the usual fields."""
+    return (pa | (0b01 if block else 0b11) | (attr_index << 2) | (ap << 6) | (sh << 8)
+            | (af << 10) | (ng << 11) | (contiguous << 52) | (pxn << 53) | (uxn << 54))
+
+
+def encode_table(next_table: int, *, ap_table: int = 0, uxn_table: int = 0,
+                 pxn_table: int = 0) -> int:
+    """A stage 1 table descriptor."""
+    return next_table | 0b11 | (pxn_table << 59) | (uxn_table << 60) | (ap_table << 61)

@@ -1,0 +1,116 @@
+"""Architecture features: which optional parts of the VMSA the modelled PE implements.
+
+The default :class:`FeatureSet` implements everything atlab models.  A scenario switches
+features off by name (``{"features": {"FEAT_ATS1A": false}}``) and behaviour follows: AT
+S1E1A without FEAT_ATS1A is UNDEFINED, TCR_ELx.DS is ignored without FEAT_LPA2, and so on.
+
+>>> fs = FeatureSet.all().without(Feature.ATS1A)
+>>> fs.has(Feature.ATS1A), fs.has(Feature.VHE)
+(False, True)
+>>> FeatureSet.all().pa_max
+52
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from atlab.errors import AtlabError
+
+
+class Feature(enum.Enum):
+    """Optional features, named as in the Arm ARM (without the ``FEAT_`` prefix)."""
+
+    VHE = "FEAT_VHE"  # HCR_EL2.E2H, the EL2&0 regime
+    PAN = "FEAT_PAN"  # PSTATE.PAN
+    PAN2 = "FEAT_PAN2"  # AT S1E1RP/WP
+    PAN3 = "FEAT_PAN3"  # SCTLR_ELx.EPAN
+    HPDS = "FEAT_HPDS"  # TCR_ELx.HPD: hierarchical permission disables
+    HPDS2 = "FEAT_HPDS2"  # PBHA bits in descriptors (no effect on PAR)
+    LPA = "FEAT_LPA"  # 52-bit PA with the 64KB granule
+    LPA2 = "FEAT_LPA2"  # TCR_ELx.DS: 52-bit VA/PA with 4KB and 16KB granules
+    LVA = "FEAT_LVA"  # 52-bit VA with the 64KB granule
+    TTST = "FEAT_TTST"  # small translation tables (TxSZ up to 48)
+    E0PD = "FEAT_E0PD"  # TCR_ELx.E0PDn
+    HAFDBS = "FEAT_HAFDBS"  # hardware Access flag and dirty state
+    ATS1A = "FEAT_ATS1A"  # AT S1E1A, AT S1E2A, AT S1E3A
+    XNX = "FEAT_XNX"  # stage 2 XN[1:0]
+    S2FWB = "FEAT_S2FWB"  # HCR_EL2.FWB
+    NV = "FEAT_NV"  # HCR_EL2.{NV,NV1,AT}
+    NV2 = "FEAT_NV2"  # HCR_EL2.NV2
+    TGRAN4 = "FEAT_TGran4K"
+    TGRAN16 = "FEAT_TGran16K"
+    TGRAN64 = "FEAT_TGran64K"
+
+
+_BY_NAME: dict[str, Feature] = {}
+for _f in Feature:
+    _BY_NAME[_f.value] = _f
+    _BY_NAME[_f.name] = _f
+
+
+def feature_by_name(name: str) -> Feature:
+    """Look a feature up by ``FEAT_X`` or ``X``; unknown names raise :class:`AtlabError`."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        known = ", ".join(f.value for f in Feature)
+        raise AtlabError(f"unknown feature {name!r} (known: {known})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSet:
+    """The features a PE implements and its physical address size (``AArch64.PAMax()``)."""
+
+    features: frozenset[Feature]
+    pa_max: int = 52
+
+    @staticmethod
+    def all(pa_max: int = 52) -> FeatureSet:
+        """Everything atlab models (the default)."""
+        return FeatureSet(frozenset(Feature), pa_max)
+
+    def has(self, feature: Feature) -> bool:
+        return feature in self.features
+
+    def without(self, *features: Feature) -> FeatureSet:
+        return FeatureSet(self.features - set(features), self.pa_max)
+
+    def with_(self, *features: Feature) -> FeatureSet:
+        return FeatureSet(self.features | set(features), self.pa_max)
+
+    @staticmethod
+    def from_mapping(spec: Mapping[str, object]) -> FeatureSet:
+        """Start from :meth:`all` and apply ``{"FEAT_X": bool, "PAMax": int}``."""
+        fs = FeatureSet.all()
+        pa_max = fs.pa_max
+        enabled = set(fs.features)
+        for name, value in spec.items():
+            if name in ("PAMax", "pa_max"):
+                if not isinstance(value, int) or value not in (32, 36, 40, 42, 44, 48, 52):
+                    raise AtlabError(
+                        f"PAMax must be one of 32, 36, 40, 42, 44, 48, 52, not {value!r}")
+                pa_max = value
+                continue
+            feat = feature_by_name(name)
+            if not isinstance(value, bool):
+                raise AtlabError(f"feature {name} must be true or false, not {value!r}")
+            if value:
+                enabled.add(feat)
+            else:
+                enabled.discard(feat)
+        return FeatureSet(frozenset(enabled), pa_max)
+
+    def names(self) -> list[str]:
+        return sorted(f.value for f in self.features)
+
+    def __str__(self) -> str:
+        missing = sorted(f.value for f in Feature if f not in self.features)
+        base = f"PAMax={self.pa_max}"
+        return base + (" without " + ", ".join(missing) if missing else " (all features)")
+
+
+def iter_features(names: Iterable[str]) -> list[Feature]:
+    return [feature_by_name(n) for n in names]

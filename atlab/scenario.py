@@ -1,0 +1,226 @@
+"""Scenario files: registers, memory and AT operations, in JSON or YAML.
+
+Format (one scenario, or a list of them)::
+
+    {"name": "...", "comment": "...", "tags": ["..."],      # optional
+     "el": 2,                          # EL that executes the ops: 1, 2 or 3 (default 2)
+     "features": {"FEAT_ATS1A": false}, # optional; default: everything atlab models
+     "sysregs": {"HCR_EL2": "0x80000000", "PSTATE_PAN": 0},   # registers not given are 0
+     "memory": [{"pa": "0x40200120", "u64": "0x0000000040201003"}],
+     "ops": [{"op": "S1E1R", "va": "0x123456789abc", "pan": 1}]}
+
+Unknown keys are ignored (annotated files work); anything malformed raises
+:class:`~atlab.errors.AtlabError` with a one-line message naming the place.
+The ops of a scenario run in order on one memory, so hardware Access-flag updates made by
+one op are seen by the next, as on a real CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from atlab.at import AtResult, run_at
+from atlab.errors import AtlabError
+from atlab.features import FeatureSet
+from atlab.memory import PhysMem
+from atlab.regime import AtOp
+from atlab.sysregs import SysRegs, parse_int
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+
+@dataclass(frozen=True, slots=True)
+class OpSpec:
+    """One AT operation of a scenario, with the expected outcome when the file gives one."""
+
+    op: AtOp
+    va: int
+    pan: int | None = None
+    expected_par: int | _Missing | None = MISSING
+    expected_exception: Mapping[str, object] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    el: int
+    regs: SysRegs
+    memory: tuple[tuple[int, int], ...]
+    ops: tuple[OpSpec, ...]
+    features: FeatureSet = field(default_factory=FeatureSet.all)
+    comment: str = ""
+    tags: tuple[str, ...] = ()
+
+    def fresh_memory(self) -> PhysMem:
+        return PhysMem(dict(self.memory))
+
+    def run(self, *, trace: bool = True, mem: PhysMem | None = None) -> list[AtResult]:
+        """Run every op in order on one memory (AF updates persist between ops)."""
+        mem = mem if mem is not None else self.fresh_memory()
+        return [self._run(spec, mem, trace) for spec in self.ops]
+
+    def run_op(self, spec: OpSpec, *, trace: bool = True, mem: PhysMem | None = None) -> AtResult:
+        """Run one op on a fresh copy of the scenario's memory."""
+        return self._run(spec, mem if mem is not None else self.fresh_memory(), trace)
+
+    def _run(self, spec: OpSpec, mem: PhysMem, trace: bool) -> AtResult:
+        return run_at(spec.op, spec.va, regs=self.regs, mem=mem, features=self.features,
+                      cur_el=self.el, pan=spec.pan, trace=trace)
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"name": self.name}
+        if self.comment:
+            out["comment"] = self.comment
+        if self.tags:
+            out["tags"] = list(self.tags)
+        out["el"] = self.el
+        missing = sorted(f.value for f in FeatureSet.all().features - self.features.features)
+        if missing or self.features.pa_max != 52:
+            feats: dict[str, object] = {name: False for name in missing}
+            if self.features.pa_max != 52:
+                feats["PAMax"] = self.features.pa_max
+            out["features"] = feats
+        out["sysregs"] = self.regs.to_dict()
+        out["memory"] = [{"pa": f"{pa:#x}", "u64": f"0x{v:016x}"} for pa, v in self.memory]
+        ops = []
+        for spec in self.ops:
+            o: dict[str, object] = {"op": spec.op.name, "va": f"{spec.va:#x}"}
+            if spec.pan is not None:
+                o["pan"] = spec.pan
+            if not isinstance(spec.expected_par, _Missing):
+                o["expected_par"] = (None if spec.expected_par is None
+                                     else f"0x{spec.expected_par:016x}")
+            if spec.expected_exception is not None:
+                o["expected_exception"] = dict(spec.expected_exception)
+            ops.append(o)
+        out["ops"] = ops
+        return out
+
+
+def _where(source: str, idx: int | None, name: str | None) -> str:
+    parts = [source]
+    if idx is not None:
+        parts.append(f"scenario {idx}" + (f" ({name!r})" if name else ""))
+    return ": ".join(parts)
+
+
+def parse_scenario(
+    obj: object, *, source: str = "<scenario>", index: int | None = None
+) -> Scenario:
+    """Validate and build one scenario from parsed JSON/YAML."""
+    if not isinstance(obj, Mapping):
+        raise AtlabError(f"{_where(source, index, None)}: a scenario must be a mapping, "
+                         f"not {type(obj).__name__}")
+    name = str(obj.get("name", f"scenario{'' if index is None else index}"))
+    where = _where(source, index, name)
+    try:
+        el = obj.get("el", 2)
+        if isinstance(el, bool) or not isinstance(el, int) or el not in (1, 2, 3):
+            raise AtlabError(f"'el' must be 1, 2 or 3, not {el!r}")
+        feats = obj.get("features", {}) or {}
+        if not isinstance(feats, Mapping):
+            raise AtlabError("'features' must be a mapping of feature names to true/false")
+        features = FeatureSet.from_mapping({str(k): v for k, v in feats.items()})
+        sysregs = obj.get("sysregs", {}) or {}
+        if not isinstance(sysregs, Mapping):
+            raise AtlabError("'sysregs' must be a mapping of register names to values")
+        regs = SysRegs.from_mapping({str(k): v for k, v in sysregs.items()})
+        memory = _parse_memory(obj.get("memory", []) or [])
+        raw_ops = obj.get("ops", [])
+        if not isinstance(raw_ops, Sequence) or isinstance(raw_ops, str | bytes):
+            raise AtlabError("'ops' must be a list")
+        ops = tuple(_parse_op(o, i) for i, o in enumerate(raw_ops))
+        tags = obj.get("tags", []) or []
+        if not isinstance(tags, Sequence) or isinstance(tags, str | bytes):
+            raise AtlabError("'tags' must be a list of strings")
+        return Scenario(name, el, regs, memory, ops, features, str(obj.get("comment", "") or ""),
+                        tuple(str(t) for t in tags))
+    except AtlabError as exc:
+        raise AtlabError(f"{where}: {exc}") from None
+
+
+def _parse_memory(raw: object) -> tuple[tuple[int, int], ...]:
+    if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
+        raise AtlabError("'memory' must be a list of {\"pa\": ..., \"u64\": ...}")
+    words: dict[int, int] = {}
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, Mapping) or "pa" not in entry or "u64" not in entry:
+            raise AtlabError(f"memory entry {i} must have 'pa' and 'u64'")
+        pa = parse_int(entry["pa"], what=f"memory entry {i} pa")
+        value = parse_int(entry["u64"], what=f"memory entry {i} u64")
+        if pa & 7 or pa >= 1 << 56:
+            raise AtlabError(f"memory entry {i}: pa {pa:#x} must be 8-byte aligned and below 2^56")
+        if value >> 64:
+            raise AtlabError(f"memory entry {i}: u64 {value:#x} does not fit in 64 bits")
+        if pa in words and words[pa] != value:
+            raise AtlabError(f"memory entry {i}: pa {pa:#x} is given twice with different values")
+        words[pa] = value
+    return tuple(sorted(words.items()))
+
+
+def _parse_op(raw: object, i: int) -> OpSpec:
+    if not isinstance(raw, Mapping):
+        raise AtlabError(f"op {i} must be a mapping with 'op' and 'va'")
+    if "op" not in raw or "va" not in raw:
+        raise AtlabError(f"op {i} must have 'op' and 'va'")
+    try:
+        op = AtOp.parse(str(raw["op"]))
+        va = parse_int(raw["va"], what="va")
+        if va >> 64:
+            raise AtlabError(f"va {va:#x} does not fit in 64 bits")
+        pan = raw.get("pan")
+        if pan is not None and pan not in (0, 1):
+            raise AtlabError(f"'pan' must be 0 or 1, not {pan!r}")
+        expected: int | _Missing | None = MISSING
+        if "expected_par" in raw:
+            ep = raw["expected_par"]
+            expected = None if ep is None else parse_int(ep, what="expected_par")
+        exc = raw.get("expected_exception")
+        if exc is not None and not isinstance(exc, Mapping):
+            raise AtlabError("'expected_exception' must be a mapping")
+    except AtlabError as e:
+        raise AtlabError(f"op {i}: {e}") from None
+    return OpSpec(op, va, None if pan is None else int(pan), expected, exc)
+
+
+def parse_scenarios(obj: object, *, source: str = "<scenarios>") -> tuple[list[Scenario], bool]:
+    """Parse one scenario or a list; also return whether the input was a list."""
+    if isinstance(obj, Sequence) and not isinstance(obj, str | bytes):
+        return [parse_scenario(o, source=source, index=i) for i, o in enumerate(obj)], True
+    return [parse_scenario(obj, source=source)], False
+
+
+def read_file(path: str | Path) -> object:
+    """Load JSON or YAML (by extension; ``.json`` is JSON, anything else is tried as YAML)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AtlabError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        if p.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise AtlabError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: "
+                         f"{exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        loc = f" at line {mark.line + 1}" if mark is not None else ""
+        raise AtlabError(f"{path}: invalid YAML{loc}: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_scenarios(path: str | Path) -> list[Scenario]:
+    """Every scenario in a JSON or YAML file."""
+    return parse_scenarios(read_file(path), source=str(path))[0]

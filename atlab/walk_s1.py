@@ -1,0 +1,498 @@
+"""The stage 1 walker: walk inputs, the walk itself, and its result.
+
+Structured as in KVM's ``at.c``: :func:`setup_s1_walk` turns registers into walk inputs
+(:class:`S1WalkInfo`, or a level 0 fault), :func:`walk_s1` walks the tables and returns a
+:class:`S1WalkResult`.  Permissions and the PAR are computed by the caller (:mod:`atlab.at`).
+The pseudocode functions each part follows are named in comments (Arm ARM J1.1.4).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from atlab.bits import align_down, bit, bits, mask
+from atlab.errors import AtlabError
+from atlab.faults import Fault, FaultKind
+from atlab.features import Feature, FeatureSet
+from atlab.memory import PhysMem
+from atlab.perms import S1PermBits
+from atlab.regime import Regime
+from atlab.sysregs import SysRegs
+from atlab.trace import WalkStep
+
+FINAL_LEVEL = 3
+
+#: IMPLEMENTATION DEFINED: a TxSZ below the minimum without FEAT_LVA, or above the maximum
+#: without FEAT_TTST, gives a level 0 Translation fault (``AArch64.S1TxSZFaults()``) rather
+#: than being clamped.
+IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS = True
+#: IMPLEMENTATION DEFINED: no Translation fault for a contiguous range larger than the input
+#: address range (``AArch64.ContiguousBitFaults()``).
+IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS = False
+
+
+class Granule(enum.Enum):
+    """Translation granule; the value is log2 of its size (``TGxGranuleBits()``)."""
+
+    K4 = 12
+    K16 = 14
+    K64 = 16
+
+    @property
+    def pgshift(self) -> int:
+        return self.value
+
+    @property
+    def stride(self) -> int:
+        """Index bits resolved per level (granule bits minus 3 for 8-byte descriptors)."""
+        return self.value - 3
+
+    @property
+    def feature(self) -> Feature:
+        return {Granule.K4: Feature.TGRAN4, Granule.K16: Feature.TGRAN16,
+                Granule.K64: Feature.TGRAN64}[self]
+
+    def __str__(self) -> str:
+        return {Granule.K4: "4KB", Granule.K16: "16KB", Granule.K64: "64KB"}[self]
+
+
+_TG0 = {0b00: Granule.K4, 0b01: Granule.K64, 0b10: Granule.K16}
+_TG1 = {0b10: Granule.K4, 0b11: Granule.K64, 0b01: Granule.K16}
+
+
+def decode_tg0(tg0: int, reg: str) -> Granule:
+    """``AArch64.S1DecodeTG0()`` / ``S2DecodeTG0()``; the reserved 0b11 raises."""
+    try:
+        return _TG0[tg0]
+    except KeyError:
+        raise AtlabError(f"{reg}.TG0=0b11 is a reserved granule encoding") from None
+
+
+def decode_tg1(tg1: int, reg: str) -> Granule:
+    """``AArch64.S1DecodeTG1()``: TG1 is encoded differently from TG0; 0b00 is reserved."""
+    try:
+        return _TG1[tg1]
+    except KeyError:
+        raise AtlabError(f"{reg}.TG1=0b00 is a reserved granule encoding") from None
+
+
+_PS_BITS = (32, 36, 40, 42, 44, 48, 52, 56)
+
+
+def physical_address_size(ps: int, granule: Granule, ds: bool, features: FeatureSet) -> int:
+    """``AArch64.PhysicalAddressSize()``: the configured size capped by what the PE supports."""
+    if features.has(Feature.LPA) and (granule is Granule.K64 or ds):
+        max_ps = min(52, features.pa_max)
+    else:
+        max_ps = min(48, features.pa_max)
+    return min(_PS_BITS[ps], max_ps)
+
+
+def start_level(ia_bits: int, granule: Granule) -> int:
+    """``AArch64.S1StartLevel()``: FINAL_LEVEL - ((iasize - 1 - granulebits) DIV stride)."""
+    return FINAL_LEVEL - (ia_bits - 1 - granule.pgshift) // granule.stride
+
+
+def level_lsb(level: int, granule: Granule) -> int:
+    """Lowest input-address bit resolved at ``level``."""
+    return (FINAL_LEVEL - level) * granule.stride + granule.pgshift
+
+
+@dataclass(frozen=True, slots=True)
+class S1WalkInfo:
+    """Stage 1 walk inputs (``S1TTWParams`` plus the regime, like at.c's ``s1_walk_info``)."""
+
+    regime: Regime
+    el: int  # the EL whose permissions the access checks
+    upper: bool  # VA in the upper (TTBR1) range
+    ttbr_name: str
+    tcr_name: str
+    baddr: int  # base of the start-level table, aligned
+    granule: Granule
+    txsz: int
+    ia_bits: int
+    sl: int  # start level
+    oa_bits: int  # output address size (PhysicalAddressSize())
+    ds: bool
+    tbi: bool
+    hpd: bool
+    ha: bool
+    hd: bool
+    wxn: bool
+    ee: bool
+    epan: bool
+    nv1: bool
+    mair: int
+    sh: int  # TCR_ELx.SHn: the shareability of leaves when DS=1
+    lpa_64k: bool  # 64KB granule descriptors carry OA[51:48] in bits [15:12]
+
+    def describe(self) -> str:
+        rng = "TTBR1" if self.upper else "TTBR0"
+        return (f"{self.regime} {rng} ({self.ttbr_name}), {self.granule} granule, "
+                f"{self.tcr_name}.T{'1' if self.upper else '0'}SZ={self.txsz} "
+                f"({self.ia_bits}-bit range), start level {self.sl}, OA size {self.oa_bits} bits"
+                + (", DS=1" if self.ds else "") + (", HPD=1" if self.hpd else "")
+                + (", HA=1" if self.ha else ""))
+
+
+def va_range_upper(va: int) -> bool:
+    """``AArch64.GetVARange()``: bit 55 selects the upper range."""
+    return bool(bit(va, 55))
+
+
+def setup_s1_walk(
+    regs: SysRegs, features: FeatureSet, regime: Regime, el: int, va: int
+) -> S1WalkInfo | Fault:
+    """Registers to walk inputs (``AArch64.GetS1TTWParams()`` and the early checks of
+    ``AArch64.S1Translate()``/``AArch64.S1Walk()``).
+
+    Returns a level 0 fault for: a faulting TxSZ, a VA outside the range (R_?: the bits above
+    the range must all equal the range select, ignoring the top byte with TBI), E0PD for an
+    EL0 access, EPDn=1, and a start-level table address beyond the output address size
+    (Address size fault).
+    """
+    has = features.has
+    upper = va_range_upper(va)
+    if regime is Regime.EL10:
+        tcr_name, sctlr, mair_name = "TCR_EL1", "SCTLR_EL1", "MAIR_EL1"
+    elif regime is Regime.EL3:
+        tcr_name, sctlr, mair_name = "TCR_EL3", "SCTLR_EL3", "MAIR_EL3"
+    else:
+        tcr_name, sctlr, mair_name = "TCR_EL2", "SCTLR_EL2", "MAIR_EL2"
+    tcr = regs[tcr_name]
+    two_ranges = regime.has_unprivileged  # TCR_EL1 layout, TTBR0/TTBR1
+    if two_ranges:
+        n = 1 if upper else 0
+        if upper:
+            epd = bit(tcr, 23)
+            ttbr_name = f"TTBR1_{regime.suffix}"
+            tgx_field = bits(tcr, 31, 30)
+            txsz = bits(tcr, 21, 16)
+        else:
+            epd = bit(tcr, 7)
+            ttbr_name = f"TTBR0_{regime.suffix}"
+            tgx_field = bits(tcr, 15, 14)
+            txsz = bits(tcr, 5, 0)
+        sh = bits(tcr, 29, 28) if upper else bits(tcr, 13, 12)
+        tbi = bit(tcr, 37 + n)
+        hpd = bit(tcr, 41 + n) if has(Feature.HPDS) else 0
+        e0pd = bit(tcr, 55 + n) if has(Feature.E0PD) else 0
+        ps = bits(tcr, 34, 32)
+        ha = bit(tcr, 39)
+        hd = bit(tcr, 40)
+        ds_bit = bit(tcr, 59)
+        if epd:
+            # AArch64.S1Walk(): EPDn=1 gives a level 0 Translation fault.  Every check before
+            # it (TxSZ, VA range, E0PD) gives the same fault, so the granule (even a reserved
+            # TGn encoding) cannot matter on this path.
+            return Fault(FaultKind.TRANSLATION, 0)
+    else:
+        e0pd = 0
+        ttbr_name = f"TTBR0_{regime.suffix}"
+        tgx_field = bits(tcr, 15, 14)
+        txsz = bits(tcr, 5, 0)
+        sh = bits(tcr, 13, 12)
+        tbi = bit(tcr, 20)
+        hpd = bit(tcr, 24) if has(Feature.HPDS) else 0
+        ps = bits(tcr, 18, 16)
+        ha = bit(tcr, 21)
+        hd = bit(tcr, 22)
+        ds_bit = bit(tcr, 32)
+
+    if upper and two_ranges:
+        granule = decode_tg1(tgx_field, tcr_name)
+    else:
+        granule = decode_tg0(tgx_field, tcr_name)
+    if not has(granule.feature):
+        raise AtlabError(f"{tcr_name} selects the {granule} granule, which this PE does not "
+                         f"implement ({granule.feature.value} is off)")
+    if not has(Feature.HAFDBS):
+        ha = hd = 0
+    hd &= ha
+    ds = bool(ds_bit) and granule in (Granule.K4, Granule.K16) and has(Feature.LPA2)
+
+    # AArch64.S1TxSZFaults(), AArch64.S1MinTxSZ(), AArch64.MaxTxSZ()
+    if has(Feature.LVA) and (granule is Granule.K64 or ds):
+        min_txsz = 12
+    else:
+        min_txsz = 16
+    max_txsz = (47 if granule is Granule.K64 else 48) if has(Feature.TTST) else 39
+    if txsz < min_txsz:
+        if has(Feature.LVA) or IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS:
+            return Fault(FaultKind.TRANSLATION, 0)
+        txsz = min_txsz
+    elif txsz > max_txsz:
+        if IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS:
+            return Fault(FaultKind.TRANSLATION, 0)
+        txsz = max_txsz
+    ia_bits = 64 - txsz
+
+    # AArch64.VAIsOutOfRange(): bits [addrtop:iasize] must be all 0 (lower range) or all 1.
+    addrtop = 55 if tbi else 63
+    if addrtop >= ia_bits:
+        top = bits(va, addrtop, ia_bits)
+        all_ones = mask(addrtop - ia_bits, 0)
+        if two_ranges:
+            if (upper and top != all_ones) or (not upper and top != 0):
+                return Fault(FaultKind.TRANSLATION, 0)
+        elif top != 0:
+            return Fault(FaultKind.TRANSLATION, 0)
+
+    if el == 0 and e0pd:
+        return Fault(FaultKind.TRANSLATION, 0)  # FEAT_E0PD: EL0 access faults at level 0
+    sl = start_level(ia_bits, granule)
+    if sl > FINAL_LEVEL:
+        return Fault(FaultKind.TRANSLATION, 0)
+    oa_bits = physical_address_size(ps, granule, ds, features)
+    lpa_64k = granule is Granule.K64 and features.pa_max >= 52 and has(Feature.LPA)
+
+    # AArch64.S1TTBaseAddress(): the start table is aligned to its own size.
+    ttbr = regs[ttbr_name]
+    levels = FINAL_LEVEL - sl
+    tsize = (ia_bits - (levels * granule.stride + granule.pgshift)) + 3
+    if ds or (granule is Granule.K64 and ps == 0b110 and has(Feature.LPA)):
+        tsize = max(tsize, 6)
+        baddr = (bits(ttbr, 5, 2) << 48) | (ttbr & mask(47, 6))
+    else:
+        baddr = ttbr & mask(47, 1)
+    baddr = align_down(baddr, tsize)
+
+    # AArch64.S1Walk(): Address size fault (level 0) for a start table beyond the OA size.
+    if baddr >> oa_bits:
+        return Fault(FaultKind.ADDRESS_SIZE, 0)
+
+    sctlr_val = regs[sctlr]
+    nv1 = False
+    if regime is Regime.EL10 and has(Feature.NV):
+        # EffectiveHCR_EL2_NVx(): NV1 counts only with NV=1 (NV=0, NV1=1 is CONSTRAINED
+        # UNPREDICTABLE; atlab takes the '000' option).
+        nv1 = bool(regs.field("HCR_EL2", "NV") and regs.field("HCR_EL2", "NV1"))
+    return S1WalkInfo(
+        regime=regime, el=el, upper=upper and two_ranges, ttbr_name=ttbr_name,
+        tcr_name=tcr_name, baddr=baddr, granule=granule, txsz=txsz, ia_bits=ia_bits, sl=sl,
+        oa_bits=oa_bits, ds=ds, tbi=bool(tbi), hpd=bool(hpd), ha=bool(ha), hd=bool(hd),
+        wxn=bool(bit(sctlr_val, 19)), ee=bool(bit(sctlr_val, 25)),
+        epan=bool(bit(sctlr_val, 57)) and has(Feature.PAN3) and regime.has_unprivileged,
+        nv1=nv1, mair=regs[mair_name], sh=sh, lpa_64k=lpa_64k,
+    )
+
+
+class DescKind(enum.Enum):
+    INVALID = "invalid"
+    TABLE = "table"
+    BLOCK = "block"
+    PAGE = "page"
+    RESERVED = "reserved"  # valid bit set but not a legal encoding at this level
+
+
+def block_desc_supported(granule: Granule, level: int, ds: bool, features: FeatureSet) -> bool:
+    """``AArch64.BlockDescSupported()``."""
+    if granule is Granule.K4:
+        return (level == 0 and ds) or level in (1, 2)
+    if granule is Granule.K16:
+        return (level == 1 and ds) or level == 2
+    return (level == 1 and features.pa_max >= 52 and features.has(Feature.LPA)) or level == 2
+
+
+def decode_desc_kind(desc: int, level: int, granule: Granule, ds: bool,
+                     features: FeatureSet) -> DescKind:
+    """``AArch64.DecodeDescriptorType()`` for 64-bit descriptors."""
+    if not desc & 1:
+        return DescKind.INVALID
+    if desc & 2:
+        return DescKind.PAGE if level == FINAL_LEVEL else DescKind.TABLE
+    if level != FINAL_LEVEL and block_desc_supported(granule, level, ds, features):
+        return DescKind.BLOCK
+    return DescKind.RESERVED
+
+
+def desc_oa_high(desc: int, *, ds: bool, lpa_64k: bool) -> int:
+    """OA[51:48] carried by a descriptor: bits [15:12] (64KB, FEAT_LPA) or [9:8,49:48] (DS)."""
+    if lpa_64k:
+        return bits(desc, 15, 12) << 48
+    if ds:
+        return (bits(desc, 9, 8) << 50) | (bits(desc, 49, 48) << 48)
+    return 0
+
+
+def next_table_base(desc: int, granule: Granule, ds: bool, lpa_64k: bool) -> int:
+    """``AArch64.NextTableBase()``."""
+    return (desc & mask(47, granule.pgshift)) | desc_oa_high(desc, ds=ds, lpa_64k=lpa_64k)
+
+
+def leaf_base(desc: int, level: int, granule: Granule, ds: bool, lpa_64k: bool) -> int:
+    """``AArch64.S1LeafBase()``: the block or page address."""
+    leafsize = level_lsb(level, granule)
+    return (desc & mask(47, leafsize)) | desc_oa_high(desc, ds=ds, lpa_64k=lpa_64k)
+
+
+class Stage2(Protocol):
+    """What a stage 1 walk needs from stage 2: translate a table address (an IPA)."""
+
+    def translate_ptw(self, ipa: int, *, write: bool, s1_level: int,
+                      trace: list[WalkStep] | None) -> int | Fault:
+        """The PA of a stage 1 table access, or the stage 2 fault (``s1ptw=True``)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class S1WalkResult:
+    """What a stage 1 walk found: a leaf (``fault`` is None) or the fault that ended it."""
+
+    fault: Fault | None
+    level: int
+    desc: int = 0
+    desc_addr: int = 0  # where the leaf descriptor is (IPA under stage 2)
+    desc_pa: int = 0
+    oa: int = 0
+    perm_bits: S1PermBits = field(default_factory=S1PermBits)
+    contiguous: bool = False
+    kind: DescKind = DescKind.INVALID
+    ended: str = ""
+
+
+def describe_desc(desc: int, kind: DescKind, level: int, wi: S1WalkInfo) -> str:
+    """One-line decoded meaning of a stage 1 descriptor."""
+    if kind is DescKind.INVALID:
+        return "bit[0]=0"
+    if kind is DescKind.RESERVED:
+        return f"block encoding not allowed at level {level} ({wi.granule})"
+    if kind is DescKind.TABLE:
+        nxt = next_table_base(desc, wi.granule, wi.ds, wi.lpa_64k)
+        extra = ""
+        if not wi.hpd:
+            apt, xnt = bits(desc, 62, 61), bits(desc, 60, 59)
+            if apt or xnt:
+                extra = f" APTable={apt:02b} UXN/PXNTable={xnt:02b}"
+        return f"next table {nxt:#x}{extra}"
+    base = leaf_base(desc, level, wi.granule, wi.ds, wi.lpa_64k)
+    ap = bits(desc, 7, 6)
+    text = f"OA {base:#x} AttrIndx={bits(desc, 4, 2)} AP={ap:02b}"
+    if not wi.ds:
+        text += f" SH={bits(desc, 9, 8):02b}"
+    text += f" AF={bit(desc, 10)}"
+    if wi.regime.has_unprivileged and not wi.nv1:
+        text += f" PXN={bit(desc, 53)} UXN={bit(desc, 54)}"
+    else:
+        text += f" XN={bit(desc, 54)}"
+    if bit(desc, 52):
+        text += " Contiguous"
+    if bit(desc, 51):
+        text += " DBM"
+    if wi.regime.has_unprivileged and bit(desc, 11):
+        text += " nG"
+    return text
+
+
+def walk_s1(
+    wi: S1WalkInfo,
+    mem: PhysMem,
+    va: int,
+    features: FeatureSet,
+    *,
+    s2: Stage2 | None = None,
+    trace: list[WalkStep] | None = None,
+) -> S1WalkResult:
+    """Walk the stage 1 tables for ``va`` (``AArch64.S1Walk()``).
+
+    Each table access goes through ``s2`` when stage 2 applies (it returns the PA or the
+    stage 2 fault).  ``trace``, when given, receives one :class:`WalkStep` per descriptor.
+    """
+    granule = wi.granule
+    level = wi.sl
+    table = wi.baddr
+    ap_table = uxn_table = pxn_table = 0
+    while True:
+        lsb = level_lsb(level, granule)
+        hi = wi.ia_bits - 1 if level == wi.sl else lsb + granule.stride - 1
+        index = bits(va, hi, lsb)
+        desc_addr = table | (index << 3)
+        s2_steps: list[WalkStep] | None = [] if trace is not None else None
+        if s2 is not None:
+            res = s2.translate_ptw(desc_addr, write=False, s1_level=level, trace=s2_steps)
+            if isinstance(res, Fault):
+                if trace is not None:
+                    trace.append(WalkStep(1, level, table, index, hi, lsb, desc_addr, desc_addr,
+                                          0, "not read", f"stage 2 {res} on the table address",
+                                          s2=tuple(s2_steps or ())))
+                return S1WalkResult(res, level, ended=f"stage 2 fault on the level {level} "
+                                    f"table access: {res}")
+            desc_pa = res
+        else:
+            desc_pa = desc_addr
+        desc = mem.read64(desc_pa, big_endian=wi.ee, purpose=f"S1 L{level} descriptor")
+        kind = decode_desc_kind(desc, level, granule, wi.ds, features)
+        if kind is DescKind.TABLE:
+            if not wi.hpd:
+                # AArch64.S1ApplyTablePerms()
+                if wi.nv1:
+                    ap_table |= bit(desc, 62) << 1
+                    pxn_table |= bit(desc, 60)
+                elif wi.regime.has_unprivileged:
+                    ap_table |= bits(desc, 62, 61)
+                    uxn_table |= bit(desc, 60)
+                    pxn_table |= bit(desc, 59)
+                else:
+                    ap_table |= bit(desc, 62) << 1
+                    uxn_table |= bit(desc, 60)  # XNTable (EL2, EL3)
+        if trace is not None:
+            perms = ""
+            if kind is DescKind.TABLE and (ap_table or uxn_table or pxn_table):
+                perms = f"APTable={ap_table:02b} UXNTable={uxn_table} PXNTable={pxn_table}"
+            trace.append(WalkStep(1, level, table, index, hi, lsb, desc_addr, desc_pa, desc,
+                                  kind.value, describe_desc(desc, kind, level, wi), perms,
+                                  tuple(s2_steps or ())))
+        if kind in (DescKind.INVALID, DescKind.RESERVED):
+            why = "invalid descriptor" if kind is DescKind.INVALID else "reserved encoding"
+            return S1WalkResult(Fault(FaultKind.TRANSLATION, level), level, desc, desc_addr,
+                                desc_pa, kind=kind,
+                                ended=f"translation fault, level {level}: {why}")
+        if kind is DescKind.TABLE:
+            nxt = next_table_base(desc, granule, wi.ds, wi.lpa_64k)
+            if nxt >> wi.oa_bits:
+                return S1WalkResult(Fault(FaultKind.ADDRESS_SIZE, level), level, desc, desc_addr,
+                                    desc_pa, kind=kind,
+                                    ended=f"address size fault, level {level}: next table "
+                                    f"{nxt:#x} is beyond {wi.oa_bits} bits")
+            table = nxt
+            level += 1
+            continue
+        break
+
+    # Leaf: AArch64.S1NextWalkStateLeaf() and the checks at the end of AArch64.S1Walk().
+    base = leaf_base(desc, level, granule, wi.ds, wi.lpa_64k)
+    lsb = level_lsb(level, granule)
+    oa = base | bits(va, lsb - 1, 0)
+    if wi.nv1:
+        pb = S1PermBits(ap=bit(desc, 7) << 1, ap_table=ap_table, pxn=bit(desc, 54),
+                        pxn_table=pxn_table)
+    elif wi.regime.has_unprivileged:
+        pb = S1PermBits(ap=bits(desc, 7, 6), ap_table=ap_table, uxn=bit(desc, 54),
+                        pxn=bit(desc, 53), uxn_table=uxn_table, pxn_table=pxn_table,
+                        dbm=bit(desc, 51))
+    else:
+        pb = S1PermBits(ap=(bit(desc, 7) << 1) | 1, ap_table=ap_table, xn=bit(desc, 54),
+                        xn_table=uxn_table, dbm=bit(desc, 51))
+    # AArch64.ContiguousBit(): RES0 for 4KB level 0, 16KB level 1 and 64KB level 1 blocks.
+    res0_level = 0 if granule is Granule.K4 else 1
+    contiguous = bool(bit(desc, 52)) and level != res0_level
+    if contiguous and IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS:
+        span = lsb + {Granule.K4: 4, Granule.K16: 7 if level == 3 else 5, Granule.K64: 5}[granule]
+        if span > wi.ia_bits:
+            return S1WalkResult(Fault(FaultKind.TRANSLATION, level), level, desc, desc_addr,
+                                desc_pa, perm_bits=pb, contiguous=contiguous, kind=kind,
+                                ended="translation fault: contiguous range beyond the input "
+                                "range")
+    if base >> wi.oa_bits:
+        return S1WalkResult(Fault(FaultKind.ADDRESS_SIZE, level), level, desc, desc_addr, desc_pa,
+                            perm_bits=pb, contiguous=contiguous, kind=kind,
+                            ended=f"address size fault, level {level}: output address {base:#x} is "
+                            f"beyond {wi.oa_bits} bits")
+    if not bit(desc, 10) and not wi.ha:
+        return S1WalkResult(Fault(FaultKind.ACCESS_FLAG, level), level, desc, desc_addr, desc_pa,
+                            perm_bits=pb, contiguous=contiguous, kind=kind,
+                            ended=f"access flag fault, level {level}: AF=0 and {wi.tcr_name}.HA=0")
+    return S1WalkResult(None, level, desc, desc_addr, desc_pa, oa, pb, contiguous, kind,
+                        f"{kind.value} at level {level}: output address {oa:#x}")

@@ -1,0 +1,299 @@
+"""The stage 2 walker (VTCR_EL2/VTTBR_EL2): IPA -> PA for the EL1&0 regime.
+
+Follows ``AArch64.S2Translate()`` and ``AArch64.S2Walk()``: TxSZ and start-level checks
+(``AArch64.S2InvalidSL()``, ``AArch64.S2InconsistentSL()``), concatenated start-level tables
+(up to 16), stage 2 permissions S2AP/XN (``AArch64.S2DirectBasePermissions()``), Access flag
+and address size faults at every level, and the stage 2 memory attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from atlab.attrs import (
+    S2_RESERVED_MEMATTR_AS,
+    s2_memattr_reserved,
+    s2_memattr_to_attr,
+)
+from atlab.bits import bit, bits, mask
+from atlab.errors import AtlabError
+from atlab.faults import Fault, FaultKind
+from atlab.features import Feature, FeatureSet
+from atlab.memory import PhysMem
+from atlab.sysregs import SysRegs
+from atlab.trace import WalkStep
+from atlab.walk_s1 import (
+    FINAL_LEVEL,
+    IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS,
+    DescKind,
+    Granule,
+    decode_desc_kind,
+    decode_tg0,
+    leaf_base,
+    level_lsb,
+    next_table_base,
+    physical_address_size,
+)
+
+#: IMPLEMENTATION DEFINED ("AT updates AF"): an AT instruction sets the Access flag of the
+#: descriptors it uses when hardware AF management is on (TCR_ELx.HA / VTCR_EL2.HA), as
+#: QEMU does.  It never sets dirty state (``AArch64.SetDirtyState()``: not for AT).
+AT_UPDATES_AF = True
+
+
+def stage2_enabled(regs: SysRegs) -> bool:
+    """``walkparams.vm``: HCR_EL2.VM OR HCR_EL2.DC, for the EL1&0 regime with TGE=0.
+
+    With HCR_EL2.TGE=1 the EL1&0 regime is not in use and stage 2 does not apply."""
+    hcr = regs["HCR_EL2"]
+    return bool((bit(hcr, 0) or bit(hcr, 12)) and not bit(hcr, 27))
+
+
+@dataclass(frozen=True, slots=True)
+class S2WalkInfo:
+    """Stage 2 walk inputs (``S2TTWParams``)."""
+
+    granule: Granule
+    txsz: int
+    ia_bits: int
+    sl: int
+    oa_bits: int
+    ds: bool
+    ha: bool
+    hd: bool
+    ee: bool
+    fwb: bool
+    ptw: bool
+    cd: bool
+    sh: int
+    lpa_64k: bool
+    baddr: int
+    concat: int  # number of concatenated start-level tables
+
+    def describe(self) -> str:
+        cat = f", {self.concat} concatenated start tables" if self.concat > 1 else ""
+        return (f"stage 2 {self.granule} granule, VTCR_EL2.T0SZ={self.txsz} ({self.ia_bits}-bit"
+                f" IPA), start level {self.sl}{cat}, OA size {self.oa_bits} bits")
+
+
+def s2_start_level(granule: Granule, sl0: int, sl2: int) -> int:
+    """``AArch64.S2StartLevel()``."""
+    if granule is Granule.K4:
+        return {0b000: 2, 0b001: 1, 0b010: 0, 0b011: 3, 0b100: -1}.get((sl2 << 2) | sl0, 99)
+    return {0b00: 3, 0b01: 2, 0b10: 1, 0b11: 0}[sl0]
+
+
+def _invalid_sl(granule: Granule, sl0: int, sl2: int, ds: bool, features: FeatureSet) -> bool:
+    """``AArch64.S2InvalidSL()``."""
+    pa_max = features.pa_max
+    if granule is Granule.K4:
+        v = (sl2 << 2) | sl0
+        if v in (0b101, 0b111, 0b110):
+            return True
+        if v == 0b100:
+            return pa_max < 52
+        if v == 0b010:
+            return pa_max < 44
+        if v == 0b011:
+            return not features.has(Feature.TTST)
+        return False
+    if granule is Granule.K16:
+        if sl0 == 0b11:
+            return not ds or pa_max < 52
+        if sl0 == 0b10:
+            return pa_max < 42
+        return False
+    if sl0 == 0b11:
+        return True
+    if sl0 == 0b10:
+        return pa_max < 44
+    return False
+
+
+def setup_s2_walk(regs: SysRegs, features: FeatureSet) -> S2WalkInfo | Fault:
+    """VTCR_EL2/VTTBR_EL2 to walk inputs, or the level 0 Translation fault an inconsistent
+    configuration gives (``AArch64.S2Translate()``)."""
+    has = features.has
+    vtcr = regs["VTCR_EL2"]
+    granule = decode_tg0(bits(vtcr, 15, 14), "VTCR_EL2")
+    if not has(granule.feature):
+        raise AtlabError(f"VTCR_EL2 selects the {granule} granule, which this PE does not "
+                         f"implement ({granule.feature.value} is off)")
+    txsz = bits(vtcr, 5, 0)
+    ds = bool(bit(vtcr, 32)) and granule in (Granule.K4, Granule.K16) and has(Feature.LPA2)
+    sl0 = bits(vtcr, 7, 6)
+    sl2 = bit(vtcr, 33) & int(ds) if granule is Granule.K4 and has(Feature.LPA2) else 0
+    ps = bits(vtcr, 18, 16)
+    ha = bool(bit(vtcr, 21)) and has(Feature.HAFDBS)
+    hd = bool(bit(vtcr, 22)) and ha
+    # AArch64.S2MinTxSZ(), AArch64.S2TxSZFaults()
+    if features.pa_max == 52:
+        ips = 52 if (granule is Granule.K64 or ds) else 48
+    else:
+        ips = features.pa_max
+    min_txsz = 64 - ips
+    max_txsz = (47 if granule is Granule.K64 else 48) if has(Feature.TTST) else 39
+    if txsz < min_txsz:
+        if has(Feature.LPA) or IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS:
+            return Fault(FaultKind.TRANSLATION, 0, stage=2)
+        txsz = min_txsz
+    elif txsz > max_txsz:
+        if IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS:
+            return Fault(FaultKind.TRANSLATION, 0, stage=2)
+        txsz = max_txsz
+    ia_bits = 64 - txsz
+    if _invalid_sl(granule, sl0, sl2, ds, features):
+        return Fault(FaultKind.TRANSLATION, 0, stage=2)
+    sl = s2_start_level(granule, sl0, sl2)
+    # AArch64.S2InconsistentSL(): the IPA size must fit the start level, with at most 16
+    # concatenated tables.
+    levels = FINAL_LEVEL - sl
+    sl_min = levels * granule.stride + granule.pgshift + 1
+    sl_max = sl_min + (granule.stride - 1) + 4
+    if not sl_min <= ia_bits <= sl_max:
+        return Fault(FaultKind.TRANSLATION, 0, stage=2)
+    oa_bits = physical_address_size(ps, granule, ds, features)
+    lpa_64k = granule is Granule.K64 and features.pa_max >= 52 and has(Feature.LPA)
+    tsize = (ia_bits - (levels * granule.stride + granule.pgshift)) + 3
+    vttbr = regs["VTTBR_EL2"]
+    if ds or (granule is Granule.K64 and ps == 0b110 and has(Feature.LPA)):
+        tsize = max(tsize, 6)
+        baddr = (bits(vttbr, 5, 2) << 48) | (vttbr & mask(47, 6))
+    else:
+        baddr = vttbr & mask(47, 1)
+    baddr &= ~((1 << tsize) - 1)
+    concat = max(1, 1 << max(0, ia_bits - (levels * granule.stride + granule.pgshift)
+                             - granule.stride))
+    hcr = regs["HCR_EL2"]
+    return S2WalkInfo(
+        granule=granule, txsz=txsz, ia_bits=ia_bits, sl=sl, oa_bits=oa_bits, ds=ds, ha=ha,
+        hd=hd, ee=bool(regs.field("SCTLR_EL2", "EE")),
+        fwb=bool(bit(hcr, 46)) and has(Feature.S2FWB),
+        ptw=bool(bit(hcr, 2)) and not bit(hcr, 27), cd=bool(bit(hcr, 32)),
+        sh=bits(vtcr, 13, 12), lpa_64k=lpa_64k, baddr=baddr, concat=concat,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class S2Result:
+    """A stage 2 translation: the PA and the stage 2 attributes, or the fault."""
+
+    fault: Fault | None
+    pa: int = 0
+    level: int = 0
+    desc: int = 0
+    memattr: int = 0  # MemAttr[3:0] from the descriptor (after the CONSTRAINED choice)
+    attr: int = 0  # MemAttr as a MAIR-style byte (FWB=0 decoding)
+    sh: int = 0
+    s2ap: int = 0
+    xn: int = 0
+    ended: str = ""
+
+
+def describe_s2_desc(desc: int, kind: DescKind, level: int, wi: S2WalkInfo) -> str:
+    if kind is DescKind.INVALID:
+        return "bit[0]=0"
+    if kind is DescKind.RESERVED:
+        return f"block encoding not allowed at level {level} ({wi.granule})"
+    if kind is DescKind.TABLE:
+        return f"next table {next_table_base(desc, wi.granule, wi.ds, wi.lpa_64k):#x}"
+    base = leaf_base(desc, level, wi.granule, wi.ds, wi.lpa_64k)
+    text = (f"OA {base:#x} MemAttr={bits(desc, 5, 2):04b} S2AP={bits(desc, 7, 6):02b} "
+            f"XN={bits(desc, 54, 53):02b} AF={bit(desc, 10)}")
+    if not wi.ds:
+        text += f" SH={bits(desc, 9, 8):02b}"
+    return text
+
+
+def walk_s2(
+    wi: S2WalkInfo,
+    mem: PhysMem,
+    ipa: int,
+    features: FeatureSet,
+    *,
+    write: bool,
+    s1ptw: bool,
+    for_at: bool,
+    trace: list[WalkStep] | None = None,
+) -> S2Result:
+    """Translate ``ipa`` through stage 2 and check the access (read, or ``write``).
+
+    ``s1ptw``: the access is a stage 1 table walk (a fault is then reported with PTW=1 /
+    S1PTW=1, and a Device stage 2 mapping faults when HCR_EL2.PTW=1).  ``for_at``: the
+    access is the AT's own final access (the Access flag is set only if
+    :data:`AT_UPDATES_AF`).
+    """
+    def fail(kind: FaultKind, level: int, why: str) -> S2Result:
+        return S2Result(Fault(kind, level, stage=2, s1ptw=s1ptw, ipa=ipa), level=level,
+                        ended=f"stage 2 {kind.value} fault, level {level}: {why}")
+
+    # AArch64.IPAIsOutOfRange()
+    if ipa >> wi.ia_bits:
+        return fail(FaultKind.TRANSLATION, 0, f"IPA {ipa:#x} beyond {wi.ia_bits} bits")
+    g = wi.granule
+    level = wi.sl
+    table = wi.baddr
+    if table >> wi.oa_bits:
+        return fail(FaultKind.ADDRESS_SIZE, 0, f"VTTBR_EL2 base {table:#x} too large")
+    while True:
+        lsb = level_lsb(level, g)
+        hi = wi.ia_bits - 1 if level == wi.sl else lsb + g.stride - 1
+        index = bits(ipa, hi, lsb)
+        desc_pa = table | (index << 3)
+        desc = mem.read64(desc_pa, big_endian=wi.ee, purpose=f"S2 L{level} descriptor")
+        kind = decode_desc_kind(desc, level, g, wi.ds, features)
+        if trace is not None:
+            trace.append(WalkStep(2, level, table, index, hi, lsb, desc_pa, desc_pa, desc,
+                                  kind.value, describe_s2_desc(desc, kind, level, wi)))
+        if kind in (DescKind.INVALID, DescKind.RESERVED):
+            why = "invalid descriptor" if kind is DescKind.INVALID else "reserved encoding"
+            return fail(FaultKind.TRANSLATION, level, why)
+        if kind is DescKind.TABLE:
+            nxt = next_table_base(desc, g, wi.ds, wi.lpa_64k)
+            if nxt >> wi.oa_bits:
+                return fail(FaultKind.ADDRESS_SIZE, level, f"next table {nxt:#x} too large")
+            table = nxt
+            level += 1
+            continue
+        break
+    base = leaf_base(desc, level, g, wi.ds, wi.lpa_64k)
+    if base >> wi.oa_bits:
+        return fail(FaultKind.ADDRESS_SIZE, level, f"output address {base:#x} too large")
+    if not bit(desc, 10) and not wi.ha:
+        return fail(FaultKind.ACCESS_FLAG, level, "AF=0 and VTCR_EL2.HA=0")
+    memattr = bits(desc, 5, 2)
+    if not wi.fwb and s2_memattr_reserved(memattr):
+        memattr = S2_RESERVED_MEMATTR_AS
+    s2ap = bits(desc, 7, 6)
+    xn = bits(desc, 54, 53) if features.has(Feature.XNX) else bit(desc, 54) << 1
+    sh = wi.sh if wi.ds else bits(desc, 9, 8)
+    # AArch64.S2DirectBasePermissions(), AArch64.S2CheckPermissions()
+    r = bool(s2ap & 1)
+    w = bool(s2ap & 2) or (bool(bit(desc, 51)) and wi.hd)
+    device = (memattr >> 2 == 0) if not wi.fwb else not memattr & 0b0100
+    perm_fault = ""
+    if s1ptw:  # AccessType_TTW: read permission always needed, write for AF/dirty updates
+        if wi.ptw and device:
+            perm_fault = "HCR_EL2.PTW=1 and the stage 1 table is in Device memory"
+        elif not r:
+            perm_fault = "S2AP gives no read access to a stage 1 table"
+        elif write and not w:
+            perm_fault = "S2AP gives no write access for the stage 1 descriptor update"
+    elif write and not w:
+        perm_fault = "S2AP gives no write access"
+    elif not write and not r:
+        perm_fault = "S2AP gives no read access"
+    # Hardware Access flag update (AArch64.SetAccessFlag()): even when the permission check
+    # then fails, the descriptor's AF is set first.
+    if not bit(desc, 10) and wi.ha and (AT_UPDATES_AF or not for_at):
+        new = desc | (1 << 10)
+        mem.write64(desc_pa, new, big_endian=wi.ee, purpose=f"S2 L{level} AF update")
+        if trace is not None:
+            trace.append(WalkStep(2, level, table, 0, 0, 0, desc_pa, desc_pa, new, "update",
+                                  "hardware sets AF", is_write=True))
+    if perm_fault:
+        return fail(FaultKind.PERMISSION, level, perm_fault)
+    lsb = level_lsb(level, g)
+    pa = base | bits(ipa, lsb - 1, 0)
+    return S2Result(None, pa, level, desc, memattr, s2_memattr_to_attr(memattr), sh, s2ap, xn,
+                    ended=f"stage 2 {kind.value} at level {level}: PA {pa:#x}")
