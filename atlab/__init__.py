@@ -9,7 +9,7 @@ with exact PAR_EL1 values checked against QEMU.  The public API:
 >>> mem = PhysMem({0x40200120: 0x40201003, 0x40201688: 0x40202003,
 ...                0x40202598: 0x40203003, 0x40203c48: 0x45678703})
 >>> print(run_at(AtOp.S1E1R, 0x123456789ABC, regs=regs, mem=mem).par)
-PAR_EL1=0xff00000045678b80 F=0 PA=0x45678abc ATTR=0xff SH=ISH NS=1
+PAR_EL1=0xff00000045678b80 F=0 PA=0x45678000 ATTR=0xff SH=ISH NS=1
 """
 
 from atlab.at import AtResult, run_at

@@ -8,7 +8,7 @@ walk of the final IPA for AT S12E* and the PAR (``AArch64.AT()``, ``AArch64.Enco
 >>> from atlab.scenario import load_scenarios
 >>> sc = load_scenarios("tests/data/conformance/smoke.json")[0]
 >>> print(sc.run_op(sc.ops[0]).par)
-PAR_EL1=0xff00000045678b80 F=0 PA=0x45678abc ATTR=0xff SH=ISH NS=1
+PAR_EL1=0xff00000045678b80 F=0 PA=0x45678000 ATTR=0xff SH=ISH NS=1
 """
 
 from __future__ import annotations

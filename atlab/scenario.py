@@ -128,26 +128,31 @@ def parse_scenario(
         el = obj.get("el", 2)
         if isinstance(el, bool) or not isinstance(el, int) or el not in (1, 2, 3):
             raise AtlabError(f"'el' must be 1, 2 or 3, not {el!r}")
-        feats = obj.get("features", {}) or {}
+        feats = _or_default(obj.get("features"), {})
         if not isinstance(feats, Mapping):
             raise AtlabError("'features' must be a mapping of feature names to true/false")
         features = FeatureSet.from_mapping({str(k): v for k, v in feats.items()})
-        sysregs = obj.get("sysregs", {}) or {}
+        sysregs = _or_default(obj.get("sysregs"), {})
         if not isinstance(sysregs, Mapping):
             raise AtlabError("'sysregs' must be a mapping of register names to values")
         regs = SysRegs.from_mapping({str(k): v for k, v in sysregs.items()})
-        memory = _parse_memory(obj.get("memory", []) or [])
+        memory = _parse_memory(_or_default(obj.get("memory"), []))
         raw_ops = obj.get("ops", [])
         if not isinstance(raw_ops, Sequence) or isinstance(raw_ops, str | bytes):
             raise AtlabError("'ops' must be a list")
         ops = tuple(_parse_op(o, i) for i, o in enumerate(raw_ops))
-        tags = obj.get("tags", []) or []
+        tags = _or_default(obj.get("tags"), [])
         if not isinstance(tags, Sequence) or isinstance(tags, str | bytes):
             raise AtlabError("'tags' must be a list of strings")
         return Scenario(name, el, regs, memory, ops, features, str(obj.get("comment", "") or ""),
                         tuple(str(t) for t in tags))
     except AtlabError as exc:
         raise AtlabError(f"{where}: {exc}") from None
+
+
+def _or_default(value: object, default: object) -> object:
+    """A missing or null key takes the default; anything else is validated as given."""
+    return default if value is None else value
 
 
 def _parse_memory(raw: object) -> tuple[tuple[int, int], ...]:

@@ -270,10 +270,21 @@ def layout(name: str, *, e2h: int = 0) -> tuple[Field, ...]:
         raise AtlabError(f"unknown register {name!r}; known: {known}") from None
 
 
+def _index(table: tuple[Field, ...]) -> Mapping[str, Field]:
+    return MappingProxyType({f.name: f for f in table})
+
+
+#: Field lookup by name, per layout (built once; the tables are immutable).
+_FIELD_INDEX: Mapping[int, Mapping[str, Field]] = MappingProxyType(
+    {id(t): _index(t) for t in (*LAYOUTS.values(), _TCR_E2H1_LAYOUT)}
+)
+
+
 def _field(name: str, fname: str, e2h: int) -> Field:
-    for f in layout(name, e2h=e2h):
-        if f.name == fname:
-            return f
+    table = layout(name, e2h=e2h)
+    f = _FIELD_INDEX[id(table)].get(fname)
+    if f is not None:
+        return f
     known = ", ".join(f.name for f in layout(name, e2h=e2h))
     extra = " (HCR_EL2.E2H selects the TCR_EL2 layout)" if name == "TCR_EL2" else ""
     raise AtlabError(f"{name} has no field {fname!r}{extra}; fields: {known}")
