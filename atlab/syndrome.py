@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from atlab.faults import Fault
 
@@ -33,7 +33,7 @@ class TakenException:
     iss: int
     far: int = 0
     hpfar: int = 0
-    reason: str = ""
+    reason: str = field(default="", compare=False)
 
     @property
     def esr(self) -> int:

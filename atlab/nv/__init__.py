@@ -1,0 +1,30 @@
+"""Nested virtualization: how a host hypervisor (L0) emulates AT for a guest hypervisor (L1).
+
+L1's EL2 is virtual: L0 runs it at EL1 with HCR_EL2.NV=1, keeps L1's EL2 registers in memory
+(the *virtual* registers), and never makes L1's stage 2 resident: the hardware only ever sees
+a *shadow* stage 2 (L2 IPA -> PA) that L0 builds lazily.  Every AT L1 executes therefore traps
+to L0, which tries the hardware AT on a loaded context (the fast path) and falls back to a
+software walk that reads L1's (or L2's) tables through the stages L0 knows about.
+
+- :mod:`atlab.nv.model`: the three levels as data (:class:`NvSystem`).
+- :mod:`atlab.nv.routing`: where an AT goes (:func:`route_at`).
+- :mod:`atlab.nv.emulate`: the emulation (:func:`emulate_at`) and its reference.
+"""
+
+from atlab.nv.emulate import KvmBehaviour, NvAtResult, emulate_at, reference_at
+from atlab.nv.model import NvSystem, load_nv_scenarios, parse_nv_scenario
+from atlab.nv.routing import Context, Route, RouteKind, route_at
+
+__all__ = [
+    "Context",
+    "KvmBehaviour",
+    "NvAtResult",
+    "NvSystem",
+    "Route",
+    "RouteKind",
+    "emulate_at",
+    "load_nv_scenarios",
+    "parse_nv_scenario",
+    "reference_at",
+    "route_at",
+]

@@ -1,0 +1,309 @@
+"""Emulating AT for a guest hypervisor, the way KVM must (arch/arm64/kvm/at.c).
+
+``emulate_at`` follows an AT from the running context to its result:
+
+1. :func:`~atlab.nv.routing.route_at` — hardware, trap to L0, forward to L1, or UNDEFINED;
+2. on a trap to L0, the **fast path**: L0 loads the right stage 1 registers into the hardware
+   EL1 registers (L1's EL2 registers for its own regimes — with HCR_EL2.{NV,NV1} when
+   vHCR_EL2.E2H=0 so that EL2 descriptor rules apply — or L2's EL1 registers), puts the
+   stage 2 it has (L0's own stage 2 for L1, or the shadow stage 2) in VTTBR_EL2, and runs the
+   hardware AT (atlab's own walker on the physical context).  It accepts the result only
+   where KVM does: success, or a stage 1 permission or Access flag fault;
+3. otherwise the **software walker**: the same walk, reading L1's tables (and L2's, through
+   L1's stage 2) in L1's IPA space, which L0 resolves through its own stage 2, faulting in
+   its holes invisibly;
+4. the PAR in L1's terms.
+
+:func:`reference_at` is what L1 must see: a plain AT with L1's registers loaded at a real EL2
+and L1's IPA space as physical memory.  "The lie must be perfect": the property tests check
+``emulate_at(...) == reference_at(...)``.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from atlab.at import AtResult, run_at
+from atlab.bits import bit, bits, set_bits
+from atlab.faults import Fault, FaultKind
+from atlab.features import Feature
+from atlab.nv.model import L0_VTCR, NvSystem, page_of
+from atlab.nv.routing import Context, Route, RouteKind, route_at
+from atlab.par import Par
+from atlab.regime import AtOp, Regime, compute_translation_regime
+from atlab.syndrome import EC_DABT_LOWER, TakenException, undefined
+from atlab.sysregs import SysRegs
+from atlab.walk_s2 import S2WalkInfo, setup_s2_walk, stage2_enabled, walk_s2
+
+
+@dataclass(frozen=True, slots=True)
+class KvmBehaviour:
+    """Named places where KVM's emulation differs from the architecture (off by default).
+
+    ``s2_fault_level_from_s1``: for a stage 2 fault during the stage 1 walk, KVM reports the
+    *stage 1* level of the walk instead of the stage 2 level the Arm ARM and QEMU report.
+    ``no_par_bit11_on_s12``: KVM's PAR for a successful AT S12E* lacks RES1 bit 11.
+    """
+
+    s2_fault_level_from_s1: bool = False
+    no_par_bit11_on_s12: bool = False
+
+    @staticmethod
+    def kvm() -> KvmBehaviour:
+        return KvmBehaviour(True, True)
+
+
+@dataclass(frozen=True, slots=True)
+class NvAtResult:
+    """An emulated AT: where it went, what L1 (or L2) sees, and the story of how."""
+
+    op: AtOp
+    va: int
+    context: Context
+    route: Route
+    par: Par | None
+    exception: TakenException | None
+    fast_path: AtResult | None = None
+    fast_path_accepted: bool | None = None
+    software: AtResult | None = None
+    narration: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str:
+        if self.route.kind is not RouteKind.TRAP_L0:
+            return str(self.route.kind.value)
+        return "fast path" if self.fast_path_accepted else "software walker"
+
+    def outcome(self) -> str:
+        if self.par is not None:
+            return str(self.par)
+        if self.exception is not None:
+            return str(self.exception)
+        return "no result"
+
+    def __str__(self) -> str:
+        return "\n".join(self.narration)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<li>{html.escape(line)}</li>" for line in self.narration)
+        return f"<ol>{rows}</ol>"
+
+    def to_dict(self, *, full: bool = False) -> dict[str, object]:
+        out: dict[str, object] = {
+            "op": self.op.name, "va": f"{self.va:#x}",
+            "par": None if self.par is None else f"0x{self.par.value:016x}",
+            "route": self.route.kind.name, "path": self.path,
+        }
+        if self.exception is not None:
+            out["exception"] = self.exception.to_dict()
+        if full:
+            out["narration"] = list(self.narration)
+        return out
+
+
+def _hw_regs_for_l1_el2(vregs: SysRegs, features_nv: bool) -> SysRegs:
+    """L1's EL2 stage 1 registers multiplexed onto the hardware EL1 registers."""
+    e2h = vregs.field("HCR_EL2", "E2H")
+    tcr2 = vregs["TCR_EL2"]
+    if e2h:
+        tcr1 = tcr2
+        ttbr1 = vregs["TTBR1_EL2"]
+    else:
+        # TCR_EL2 (E2H=0 layout) -> TCR_EL1 layout; no TTBR1 range: EPD1=1.
+        tcr1 = (tcr2 & 0xFFFF) | (bits(tcr2, 18, 16) << 32) | (bit(tcr2, 20) << 37)
+        tcr1 |= (bit(tcr2, 21) << 39) | (bit(tcr2, 22) << 40) | (bit(tcr2, 24) << 41)
+        tcr1 |= (bit(tcr2, 32) << 59) | (1 << 23)
+        ttbr1 = 0
+    hcr = (1 << 31) | 1 | (1 << 34)  # RW, VM (L0's stage 2 for L1), E2H (L0 is VHE)
+    if not e2h and features_nv:
+        hcr |= (1 << 42) | (1 << 43)  # NV, NV1: EL1&0 walks use the EL2 descriptor format
+    return SysRegs({
+        "HCR_EL2": hcr, "SCTLR_EL1": vregs["SCTLR_EL2"], "TCR_EL1": tcr1,
+        "TTBR0_EL1": vregs["TTBR0_EL2"], "TTBR1_EL1": ttbr1, "MAIR_EL1": vregs["MAIR_EL2"],
+        "VTCR_EL2": L0_VTCR,
+    })
+
+
+def _hw_regs_for_l2(vregs: SysRegs) -> SysRegs:
+    """L2's EL1 registers loaded as they are; L1's vHCR_EL2 controls that change the EL1&0
+    walk (DC, NV, NV1) folded into the real HCR_EL2; vTGE=1 disables the EL1&0 stage 1."""
+    vhcr = vregs["HCR_EL2"]
+    hcr = (1 << 31) | 1 | (1 << 34)
+    for b in (12, 42, 43):  # DC, NV, NV1
+        hcr |= vhcr & (1 << b)
+    sctlr = vregs["SCTLR_EL1"]
+    if bit(vhcr, 27):
+        sctlr = set_bits(sctlr, 0, 0, 0)
+    return SysRegs({
+        "HCR_EL2": hcr, "SCTLR_EL1": sctlr, "TCR_EL1": vregs["TCR_EL1"],
+        "TTBR0_EL1": vregs["TTBR0_EL1"], "TTBR1_EL1": vregs["TTBR1_EL1"],
+        "MAIR_EL1": vregs["MAIR_EL1"], "VTCR_EL2": L0_VTCR,
+    })
+
+
+_HW_OP = {AtOp.S1E2R: AtOp.S1E1R, AtOp.S1E2W: AtOp.S1E1W, AtOp.S1E2A: AtOp.S1E1A,
+          AtOp.S12E1R: AtOp.S1E1R, AtOp.S12E1W: AtOp.S1E1W, AtOp.S12E0R: AtOp.S1E0R,
+          AtOp.S12E0W: AtOp.S1E0W}
+
+
+def _accept_fast(res: AtResult) -> tuple[bool, str]:
+    """KVM's rule: keep the hardware PAR on success or a stage 1 permission/AF fault."""
+    par = res.par
+    if par is None:
+        return False, "the hardware AT took an exception"
+    if not par.f:
+        return True, "success"
+    fault = Fault.from_fst(par.fault_status, stage=1 + par.s, s1ptw=bool(par.ptw))
+    if par.s == 0 and fault.kind in (FaultKind.PERMISSION, FaultKind.ACCESS_FLAG):
+        return True, f"stage 1 {fault.kind.value} fault: the stage 1 walk itself completed"
+    return False, f"{fault}: the hardware could not walk L1's view of the tables"
+
+
+def _apply_kvm(par: Par, res: AtResult, op: AtOp, kvm: KvmBehaviour) -> Par:
+    value = par.value
+    if kvm.s2_fault_level_from_s1 and par.f and par.s and par.ptw:
+        s1_levels = [s.level for s in res.trace.steps if s.stage == 1 and not s.is_write]
+        if s1_levels:
+            value = set_bits(value, 2, 1, s1_levels[-1] & 3)
+    if kvm.no_par_bit11_on_s12 and op.is_s12 and not par.f:
+        value &= ~(1 << 11)
+    return Par(value)
+
+
+def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None = None,
+               trace: bool = True) -> NvAtResult:
+    """Execute ``AT <op>`` from ``system.context`` and return what the guest sees."""
+    kvm = kvm or KvmBehaviour()
+    vregs, feats = system.vregs, system.features
+    ctx = system.context
+    route = route_at(ctx, op, vregs, feats)
+    story = [f"{ctx.value} executes {op}, VA {va:#x}", f"route: {route}"]
+
+    if route.kind is RouteKind.UNDEFINED:
+        target = 2 if ctx is Context.L1_VEL2 else 1
+        exc = undefined(target, route.reason)
+        story.append(f"=> {exc} (in the guest's terms)")
+        return NvAtResult(op, va, ctx, route, None, exc, narration=tuple(story))
+    if route.kind is RouteKind.FORWARD_L1:
+        ref = run_at(op, va, regs=vregs, mem=system.flat_l1_memory(), features=feats,
+                     cur_el=1, pan=system.pan, trace=False)
+        story.append(f"L0 injects the trap into L1's vEL2: {ref.exception}")
+        return NvAtResult(op, va, ctx, route, ref.par, ref.exception, narration=tuple(story))
+    if route.kind is RouteKind.HARDWARE:
+        return _run_l2_in_hardware(system, op, va, route, story, trace)
+
+    # --- trapped to L0: fast path, then the software walker -----------------------------------
+    choice = compute_translation_regime(op, vregs, feats)
+    story.append(f"L0 computes L1's regime from vHCR_EL2.{{E2H,TGE}}: {choice.regime} "
+                 f"({choice.reason})")
+    own = choice.regime in (Regime.EL2, Regime.EL20)
+    if own:
+        hw_regs = _hw_regs_for_l1_el2(vregs, feats.has(Feature.NV))
+        vttbr = system.materialize_s2(system.l0_stage2_pages(), slot=0)
+        story.append("fast path: L0 loads L1's EL2 stage 1 registers into the hardware EL1 "
+                     "registers and its own stage 2 for L1 into VTTBR_EL2"
+                     + (" (HCR_EL2.{NV,NV1}=1: EL2 descriptor rules)"
+                        if not vregs.field("HCR_EL2", "E2H") else ""))
+    else:
+        hw_regs = _hw_regs_for_l2(vregs)
+        if stage2_enabled(vregs):
+            vttbr = system.materialize_s2(system.shadow, slot=1)
+            story.append(f"fast path: L0 loads L2's EL1 registers and the shadow stage 2 "
+                         f"({len(system.shadow)} entries) into VTTBR_EL2")
+        else:
+            vttbr = system.materialize_s2(system.l0_stage2_pages(), slot=0)
+            story.append("fast path: L0 loads L2's EL1 registers; L1's stage 2 is off, so the "
+                         "hardware stage 2 is L0's own stage 2 for L1")
+    hw_regs = hw_regs.replace(VTTBR_EL2=vttbr)
+    hw_op = _HW_OP.get(op, op)
+    fast = run_at(hw_op, va, regs=hw_regs, mem=system.mem, features=feats, cur_el=2,
+                  pan=system.pan, trace=trace)
+    accepted, why = _accept_fast(fast)
+    story.append(f"hardware {hw_op} -> {fast.par or fast.exception}")
+    if accepted and not op.is_s12:
+        assert fast.par is not None
+        story.append(f"fast path accepted ({why})")
+        par = _apply_kvm(fast.par, fast, op, kvm)
+        story.append(f"=> L1 reads {par}")
+        return NvAtResult(op, va, ctx, route, par, None, fast, True, narration=tuple(story))
+    if accepted:
+        story.append(f"fast path gave the stage 1 result ({why}); AT {op.name} still needs "
+                     "L1's stage 2, which is never resident: software walk")
+    else:
+        story.append(f"fast path rejected ({why}); falling back to the software walker")
+    # SIMPLIFIED: for AT S12E* the software walker redoes stage 1 as well as L1's stage 2.
+    before = len(system.events)
+    soft = run_at(op, va, regs=vregs, mem=system.l1_view(), features=feats, cur_el=2,
+                  pan=system.pan, trace=True)
+    for step in soft.trace.steps:
+        story.append(f"software walk: {step}")
+    for s2 in soft.trace.final_s2:
+        story.append(f"software walk of L1's stage 2: {s2}")
+    for ev in system.events[before:]:
+        story.append(f"L0 (invisible to L1): {ev.what}")
+    soft_par = None if soft.par is None else _apply_kvm(soft.par, soft, op, kvm)
+    story.append(f"=> L1 reads {soft_par if soft_par is not None else soft.exception}")
+    return NvAtResult(op, va, ctx, route, soft_par, soft.exception, fast, accepted, soft,
+                      tuple(story))
+
+
+def _run_l2_in_hardware(system: NvSystem, op: AtOp, va: int, route: Route,
+                        story: list[str], trace: bool) -> NvAtResult:
+    """L2 at EL1 runs the AT itself on the shadow stage 2; a stage 2 abort goes to L0, which
+    fixes the shadow from L1's stage 2 and retries, or injects the abort into L1."""
+    vregs, feats = system.vregs, system.features
+    use_shadow = stage2_enabled(vregs)
+    s2info = setup_s2_walk(vregs, feats) if use_shadow else None
+    for attempt in range(64):
+        pages = system.shadow if use_shadow else system.l0_stage2_pages()
+        vttbr = system.materialize_s2(pages, slot=1 if use_shadow else 0)
+        hw = _hw_regs_for_l2(vregs).replace(VTTBR_EL2=vttbr)
+        res = run_at(op, va, regs=hw, mem=system.mem, features=feats, cur_el=1,
+                     pan=system.pan, trace=trace)
+        exc = res.exception
+        if exc is None or exc.ec != EC_DABT_LOWER:
+            story.append(f"hardware {op} at EL1 -> {res.par or exc}")
+            return NvAtResult(op, va, Context.L2_EL1, route, res.par, exc,
+                              narration=tuple(story))
+        l2_ipa = (exc.hpfar >> 4) << 12
+        story.append(f"attempt {attempt + 1}: stage 2 abort on the walk at L2 IPA "
+                     f"{l2_ipa:#x}: taken to L0")
+        if not use_shadow:
+            system.l1_ipa_to_pa(l2_ipa, allocate=True)
+            story.append("L0 (invisible to L1): maps the page in its own stage 2; retry")
+            continue
+        if isinstance(s2info, Fault) or s2info is None:
+            fault = s2info if isinstance(s2info, Fault) else Fault(FaultKind.TRANSLATION, 0, 2)
+            return _inject(system, op, va, route, story, fault, l2_ipa)
+        assert isinstance(s2info, S2WalkInfo)
+        l1 = walk_s2(s2info, system.l1_view(), l2_ipa, feats, write=False, s1ptw=True,
+                     for_at=False)
+        if l1.fault is not None:
+            return _inject(system, op, va, route, story, l1.fault, l2_ipa)
+        pa = system.l1_ipa_to_pa(l1.pa, allocate=True)
+        assert pa is not None
+        system.shadow[page_of(l2_ipa)] = page_of(pa)
+        story.append(f"L0 walks L1's stage 2: L2 IPA {l2_ipa:#x} -> L1 IPA {l1.pa:#x} -> "
+                     f"PA {pa:#x}; adds it to the shadow stage 2 and retries")
+    raise AssertionError("shadow stage 2 did not converge")  # pragma: no cover
+
+
+def _inject(system: NvSystem, op: AtOp, va: int, route: Route, story: list[str],
+            fault: Fault, l2_ipa: int) -> NvAtResult:
+    iss = fault.fst | (1 << 6) | (1 << 7) | (1 << 8)
+    exc = TakenException(2, EC_DABT_LOWER, iss, far=va, hpfar=(l2_ipa >> 12) << 4,
+                         reason="L1's own stage 2 does not map the table: L0 injects the "
+                         "stage 2 abort into L1")
+    story.append(f"L1's stage 2 faults ({fault}): L0 injects {exc}")
+    return NvAtResult(op, va, Context.L2_EL1, route, None, exc, narration=tuple(story))
+
+
+def reference_at(system: NvSystem, op: AtOp, va: int) -> AtResult | TakenException:
+    """What the guest must see: the plain AT with L1's registers at a real EL2 (or L2 at a
+    real EL1) and L1's IPA space as physical memory."""
+    if system.context is Context.L2_EL0:
+        return undefined(1, "AT at EL0")
+    el = 2 if system.context is Context.L1_VEL2 else 1
+    return run_at(op, va, regs=system.vregs, mem=system.flat_l1_memory(),
+                  features=system.features, cur_el=el, pan=system.pan, trace=False)

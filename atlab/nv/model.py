@@ -1,0 +1,278 @@
+"""The three levels as data: physical memory, L0's stage 2 for the L1 VM (with holes), L1's
+virtual EL2 registers and L2's EL1 registers, and the shadow stage 2.
+
+Addresses: L2 VA -> (L2's stage 1) -> L2 IPA -> (L1's stage 2) -> L1 IPA -> (L0's stage 2)
+-> PA.  L1's memory is described in *L1 IPA space*; L0 decides where each 4KB page really is
+(``backing``) and which of those pages its stage 2 maps right now (``l0_mapped``; the rest
+are holes: not faulted in, or swapped out).  The shadow stage 2 maps L2 IPA pages straight to
+PA pages and may be incomplete or empty at any moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from atlab.errors import AtlabError
+from atlab.features import FeatureSet
+from atlab.memory import PhysMem
+from atlab.nv.routing import Context
+from atlab.scenario import OpSpec, _parse_op, read_file
+from atlab.sysregs import SysRegs, parse_int
+
+PAGE = 12
+#: Where L0 keeps the stage 2 tables it gives the hardware (its own memory, bit 47 set).
+L0_TABLES_BASE = 0x8000_0000_0000
+#: VTCR_EL2 for L0's hardware stage 2 tables: 4KB granule, T0SZ=16, SL0=2 (start level 0),
+#: PS=48 bits, Inner Shareable WB walks, RES1 bit 31.
+L0_VTCR = 0x8005_3590
+#: S2 page descriptor bits: AF, SH=ISH, S2AP=RW, MemAttr=0b1111 (Normal WB), page.
+_S2_PAGE_BITS = 0x7FF
+
+
+def page_of(addr: int) -> int:
+    return addr >> PAGE << PAGE
+
+
+@dataclass(frozen=True, slots=True)
+class L0Event:
+    """Something L0 did that L1 never sees."""
+
+    what: str
+
+
+class NvSystem:
+    """A nested-virtualization machine.  Mutable on purpose: L0 changes its stage 2 and the
+    shadow stage 2 as it runs.  ``vregs`` are L1's virtual registers named as the real ones
+    (``HCR_EL2`` is vHCR_EL2, ``TCR_EL1`` is L2's TCR_EL1 ...)."""
+
+    def __init__(
+        self,
+        *,
+        vregs: SysRegs,
+        l1_memory: Mapping[int, int],
+        backing: Mapping[int, int] | None = None,
+        pa_offset: int = 0x1_0000_0000,
+        holes: Iterable[int] = (),
+        shadow: Mapping[int, int] | None = None,
+        context: Context = Context.L1_VEL2,
+        features: FeatureSet | None = None,
+        pan: int = 0,
+    ) -> None:
+        self.vregs = vregs
+        self.features = features if features is not None else FeatureSet.all()
+        self.context = context
+        self.pan = pan
+        self.backing: dict[int, int] = dict(backing or {})
+        for ipa in l1_memory:
+            self.backing.setdefault(page_of(ipa), page_of(ipa) + pa_offset)
+        for page in self.backing.values():
+            if page >= L0_TABLES_BASE:
+                raise AtlabError(f"backing page {page:#x} collides with L0's own tables")
+        self.mem = PhysMem()
+        for ipa, value in l1_memory.items():
+            self.mem.poke(self.backing[page_of(ipa)] | (ipa & 0xFFF), value)
+        hole_pages = {page_of(h) for h in holes}
+        self.l0_mapped: set[int] = set(self.backing) - hole_pages
+        self.shadow: dict[int, int] = dict(shadow or {})
+        self.events: list[L0Event] = []
+        self._next_free = max([*self.backing.values(), pa_offset], default=pa_offset) + 0x1000
+
+    # --- L0's memory management -----------------------------------------------------------
+    def l1_ipa_to_pa(self, ipa: int, *, allocate: bool) -> int | None:
+        """Where L1 IPA ``ipa`` really is; faults the page into L0's stage 2 if it is a hole
+        (invisible to L1).  Unbacked pages read as zero (``None``) unless ``allocate``."""
+        page = page_of(ipa)
+        pa_page = self.backing.get(page)
+        if pa_page is None:
+            if not allocate:
+                return None
+            pa_page = self._next_free
+            self._next_free += 0x1000
+            self.backing[page] = pa_page
+            self.events.append(L0Event(f"L0 allocates PA {pa_page:#x} for L1 IPA {page:#x}"))
+        if page not in self.l0_mapped:
+            self.l0_mapped.add(page)
+            self.events.append(L0Event(f"L0 faults in L1 IPA {page:#x} -> PA {pa_page:#x} "
+                                       "(a hole in its stage 2)"))
+        return pa_page | (ipa & 0xFFF)
+
+    def l1_view(self) -> IpaSpace:
+        """L1's IPA space as memory, through L0's stage 2 (used by the software walker)."""
+        return IpaSpace(self)
+
+    def flat_l1_memory(self) -> PhysMem:
+        """L1's IPA space as if it were physical memory: the reference machine's memory."""
+        out = PhysMem()
+        reverse = {pa: ipa for ipa, pa in self.backing.items()}
+        for pa, value in self.mem:
+            ipa_page = reverse.get(page_of(pa))
+            if ipa_page is not None:
+                out.poke(ipa_page | (pa & 0xFFF), value)
+        return out
+
+    # --- hardware stage 2 tables L0 builds --------------------------------------------------
+    def materialize_s2(self, pages: Mapping[int, int], slot: int) -> int:
+        """Write 4KB-granule, 4-level stage 2 tables mapping ``pages`` (IPA page -> PA page)
+        into L0's memory; return the VTTBR_EL2 value.  ``slot`` picks a table area."""
+        base = L0_TABLES_BASE + slot * 0x100_0000
+        for pa in list(w for w, _ in self.mem if base <= w < base + 0x100_0000):
+            self.mem.poke(pa, 0)
+        nxt = base + 0x1000
+        tables: dict[tuple[int, int], int] = {}
+        for ipa_page, pa_page in sorted(pages.items()):
+            table = base
+            for level in range(4):
+                index = (ipa_page >> (39 - 9 * level)) & 0x1FF
+                if level == 3:
+                    self.mem.poke(table + 8 * index, pa_page | _S2_PAGE_BITS)
+                    break
+                key = (level, ipa_page >> (39 - 9 * level))
+                if key not in tables:
+                    tables[key] = nxt
+                    nxt += 0x1000
+                self.mem.poke(table + 8 * index, tables[key] | 0b11)
+                table = tables[key]
+        return base
+
+    def l0_stage2_pages(self) -> dict[int, int]:
+        return {ipa: pa for ipa, pa in self.backing.items() if ipa in self.l0_mapped}
+
+    def describe(self) -> str:
+        holes = sorted(set(self.backing) - self.l0_mapped)
+        return (f"{self.context.value}; L0 stage 2 maps {len(self.l0_mapped)} L1 IPA pages"
+                f" ({len(holes)} holes); shadow stage 2 has {len(self.shadow)} entries")
+
+
+class IpaSpace(PhysMem):
+    """L1's IPA space seen through L0's stage 2: reads and writes go to the backing PA;
+    holes are faulted in by L0 on the way (and logged as L0 events)."""
+
+    __slots__ = ("system",)
+
+    def __init__(self, system: NvSystem) -> None:
+        super().__init__()
+        self.system = system
+
+    def read64(self, pa: int, *, big_endian: bool = False, purpose: str = "") -> int:
+        real = self.system.l1_ipa_to_pa(pa, allocate=False)
+        value = 0 if real is None else self.system.mem.read64(real, big_endian=big_endian,
+                                                               purpose=purpose)
+        if self.logging:
+            from atlab.memory import AccessKind, MemAccess
+
+            self.log.append(MemAccess(pa, value, AccessKind.READ,
+                                      f"{purpose} (L1 IPA {pa:#x} -> PA "
+                                      f"{'-' if real is None else hex(real)})"))
+        return value
+
+    def write64(self, pa: int, value: int, *, big_endian: bool = False, purpose: str = "") -> None:
+        real = self.system.l1_ipa_to_pa(pa, allocate=True)
+        assert real is not None
+        self.system.mem.write64(real, value, big_endian=big_endian, purpose=purpose)
+
+    def peek(self, pa: int) -> int:
+        real = self.system.l1_ipa_to_pa(pa, allocate=False)
+        return 0 if real is None else self.system.mem.peek(real)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self.system.flat_l1_memory())
+
+
+# --- NV scenario files -------------------------------------------------------------------
+
+_CONTEXTS = {"L1": Context.L1_VEL2, "L1-vEL2": Context.L1_VEL2, "L2-EL1": Context.L2_EL1,
+             "L2-EL0": Context.L2_EL0}
+
+
+@dataclass(frozen=True, slots=True)
+class NvScenario:
+    name: str
+    context: Context
+    vregs: SysRegs
+    l1_memory: tuple[tuple[int, int], ...]
+    pa_offset: int
+    holes: tuple[int, ...]
+    shadow: tuple[tuple[int, int], ...]
+    ops: tuple[OpSpec, ...]
+    features: FeatureSet
+    kvm_behaviour: bool = False
+    comment: str = ""
+
+    def system(self) -> NvSystem:
+        return NvSystem(vregs=self.vregs, l1_memory=dict(self.l1_memory),
+                        pa_offset=self.pa_offset, holes=self.holes, shadow=dict(self.shadow),
+                        context=self.context, features=self.features,
+                        pan=self.vregs.field("PSTATE_PAN", "PAN"))
+
+
+def parse_nv_scenario(obj: object, *, source: str = "<nv scenario>") -> NvScenario:
+    """Parse one NV scenario::
+
+        {"name": "...", "context": "L1" | "L2-EL1" | "L2-EL0",
+         "vsysregs": {"HCR_EL2": "...", "TCR_EL2": "...", "VTCR_EL2": "...", "TCR_EL1": "..."},
+         "l1_memory": [{"ipa": "0x40200000", "u64": "0x..."}],
+         "l0_stage2": {"pa_offset": "0x100000000", "holes": ["0x40201000"]},
+         "shadow_s2": [{"l2_ipa": "0x...", "pa": "0x..."}],
+         "features": {...}, "kvm_behaviour": false,
+         "ops": [{"op": "S1E2R", "va": "0x..."}]}
+    """
+    from atlab.scenario import _parse_memory
+
+    if not isinstance(obj, Mapping):
+        raise AtlabError(f"{source}: an NV scenario must be a mapping")
+    name = str(obj.get("name", "nv"))
+    try:
+        ctx_name = str(obj.get("context", "L1"))
+        if ctx_name not in _CONTEXTS:
+            raise AtlabError(f"'context' must be one of {', '.join(_CONTEXTS)}, not {ctx_name!r}")
+        raw_regs = obj.get("vsysregs", {})
+        if not isinstance(raw_regs, Mapping):
+            raise AtlabError("'vsysregs' must be a mapping")
+        vregs = SysRegs.from_mapping({str(k): v for k, v in raw_regs.items()})
+        raw_mem = obj.get("l1_memory", [])
+        if not isinstance(raw_mem, list):
+            raise AtlabError("'l1_memory' must be a list of {\"ipa\": ..., \"u64\": ...}")
+        memory = _parse_memory([{"pa": e.get("ipa"), "u64": e.get("u64")}
+                                if isinstance(e, Mapping) else e for e in raw_mem])
+        l0 = obj.get("l0_stage2", {}) or {}
+        if not isinstance(l0, Mapping):
+            raise AtlabError("'l0_stage2' must be a mapping")
+        pa_offset = parse_int(l0.get("pa_offset", 0x1_0000_0000), what="l0_stage2.pa_offset")
+        if pa_offset & 0xFFF:
+            raise AtlabError("l0_stage2.pa_offset must be 4KB aligned")
+        holes_raw = l0.get("holes", [])
+        if not isinstance(holes_raw, list):
+            raise AtlabError("l0_stage2.holes must be a list of L1 IPAs")
+        holes = tuple(page_of(parse_int(h, what="hole")) for h in holes_raw)
+        shadow_raw = obj.get("shadow_s2", [])
+        if not isinstance(shadow_raw, list):
+            raise AtlabError("'shadow_s2' must be a list")
+        shadow = []
+        for i, e in enumerate(shadow_raw):
+            if not isinstance(e, Mapping) or "l2_ipa" not in e or "pa" not in e:
+                raise AtlabError(f"shadow_s2 entry {i} must have 'l2_ipa' and 'pa'")
+            shadow.append((page_of(parse_int(e["l2_ipa"], what="l2_ipa")),
+                           page_of(parse_int(e["pa"], what="pa"))))
+        feats = obj.get("features", {}) or {}
+        if not isinstance(feats, Mapping):
+            raise AtlabError("'features' must be a mapping")
+        features = FeatureSet.from_mapping({str(k): v for k, v in feats.items()})
+        raw_ops = obj.get("ops", [])
+        if not isinstance(raw_ops, list):
+            raise AtlabError("'ops' must be a list")
+        ops = tuple(_parse_op(o, i) for i, o in enumerate(raw_ops))
+        kvm = obj.get("kvm_behaviour", False)
+        if not isinstance(kvm, bool):
+            raise AtlabError("'kvm_behaviour' must be true or false")
+    except AtlabError as exc:
+        raise AtlabError(f"{source}: {name!r}: {exc}") from None
+    return NvScenario(name, _CONTEXTS[ctx_name], vregs, memory, pa_offset, holes,
+                      tuple(shadow), ops, features, kvm, str(obj.get("comment", "") or ""))
+
+
+def load_nv_scenarios(path: str) -> list[NvScenario]:
+    doc = read_file(path)
+    if isinstance(doc, list):
+        return [parse_nv_scenario(d, source=f"{path}[{i}]") for i, d in enumerate(doc)]
+    return [parse_nv_scenario(doc, source=path)]

@@ -1,0 +1,99 @@
+"""Trap routing of AT instructions under nested virtualization.
+
+One function, :func:`route_at`, says what happens when the running context executes an AT.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from atlab.features import Feature, FeatureSet
+from atlab.regime import AtOp
+from atlab.sysregs import SysRegs
+
+
+class Context(enum.Enum):
+    """Which guest context is running on the PE."""
+
+    L1_VEL2 = "L1 at vEL2"  # the guest hypervisor, at physical EL1 with HCR_EL2.NV=1
+    L2_EL1 = "L2 at EL1"  # L1's guest kernel
+    L2_EL0 = "L2 at EL0"  # L1's guest user space
+
+
+class RouteKind(enum.Enum):
+    HARDWARE = "executes in hardware"
+    TRAP_L0 = "traps to L0, which emulates it"
+    FORWARD_L1 = "traps to L0, which forwards it to L1"
+    UNDEFINED = "UNDEFINED"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    kind: RouteKind
+    reason: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.reason} [{self.rule}]"
+
+
+def route_at(context: Context, op: AtOp, vregs: SysRegs, features: FeatureSet) -> Route:
+    """Where an AT executed by ``context`` goes.  ``vregs`` holds L1's *virtual* EL2
+    registers (vHCR_EL2 as ``HCR_EL2`` ...).  L0 runs L1's vEL2 at physical EL1 with
+    HCR_EL2.NV=1 and HCR_EL2.AT=1, and folds L1's vHCR_EL2.{AT,NV} into the real HCR_EL2
+    while L2 runs.
+
+    ================  =====================================  ==================================
+    context           op                                     outcome
+    ================  =====================================  ==================================
+    L1 at vEL2        S1E2*, S12E*                           trap to L0: HCR_EL2.NV=1 (C5.4
+                                                             "Executing AT S1E2R": EL1 with
+                                                             HCR_EL2.NV=1 -> EC 0x18 to EL2)
+    L1 at vEL2        S1E0*, S1E1* (incl. RP/WP/A)           trap to L0: HCR_EL2.AT=1 set by L0,
+                                                             because the hardware EL1 registers
+                                                             hold L1's EL2 context, not L2's
+    L1 at vEL2        S1E3*                                  UNDEFINED (below EL3)
+    L2 at EL1         S1E0*, S1E1*, vHCR_EL2.AT=1            forwarded to L1: L0 sees the trap
+                                                             (it folded AT into HCR_EL2) and
+                                                             injects it into L1's vEL2
+    L2 at EL1         S1E0*, S1E1*, vHCR_EL2.AT=0            hardware: L2's EL1 registers and the
+                                                             shadow stage 2 are loaded; a stage 2
+                                                             abort on the shadow goes to L0
+    L2 at EL1         S1E2*, S12E*, vHCR_EL2.NV=1            forwarded to L1 (L2 is itself a
+                                                             guest hypervisor)
+    L2 at EL1         S1E2*, S12E*, vHCR_EL2.NV=0; S1E3*     UNDEFINED (at EL1)
+    L2 at EL0         any                                    UNDEFINED (AT is UNDEFINED at EL0)
+    any               op whose feature L1 does not see        UNDEFINED (e.g. S1E1A without
+                      (FEAT_PAN2, FEAT_ATS1A)                FEAT_ATS1A)
+    ================  =====================================  ==================================
+    """
+    info = op.info
+    if info.feature is not None and not features.has(info.feature):
+        return Route(RouteKind.UNDEFINED, f"{op} needs {info.feature.value}",
+                     "C5.4: feature not implemented")
+    if context is Context.L2_EL0:
+        return Route(RouteKind.UNDEFINED, "AT instructions are UNDEFINED at EL0",
+                     "C5.4: PSTATE.EL == EL0 -> UNDEFINED")
+    if info.el == 3:
+        return Route(RouteKind.UNDEFINED, f"{op} is UNDEFINED below EL3",
+                     "C5.4: PSTATE.EL < EL3 -> UNDEFINED")
+    el2_op = info.el == 2 or info.stages == 12
+    if context is Context.L1_VEL2:
+        if el2_op:
+            return Route(RouteKind.TRAP_L0, "L1's vEL2 runs at EL1 with HCR_EL2.NV=1",
+                         "C5.4: EL1 && HCR_EL2.NV == 1 -> trap to EL2 (EC 0x18)")
+        return Route(RouteKind.TRAP_L0, "L0 sets HCR_EL2.AT=1 while L1 runs at vEL2",
+                     "C5.4: EL1 && HCR_EL2.AT == 1 -> trap to EL2 (EC 0x18)")
+    nv = features.has(Feature.NV)
+    if el2_op:
+        if nv and vregs.field("HCR_EL2", "NV"):
+            return Route(RouteKind.FORWARD_L1, "L1's vHCR_EL2.NV=1: L2 is a guest hypervisor",
+                         "C5.4: EL1 && HCR_EL2.NV == 1 -> trap to (v)EL2")
+        return Route(RouteKind.UNDEFINED, f"{op} is UNDEFINED at EL1",
+                     "C5.4: EL1 && HCR_EL2.NV == 0 -> UNDEFINED")
+    if nv and vregs.field("HCR_EL2", "AT"):
+        return Route(RouteKind.FORWARD_L1, "L1's vHCR_EL2.AT=1 traps L2's AT to L1",
+                     "C5.4: EL1 && HCR_EL2.AT == 1 -> trap to (v)EL2")
+    return Route(RouteKind.HARDWARE, "L2's EL1 context and the shadow stage 2 are loaded",
+                 "no trap applies")
