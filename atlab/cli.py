@@ -109,6 +109,21 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nv_run(args: argparse.Namespace) -> int:
+    from atlab.nv import KvmBehaviour, emulate_at, load_nv_scenarios
+
+    scenarios = load_nv_scenarios(args.file)
+    out = []
+    for sc in scenarios:
+        system = sc.system()
+        kvm = KvmBehaviour.kvm() if (sc.kvm_behaviour or args.kvm) else KvmBehaviour()
+        rows = [emulate_at(system, spec.op, spec.va, kvm=kvm).to_dict(full=args.full)
+                for spec in sc.ops]
+        out.append(rows)
+    print(json.dumps(out if len(out) > 1 else out[0], indent=2 if args.full else None))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="atlab", description="AArch64 address translation kit")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -130,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--e2h", action="store_true", help="HCR_EL2.E2H=1 layout (reg TCR_EL2)")
     dec.add_argument("--json", action="store_true", help="also print the fields as JSON (reg)")
     dec.set_defaults(func=cmd_decode)
+    nv = sub.add_parser("nv", help="nested virtualization: emulate AT for a guest hypervisor")
+    nv_sub = nv.add_subparsers(dest="nv_cmd", required=True)
+    nv_run = nv_sub.add_parser("run", help="run the ops of an NV scenario file")
+    nv_run.add_argument("file")
+    nv_run.add_argument("--full", action="store_true", help="the narrated trace of each op")
+    nv_run.add_argument("--kvm", action="store_true",
+                        help="apply KVM's known deviations from the architecture")
+    nv_run.set_defaults(func=cmd_nv_run)
     return p
 
 
@@ -144,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `atlab run --full f.json | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

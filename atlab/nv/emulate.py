@@ -237,7 +237,11 @@ def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None 
     soft = run_at(op, va, regs=vregs, mem=system.l1_view(), features=feats, cur_el=2,
                   pan=system.pan, trace=True)
     for step in soft.trace.steps:
-        story.append(f"software walk: {step}")
+        where = system.l1_ipa_to_pa(step.desc_pa, allocate=False)
+        real = "unbacked" if where is None else f"{where:#x}"
+        stage = "L2 IPA" if step.desc_addr != step.desc_pa else "L1 IPA"
+        story.append(f"software walk: {step}  [{stage} {step.desc_addr:#x} -> L1 IPA "
+                     f"{step.desc_pa:#x} -> PA {real}]")
     for s2 in soft.trace.final_s2:
         story.append(f"software walk of L1's stage 2: {s2}")
     for ev in system.events[before:]:
