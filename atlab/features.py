@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from atlab.errors import AtlabError
 
@@ -44,6 +44,10 @@ class Feature(enum.Enum):
     TGRAN16 = "FEAT_TGran16K"
     TGRAN64 = "FEAT_TGran64K"
 
+    def __init__(self, value: str) -> None:
+        # A bit per feature, so that FeatureSet.has() is one AND (walks call it often).
+        self.bit = 1 << len(type(self).__members__)
+
 
 _BY_NAME: dict[str, Feature] = {}
 for _f in Feature:
@@ -66,14 +70,23 @@ class FeatureSet:
 
     features: frozenset[Feature]
     pa_max: int = 52
+    _mask: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        mask = 0
+        for f in self.features:
+            mask |= f.bit
+        object.__setattr__(self, "_mask", mask)
 
     @staticmethod
     def all(pa_max: int = 52) -> FeatureSet:
         """Everything atlab models (the default)."""
+        if pa_max == 52:
+            return _ALL
         return FeatureSet(frozenset(Feature), pa_max)
 
     def has(self, feature: Feature) -> bool:
-        return feature in self.features
+        return bool(self._mask & feature.bit)
 
     def without(self, *features: Feature) -> FeatureSet:
         return FeatureSet(self.features - set(features), self.pa_max)
@@ -110,6 +123,9 @@ class FeatureSet:
         missing = sorted(f.value for f in Feature if f not in self.features)
         base = f"PAMax={self.pa_max}"
         return base + (" without " + ", ".join(missing) if missing else " (all features)")
+
+
+_ALL = FeatureSet(frozenset(Feature), 52)
 
 
 def iter_features(names: Iterable[str]) -> list[Feature]:

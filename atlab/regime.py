@@ -137,21 +137,30 @@ def compute_translation_regime(op: AtOp, regs: SysRegs, features: FeatureSet) ->
     S1E0R/W                   EL1&0, EL0     EL1&0, EL0 †   EL1&0, EL0      EL2&0, EL0
     S1E1R/W, S1E1RP/WP, A     EL1&0, EL1     EL1&0, EL1 †   EL1&0, EL1      EL2&0, EL2
     S1E2R/W, S1E2A            EL2            EL2            EL2&0, EL2      EL2&0, EL2
-    S12E0R/W, S12E1R/W        EL1&0 + S2     EL1&0 + S2 †   EL1&0 + S2      EL1&0 + S2 †
+    S12E0R/W, S12E1R/W        EL1&0 + S2     EL1&0 + S2 †   EL1&0 + S2      EL2&0 (S1 only) ‡
     S1E3R/W, S1E3A            EL3            EL3            EL3             EL3
     ========================  =============  =============  ==============  ================
 
     † With TGE=1 the EL1&0 stage 1 is disabled (``AArch64.S1Enabled()``: ``HCR_EL2.<DC,TGE>``
-    must be ``00``), so those ops return the flat VA->PA mapping; stage 2 likewise behaves as
-    disabled when TGE=1.  ``AArch64.AT()``: "when HCR_EL2.{E2H,TGE} is {1,1} and the requested
-    EL is EL1, the EL2&0 translation regime is used" — only for stage-1-only ops.
+    must be ``00``), so those ops return the flat VA->PA mapping; stage 2 still applies to
+    AT S12E* when HCR_EL2.VM=1 (VM is forced to 0 only when {E2H,TGE}={1,1}).
+    ‡ "Executing AT S12E1R" (C5.4.3): with ELIsInHost(EL0) the op is executed as a stage 1 AT
+    for EL1 (S12E0*: EL0), and ``AArch64.AT()`` moves EL1 to EL2: the EL2&0 regime, accessed
+    from EL2 (S12E1*) or EL0 (S12E0*), without stage 2.
     """
     info = op.info
     e2h, tge = hcr_e2h_tge(regs, features)
     in_host = e2h == 1 and tge == 1  # ELIsInHost(EL0)
     if info.stages == 12:
+        if in_host:
+            # "Executing AT S12E1R" (C5.4.3): with ELIsInHost(EL0) the op runs as
+            # AArch64.AT(..., TranslationStage_1, EL1/EL0), which AArch64.AT() turns into the
+            # EL2&0 regime (EL1 becomes EL2): stage 1 only.
+            el = 2 if info.el == 1 else 0
+            return RegimeChoice(Regime.EL20, el, False,
+                                "HCR_EL2.{E2H,TGE}={1,1}: AT S12E* is a stage 1 AT in EL2&0")
         return RegimeChoice(Regime.EL10, info.el, True,
-                            "AT S12E* always translates in the EL1&0 regime, then stage 2")
+                            "AT S12E* translates in the EL1&0 regime, then stage 2 if enabled")
     if info.el == 3:
         return RegimeChoice(Regime.EL3, 3, False, "AT S1E3* uses the EL3 regime")
     if info.el == 2:

@@ -42,11 +42,12 @@ AT_UPDATES_AF = True
 
 
 def stage2_enabled(regs: SysRegs) -> bool:
-    """``walkparams.vm``: HCR_EL2.VM OR HCR_EL2.DC, for the EL1&0 regime with TGE=0.
+    """``walkparams.vm``: HCR_EL2.VM OR HCR_EL2.DC for the EL1&0 regime.
 
-    With HCR_EL2.TGE=1 the EL1&0 regime is not in use and stage 2 does not apply."""
+    HCR_EL2.VM: "When the Effective value of HCR_EL2.{E2H, TGE} is {1, 1}, the Effective
+    value of this field is 0" (D24.2 HCR_EL2); with {E2H,TGE}={0,1} stage 2 still applies."""
     hcr = regs["HCR_EL2"]
-    return bool((bit(hcr, 0) or bit(hcr, 12)) and not bit(hcr, 27))
+    return bool((bit(hcr, 0) or bit(hcr, 12)) and not (bit(hcr, 27) and bit(hcr, 34)))
 
 
 @dataclass(frozen=True, slots=True)
