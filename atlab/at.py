@@ -161,7 +161,8 @@ def run_at(
     """
     features = features if features is not None else FeatureSet.all()
     va &= mask(63, 0)
-    disp = at_disposition(op, cur_el, regs, features)
+    plan = _plan(op, cur_el, regs, features)
+    disp, choice = plan.disp, plan.choice
     if disp.kind is Disposition.UNDEFINED:
         return AtResult(op, va, cur_el, disp, exception=undefined(cur_el, disp.reason),
                         trace=Trace(ended=disp.reason))
@@ -169,19 +170,20 @@ def run_at(
         info = op.info
         exc = trapped_sys(info.op1, 7, info.crm, info.op2, rt, disp.reason)
         return AtResult(op, va, cur_el, disp, exception=exc, trace=Trace(ended=disp.reason))
-
-    choice = compute_translation_regime(op, regs, features)
+    assert choice is not None
     pstate_pan = regs.field("PSTATE_PAN", "PAN") if pan is None else pan
-    pan_eff = op.info.pan and bool(pstate_pan) and features.has(Feature.PAN)
+    pan_eff = plan.pan_op and bool(pstate_pan)
     steps: list[WalkStep] | None = [] if trace else None
-    notes = [disp.reason, f"regime {choice.regime} (EL{choice.el} access): {choice.reason}"]
+    notes: list[str] = []
+    if trace:
+        notes += [disp.reason, f"regime {choice.regime} (EL{choice.el} access): {choice.reason}"]
 
     s2: _Stage2 | None = None
-    if choice.regime is Regime.EL10 and stage2_enabled(regs):
-        s2 = _Stage2(setup_s2_walk(regs, features), mem, features)
-        if isinstance(s2.info, Fault):
+    if plan.s2_info is not None:
+        s2 = _Stage2(plan.s2_info, mem, features)
+        if trace and isinstance(s2.info, Fault):
             notes.append(f"stage 2 is enabled but misconfigured: {s2.info}")
-        else:
+        elif trace and isinstance(s2.info, S2WalkInfo):
             notes.append(s2.info.describe())
 
     def finish(fault: Fault | None, *, par: Par | None = None, ipa: int | None = None,
@@ -200,7 +202,7 @@ def run_at(
 
     # --- stage 1 -------------------------------------------------------------------------
     regime = choice.regime
-    if not _s1_enabled(regime, regs):
+    if not plan.s1_enabled:
         # AArch64.S1DisabledOutput(): flat mapping, default attributes; bits above PAMax
         # (ignoring the top byte with TBI) give a level 0 Address size fault.
         tbi = _tbi_for(regime, regs, va)
@@ -224,8 +226,9 @@ def run_at(
         wi = setup_s1_walk(regs, features, regime, choice.el, va)
         if isinstance(wi, Fault):
             return finish(wi, ended=f"{wi} before the walk (TxSZ, VA range, EPD/E0PD or TTBR)")
-        wi_text = wi.describe()
-        notes.append(wi_text)
+        wi_text = wi.describe() if trace else ""
+        if trace:
+            notes.append(wi_text)
         s1 = walk_s1(wi, mem, va, features, s2=s2, trace=steps)
         if s1.fault is not None:
             return finish(s1.fault, walk=wi_text, ended=s1.ended)
@@ -278,10 +281,42 @@ def run_at(
         return finish(None, par=par, ipa=ipa, perms=perms, walk=wi_text, ended=ended,
                       final_s2=final)
 
-    par = Par.success(ipa, s1_attr, par_shareability(decode_mair_attr(s1_attr), s1_sh))
+    # PAR_EL1.SH: 0b10 for Device (Attr[7:4]=0) and Normal Inner+Outer NC (0x44) memory.
+    par_sh = 0b10 if (s1_attr >> 4 == 0 or s1_attr == 0x44) else s1_sh
+    par = Par.success(ipa, s1_attr, par_sh)
     what = "IPA" if s2 is not None else "PA"
     return finish(None, par=par, ipa=ipa, perms=perms, walk=wi_text,
-                  ended=f"{op}: VA {va:#x} -> {what} {ipa:#x}")
+                  ended=f"{op}: VA {va:#x} -> {what} {ipa:#x}" if trace else "")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What an AT does before looking at the VA, per register snapshot (memoized)."""
+
+    disp: AtDisposition
+    choice: RegimeChoice | None
+    pan_op: bool  # the op is S1E1RP/WP and FEAT_PAN is implemented
+    s1_enabled: bool
+    s2_info: S2WalkInfo | Fault | None  # stage 2 applies (for table walks and AT S12E*)
+
+
+def _plan(op: AtOp, cur_el: int, regs: SysRegs, features: FeatureSet) -> _Plan:
+    key = ("at-plan", op, cur_el, features)
+    plan = regs.memo.get(key)
+    if plan is None:
+        disp = at_disposition(op, cur_el, regs, features)
+        if disp.kind is not Disposition.EXECUTE:
+            plan = _Plan(disp, None, False, False, None)
+        else:
+            choice = compute_translation_regime(op, regs, features)
+            s2_info: S2WalkInfo | Fault | None = None
+            if choice.regime is Regime.EL10 and stage2_enabled(regs):
+                s2_info = setup_s2_walk(regs, features)
+            plan = _Plan(disp, choice, op.info.pan and features.has(Feature.PAN),
+                         _s1_enabled(choice.regime, regs), s2_info)
+        regs.memo[key] = plan
+    assert isinstance(plan, _Plan)
+    return plan
 
 
 def _s1_enabled(regime: Regime, regs: SysRegs) -> bool:

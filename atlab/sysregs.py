@@ -364,6 +364,10 @@ class SysRegs:
     """
 
     values: Mapping[str, int] = field(default_factory=dict)
+    #: Derived values (decoded walk parameters ...) cached per snapshot.  The snapshot is
+    #: immutable, so anything computed from it alone can be reused; never part of equality.
+    memo: dict[object, object] = field(default_factory=dict, init=False, repr=False,
+                                       compare=False, hash=False)
 
     def __post_init__(self) -> None:
         for name, value in self.values.items():

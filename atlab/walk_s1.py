@@ -127,6 +127,9 @@ class S1WalkInfo:
     mair: int
     sh: int  # TCR_ELx.SHn: the shareability of leaves when DS=1
     lpa_64k: bool  # 64KB granule descriptors carry OA[51:48] in bits [15:12]
+    pgshift: int = 12  # granule.pgshift, kept as a plain int for the walk loop
+    stride: int = 9
+    unpriv: bool = True  # regime.has_unprivileged
 
     def describe(self) -> str:
         rng = "TTBR1" if self.upper else "TTBR0"
@@ -142,19 +145,71 @@ def va_range_upper(va: int) -> bool:
     return bool(bit(va, 55))
 
 
+@dataclass(frozen=True, slots=True)
+class _RangeParams:
+    """The VA-independent part of a stage 1 set-up for one regime and VA range."""
+
+    txsz_fault: bool
+    ia_bits: int
+    tbi: bool
+    two_ranges: bool
+    upper: bool
+    e0pd: bool
+    epd: bool
+    base_fault: Fault | None  # Address size fault of the start table (after range checks)
+    info: S1WalkInfo | None
+
+
 def setup_s1_walk(
     regs: SysRegs, features: FeatureSet, regime: Regime, el: int, va: int
 ) -> S1WalkInfo | Fault:
     """Registers to walk inputs (``AArch64.GetS1TTWParams()`` and the early checks of
     ``AArch64.S1Translate()``/``AArch64.S1Walk()``).
 
-    Returns a level 0 fault for: a faulting TxSZ, a VA outside the range (R_?: the bits above
-    the range must all equal the range select, ignoring the top byte with TBI), E0PD for an
-    EL0 access, EPDn=1, and a start-level table address beyond the output address size
-    (Address size fault).
+    Returns a level 0 fault for: a faulting TxSZ, a VA outside the range (the bits above the
+    range must all equal the range select, ignoring the top byte with TBI:
+    ``AArch64.VAIsOutOfRange()``), E0PD for an EL0 access, EPDn=1, and a start-level table
+    address beyond the output address size (Address size fault).  The checks come in the
+    pseudocode's order; the VA-independent part is computed once per register snapshot.
     """
+    upper = bool(va >> 55 & 1) and regime.has_unprivileged
+    key = (features, regime, el, upper)
+    rp = regs.memo.get(key)
+    if rp is None:
+        rp = _range_params(regs, features, regime, el, upper)
+        regs.memo[key] = rp
+    assert isinstance(rp, _RangeParams)
+    if rp.epd:
+        # AArch64.S1Walk(): EPDn=1 gives a level 0 Translation fault.  Every check before it
+        # (TxSZ, VA range, E0PD) gives the same fault.
+        return _T0
+    if rp.txsz_fault:
+        return _T0
+    # AArch64.VAIsOutOfRange()
+    addrtop = 55 if rp.tbi else 63
+    ia_bits = rp.ia_bits
+    if addrtop >= ia_bits:
+        top = (va >> ia_bits) & ((1 << (addrtop - ia_bits + 1)) - 1)
+        if rp.upper:
+            if top != (1 << (addrtop - ia_bits + 1)) - 1:
+                return _T0
+        elif top != 0:
+            return _T0
+    if rp.e0pd:
+        return _T0  # FEAT_E0PD: an EL0 access to this range faults at level 0
+    if rp.base_fault is not None:
+        return rp.base_fault
+    assert rp.info is not None
+    return rp.info
+
+
+_T0 = Fault(FaultKind.TRANSLATION, 0)
+
+
+def _range_params(
+    regs: SysRegs, features: FeatureSet, regime: Regime, el: int, upper: bool
+) -> _RangeParams:
     has = features.has
-    upper = va_range_upper(va)
     if regime is Regime.EL10:
         tcr_name, sctlr, mair_name = "TCR_EL1", "SCTLR_EL1", "MAIR_EL1"
     elif regime is Regime.EL3:
@@ -184,11 +239,10 @@ def setup_s1_walk(
         hd = bit(tcr, 40)
         ds_bit = bit(tcr, 59)
         if epd:
-            # AArch64.S1Walk(): EPDn=1 gives a level 0 Translation fault.  Every check before
-            # it (TxSZ, VA range, E0PD) gives the same fault, so the granule (even a reserved
-            # TGn encoding) cannot matter on this path.
-            return Fault(FaultKind.TRANSLATION, 0)
+            # The granule (even a reserved TGn encoding) cannot matter: the walk faults.
+            return _RangeParams(False, 64, bool(tbi), True, upper, False, True, None, None)
     else:
+        epd = 0
         e0pd = 0
         ttbr_name = f"TTBR0_{regime.suffix}"
         tgx_field = bits(tcr, 15, 14)
@@ -212,6 +266,7 @@ def setup_s1_walk(
         ha = hd = 0
     hd &= ha
     ds = bool(ds_bit) and granule in (Granule.K4, Granule.K16) and has(Feature.LPA2)
+    e0pd_applies = bool(e0pd) and el == 0
 
     # AArch64.S1TxSZFaults(), AArch64.S1MinTxSZ(), AArch64.MaxTxSZ()
     if has(Feature.LVA) and (granule is Granule.K64 or ds):
@@ -221,30 +276,15 @@ def setup_s1_walk(
     max_txsz = (47 if granule is Granule.K64 else 48) if has(Feature.TTST) else 39
     if txsz < min_txsz:
         if has(Feature.LVA) or IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS:
-            return Fault(FaultKind.TRANSLATION, 0)
+            return _RangeParams(True, 64, bool(tbi), two_ranges, upper, False, False, None, None)
         txsz = min_txsz
     elif txsz > max_txsz:
         if IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS:
-            return Fault(FaultKind.TRANSLATION, 0)
+            return _RangeParams(True, 64, bool(tbi), two_ranges, upper, False, False, None, None)
         txsz = max_txsz
     ia_bits = 64 - txsz
 
-    # AArch64.VAIsOutOfRange(): bits [addrtop:iasize] must be all 0 (lower range) or all 1.
-    addrtop = 55 if tbi else 63
-    if addrtop >= ia_bits:
-        top = bits(va, addrtop, ia_bits)
-        all_ones = mask(addrtop - ia_bits, 0)
-        if two_ranges:
-            if (upper and top != all_ones) or (not upper and top != 0):
-                return Fault(FaultKind.TRANSLATION, 0)
-        elif top != 0:
-            return Fault(FaultKind.TRANSLATION, 0)
-
-    if el == 0 and e0pd:
-        return Fault(FaultKind.TRANSLATION, 0)  # FEAT_E0PD: EL0 access faults at level 0
     sl = start_level(ia_bits, granule)
-    if sl > FINAL_LEVEL:
-        return Fault(FaultKind.TRANSLATION, 0)
     oa_bits = physical_address_size(ps, granule, ds, features)
     lpa_64k = granule is Granule.K64 and features.pa_max >= 52 and has(Feature.LPA)
 
@@ -260,8 +300,7 @@ def setup_s1_walk(
     baddr = align_down(baddr, tsize)
 
     # AArch64.S1Walk(): Address size fault (level 0) for a start table beyond the OA size.
-    if baddr >> oa_bits:
-        return Fault(FaultKind.ADDRESS_SIZE, 0)
+    base_fault = Fault(FaultKind.ADDRESS_SIZE, 0) if baddr >> oa_bits else None
 
     sctlr_val = regs[sctlr]
     nv1 = False
@@ -269,14 +308,17 @@ def setup_s1_walk(
         # EffectiveHCR_EL2_NVx(): NV1 counts only with NV=1 (NV=0, NV1=1 is CONSTRAINED
         # UNPREDICTABLE; atlab takes the '000' option).
         nv1 = bool(regs.field("HCR_EL2", "NV") and regs.field("HCR_EL2", "NV1"))
-    return S1WalkInfo(
+    info = S1WalkInfo(
         regime=regime, el=el, upper=upper and two_ranges, ttbr_name=ttbr_name,
         tcr_name=tcr_name, baddr=baddr, granule=granule, txsz=txsz, ia_bits=ia_bits, sl=sl,
         oa_bits=oa_bits, ds=ds, tbi=bool(tbi), hpd=bool(hpd), ha=bool(ha), hd=bool(hd),
         wxn=bool(bit(sctlr_val, 19)), ee=bool(bit(sctlr_val, 25)),
         epan=bool(bit(sctlr_val, 57)) and has(Feature.PAN3) and regime.has_unprivileged,
         nv1=nv1, mair=regs[mair_name], sh=sh, lpa_64k=lpa_64k,
+        pgshift=granule.pgshift, stride=granule.stride, unpriv=regime.has_unprivileged,
     )
+    return _RangeParams(False, ia_bits, bool(tbi), two_ranges, upper and two_ranges,
+                        e0pd_applies, False, base_fault, info)
 
 
 class DescKind(enum.Enum):
@@ -403,14 +445,20 @@ def walk_s1(
     granule = wi.granule
     level = wi.sl
     table = wi.baddr
+    pgshift, stride, ee = wi.pgshift, wi.stride, wi.ee
+    oa_mask = (1 << 48) - (1 << pgshift)  # descriptor bits [47:pgshift]
+    high = wi.ds or wi.lpa_64k  # descriptors carry OA[51:48] elsewhere
     ap_table = uxn_table = pxn_table = 0
+    read64 = mem.read64
+    logging = mem.logging
     while True:
-        lsb = level_lsb(level, granule)
-        hi = wi.ia_bits - 1 if level == wi.sl else lsb + granule.stride - 1
-        index = bits(va, hi, lsb)
+        lsb = (FINAL_LEVEL - level) * stride + pgshift  # level_lsb()
+        hi = wi.ia_bits - 1 if level == wi.sl else lsb + stride - 1
+        index = (va >> lsb) & ((1 << (hi - lsb + 1)) - 1)
         desc_addr = table | (index << 3)
-        s2_steps: list[WalkStep] | None = [] if trace is not None else None
+        s2_steps: list[WalkStep] | None = None
         if s2 is not None:
+            s2_steps = [] if trace is not None else None
             res = s2.translate_ptw(desc_addr, write=False, s1_level=level, trace=s2_steps)
             if isinstance(res, Fault):
                 if trace is not None:
@@ -422,21 +470,25 @@ def walk_s1(
             desc_pa = res
         else:
             desc_pa = desc_addr
-        desc = mem.read64(desc_pa, big_endian=wi.ee, purpose=f"S1 L{level} descriptor")
-        kind = decode_desc_kind(desc, level, granule, wi.ds, features)
+        desc = read64(desc_pa, big_endian=ee, purpose=f"S1 L{level} descriptor" if logging else "")
+        # AArch64.DecodeDescriptorType(): the common cases inline.
+        if desc & 3 == 3 and level != FINAL_LEVEL:
+            kind = DescKind.TABLE
+        else:
+            kind = decode_desc_kind(desc, level, granule, wi.ds, features)
         if kind is DescKind.TABLE:
             if not wi.hpd:
                 # AArch64.S1ApplyTablePerms()
                 if wi.nv1:
-                    ap_table |= bit(desc, 62) << 1
-                    pxn_table |= bit(desc, 60)
-                elif wi.regime.has_unprivileged:
-                    ap_table |= bits(desc, 62, 61)
-                    uxn_table |= bit(desc, 60)
-                    pxn_table |= bit(desc, 59)
+                    ap_table |= (desc >> 62 & 1) << 1
+                    pxn_table |= desc >> 60 & 1
+                elif wi.unpriv:
+                    ap_table |= desc >> 61 & 3
+                    uxn_table |= desc >> 60 & 1
+                    pxn_table |= desc >> 59 & 1
                 else:
-                    ap_table |= bit(desc, 62) << 1
-                    uxn_table |= bit(desc, 60)  # XNTable (EL2, EL3)
+                    ap_table |= (desc >> 62 & 1) << 1
+                    uxn_table |= desc >> 60 & 1  # XNTable (EL2, EL3)
         if trace is not None:
             perms = ""
             if kind is DescKind.TABLE and (ap_table or uxn_table or pxn_table):
@@ -444,13 +496,11 @@ def walk_s1(
             trace.append(WalkStep(1, level, table, index, hi, lsb, desc_addr, desc_pa, desc,
                                   kind.value, describe_desc(desc, kind, level, wi), perms,
                                   tuple(s2_steps or ())))
-        if kind in (DescKind.INVALID, DescKind.RESERVED):
-            why = "invalid descriptor" if kind is DescKind.INVALID else "reserved encoding"
-            return S1WalkResult(Fault(FaultKind.TRANSLATION, level), level, desc, desc_addr,
-                                desc_pa, kind=kind,
-                                ended=f"translation fault, level {level}: {why}")
         if kind is DescKind.TABLE:
-            nxt = next_table_base(desc, granule, wi.ds, wi.lpa_64k)
+            # AArch64.NextTableBase()
+            nxt = desc & oa_mask
+            if high:
+                nxt |= desc_oa_high(desc, ds=wi.ds, lpa_64k=wi.lpa_64k)
             if nxt >> wi.oa_bits:
                 return S1WalkResult(Fault(FaultKind.ADDRESS_SIZE, level), level, desc, desc_addr,
                                     desc_pa, kind=kind,
@@ -459,25 +509,31 @@ def walk_s1(
             table = nxt
             level += 1
             continue
+        if kind in (DescKind.INVALID, DescKind.RESERVED):
+            why = "invalid descriptor" if kind is DescKind.INVALID else "reserved encoding"
+            return S1WalkResult(Fault(FaultKind.TRANSLATION, level), level, desc, desc_addr,
+                                desc_pa, kind=kind,
+                                ended=f"translation fault, level {level}: {why}")
         break
 
     # Leaf: AArch64.S1NextWalkStateLeaf() and the checks at the end of AArch64.S1Walk().
-    base = leaf_base(desc, level, granule, wi.ds, wi.lpa_64k)
-    lsb = level_lsb(level, granule)
-    oa = base | bits(va, lsb - 1, 0)
+    lsb = (FINAL_LEVEL - level) * stride + pgshift
+    base = desc & ((1 << 48) - (1 << lsb))  # AArch64.S1LeafBase()
+    if high:
+        base |= desc_oa_high(desc, ds=wi.ds, lpa_64k=wi.lpa_64k)
+    oa = base | (va & ((1 << lsb) - 1))
+    # AArch64.S1ApplyOutputPerms(); fields in S1PermBits order:
+    # ap, ap_table, uxn, pxn, xn, uxn_table, pxn_table, xn_table, dbm.
     if wi.nv1:
-        pb = S1PermBits(ap=bit(desc, 7) << 1, ap_table=ap_table, pxn=bit(desc, 54),
-                        pxn_table=pxn_table)
-    elif wi.regime.has_unprivileged:
-        pb = S1PermBits(ap=bits(desc, 7, 6), ap_table=ap_table, uxn=bit(desc, 54),
-                        pxn=bit(desc, 53), uxn_table=uxn_table, pxn_table=pxn_table,
-                        dbm=bit(desc, 51))
+        pb = S1PermBits((desc >> 7 & 1) << 1, ap_table, 0, desc >> 54 & 1, 0, 0, pxn_table)
+    elif wi.unpriv:
+        pb = S1PermBits(desc >> 6 & 3, ap_table, desc >> 54 & 1, desc >> 53 & 1, 0, uxn_table,
+                        pxn_table, 0, desc >> 51 & 1)
     else:
-        pb = S1PermBits(ap=(bit(desc, 7) << 1) | 1, ap_table=ap_table, xn=bit(desc, 54),
-                        xn_table=uxn_table, dbm=bit(desc, 51))
+        pb = S1PermBits((desc >> 6 & 2) | 1, ap_table, 0, 0, desc >> 54 & 1, 0, 0, uxn_table,
+                        desc >> 51 & 1)
     # AArch64.ContiguousBit(): RES0 for 4KB level 0, 16KB level 1 and 64KB level 1 blocks.
-    res0_level = 0 if granule is Granule.K4 else 1
-    contiguous = bool(bit(desc, 52)) and level != res0_level
+    contiguous = bool(desc >> 52 & 1) and level != (0 if pgshift == 12 else 1)
     if contiguous and IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS:
         span = lsb + {Granule.K4: 4, Granule.K16: 7 if level == 3 else 5, Granule.K64: 5}[granule]
         if span > wi.ia_bits:
@@ -490,9 +546,9 @@ def walk_s1(
                             perm_bits=pb, contiguous=contiguous, kind=kind,
                             ended=f"address size fault, level {level}: output address {base:#x} is "
                             f"beyond {wi.oa_bits} bits")
-    if not bit(desc, 10) and not wi.ha:
+    if not desc >> 10 & 1 and not wi.ha:
         return S1WalkResult(Fault(FaultKind.ACCESS_FLAG, level), level, desc, desc_addr, desc_pa,
                             perm_bits=pb, contiguous=contiguous, kind=kind,
                             ended=f"access flag fault, level {level}: AF=0 and {wi.tcr_name}.HA=0")
-    return S1WalkResult(None, level, desc, desc_addr, desc_pa, oa, pb, contiguous, kind,
-                        f"{kind.value} at level {level}: output address {oa:#x}")
+    ended = f"{kind.value} at level {level}: output address {oa:#x}" if trace is not None else ""
+    return S1WalkResult(None, level, desc, desc_addr, desc_pa, oa, pb, contiguous, kind, ended)
