@@ -59,7 +59,7 @@ class Trace:
 
     @property
     def s1_accesses(self) -> int:
-        return sum(1 for s in self.steps if not s.is_write)
+        return sum(1 for s in self.steps if not s.is_write and s.kind != "not read")
 
     @property
     def s2_accesses(self) -> int:

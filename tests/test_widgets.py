@@ -1,0 +1,258 @@
+"""The widget objects: set a control in Python, check the state and the output they show."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import ipywidgets as w
+import pytest
+
+from atlab import AtOp, Regime, load_scenarios
+from atlab.nv import Context, load_nv_scenarios
+from atlab.widgets import (
+    Decoder,
+    NvExplorer,
+    RegimeExplorer,
+    WalkStepper,
+    make_decoder,
+    make_nv_explorer,
+    make_regime_explorer,
+    make_walk_stepper,
+)
+from atlab.widgets.regime import cell_text, with_e2h_tge
+from atlab.widgets.stepper import granule_of
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = {s.name: s for s in load_scenarios(ROOT / "tests/data/conformance/smoke.json")}
+NV = load_nv_scenarios(str(ROOT / "examples/nv_l1_guest_hypervisor.json"))[0]
+
+
+def test_every_explorer_is_a_widget() -> None:
+    sc = SMOKE["c_stage2"]
+    for widget in (make_regime_explorer(SMOKE["e_vhe_e2h1_tge0"]),
+                   make_walk_stepper(sc.run_op(sc.ops[0])), make_decoder(),
+                   make_nv_explorer(NV)):
+        assert isinstance(widget, w.VBox)
+        assert widget.error.message == ""
+
+
+# --- regime explorer: AArch64.AT() + TranslationRegime(), HCR_EL2.{E2H,TGE} ----------------------
+@pytest.mark.parametrize(
+    ("e2h", "tge", "op", "regime", "ttbr", "pa"),
+    [
+        (1, 0, AtOp.S1E1R, Regime.EL10, "TTBR0_EL1", 0x45678000),
+        (1, 1, AtOp.S1E1R, Regime.EL20, "TTBR0_EL2", 0x4ABCD000),
+        (0, 1, AtOp.S1E1R, Regime.EL10, "TTBR0_EL1", 0x123456789000),  # S1 off with TGE=1
+        (1, 0, AtOp.S1E2R, Regime.EL20, "TTBR0_EL2", 0x4ABCD000),
+    ],
+    ids=["E2H1-TGE0-S1E1R->EL10", "E2H1-TGE1-S1E1R->EL20", "E2H0-TGE1-S1E1R->EL10-S1off",
+         "E2H1-TGE0-S1E2R->EL20"],
+)
+def test_regime_explorer_toggles(e2h: int, tge: int, op: AtOp, regime: Regime, ttbr: str,
+                                 pa: int) -> None:
+    rx = RegimeExplorer(SMOKE["e_vhe_e2h1_tge0"])
+    rx.op.value = op
+    rx.e2h.value = e2h
+    rx.tge.value = tge
+    assert rx.error.message == ""
+    assert rx.choice is not None and rx.choice.regime is regime
+    assert rx.registers[0] == ttbr
+    assert rx.result is not None and rx.result.par is not None and rx.result.par.pa == pa
+    assert html.escape(str(regime)) in rx.regime_html.value
+    assert f"{pa:#x}" in rx.par_html.value
+    assert rx.table_html.value.count("atlab-current-cell") == 1
+
+
+def test_regime_table_highlights_the_current_cell() -> None:
+    rx = RegimeExplorer(SMOKE["e_vhe_e2h1_tge0"])
+    rx.e2h.value, rx.tge.value = 1, 1
+    rx.op.value = AtOp.S1E0R
+    cell = rx.table_html.value.split("atlab-current-cell")[1].split("</td>")[0]
+    assert "EL2&amp;0, EL0" in cell
+    regs = with_e2h_tge(SMOKE["e_vhe_e2h1_tge0"].regs, 0, 1)
+    assert cell_text(AtOp.S1E1R, regs, SMOKE["e_vhe_e2h1_tge0"].features) == \
+        "EL1&0, EL1 (S1 off: TGE=1)"
+
+
+def test_regime_explorer_stage2_registers() -> None:
+    rx = RegimeExplorer(SMOKE["c_stage2"])
+    assert rx.op.value is AtOp.S12E1R
+    assert rx.registers == ["TTBR0_EL1", "TCR_EL1", "SCTLR_EL1", "MAIR_EL1", "VTTBR_EL2",
+                            "VTCR_EL2"]
+    rx.va.value = "0xffff800000000000"
+    assert rx.registers[0] == "TTBR1_EL1"
+
+
+def test_regime_explorer_errors_inline() -> None:
+    rx = RegimeExplorer(SMOKE["e_vhe_e2h1_tge0"])
+    rx.va.value = "not hex"
+    assert "not a number" in rx.error.message
+    assert "&#9888;" in rx.error.value
+    rx.va.value = "0x1" + "0" * 17  # 69 bits
+    assert "does not fit in 64 bits" in rx.error.message
+    rx.va.value = "0x123456789000"
+    assert rx.error.message == ""
+    rx.tge.value = 1
+    rx.el.value = 1  # nothing runs at EL1 with TGE=1
+    assert "TGE=1" in rx.error.message and rx.result is None
+    assert rx.choice is not None  # the regime is still shown
+    rx.el.value = 2
+    assert rx.error.message == "" and rx.result is not None
+
+
+# --- walk stepper -------------------------------------------------------------------------------
+def test_walk_stepper_nested_step_back() -> None:
+    sc = SMOKE["c_stage2"]
+    res = sc.run_op(sc.ops[0])
+    st = WalkStepper(res)
+    assert st.mode.value == "nested 2-D" and len(st.accesses) == 15
+    assert st.picture.value[:4] == b"\x89PNG"
+    first = st.picture.value
+    st.step_button.click()
+    assert st.position.value == 1 and st.picture.value != first
+    st.step()
+    assert st.current is not None and (st.current.step.stage, st.current.step.level) == (1, 0)
+    assert "S1 L0 descriptor" in st.descriptor_html.value
+    assert "next_table" in st.descriptor_html.value
+    st.back_button.click()
+    assert st.position.value == 1
+    assert st.ended_html.value == ""
+    st.position.value = 14
+    assert st.at_end and "why the walk ended" in st.ended_html.value
+    assert "PA 0x45678123" in st.ended_html.value
+    assert "effective stage 1 rights: RWX" in st.perms_html.value
+    st.step()  # stays on the last access
+    assert st.position.value == 14
+    st.position.value = 0
+    st.back()
+    assert st.position.value == 0
+
+
+def test_walk_stepper_modes() -> None:
+    sc = SMOKE["c_stage2"]
+    st = WalkStepper(sc.run_op(sc.ops[0]), mode="stage 1")
+    assert list(st.mode.options) == ["stage 1", "stage 2", "nested 2-D"]
+    assert len(st.accesses) == 4 and st.position.max == 3 and st.play.max == 3
+    st.position.value = 3
+    st.mode.value = "stage 2"
+    assert st.position.value == 0 and len(st.accesses) == 3
+    assert st.current is not None and st.current.step.stage == 2
+    flat = SMOKE["a_el1_4k_48bit"]
+    st = WalkStepper(flat.run_op(flat.ops[0]).trace)
+    assert list(st.mode.options) == ["stage 1"]
+    with pytest.raises(Exception, match="not available"):
+        WalkStepper(flat.run_op(flat.ops[0]), mode="nested 2-D")
+
+
+def test_walk_stepper_fault_and_empty_walk() -> None:
+    sc = SMOKE["c_stage2"]
+    st = WalkStepper(sc.run_op(sc.ops[4]))  # stage 2 fault on the S1 L0 table address
+    st.position.value = st.position.max
+    assert "#D55E00" in st.ended_html.value and "translation L2 S2" in st.ended_html.value
+    flat = SMOKE["a_el1_4k_48bit"]
+    st = WalkStepper(flat.run_op(flat.ops[5]))  # faults before the walk
+    assert st.accesses == [] and "no descriptor was read" in st.counter.value
+    assert "before the walk" in st.ended_html.value
+
+
+def test_granule_of_steps() -> None:
+    sc = SMOKE["a_el1_4k_48bit"]
+    steps = sc.run_op(sc.ops[0]).trace.steps
+    assert {granule_of(s).name for s in steps} == {"K4"}
+
+
+# --- decoder ------------------------------------------------------------------------------------
+def test_decoder_par_descriptor_register() -> None:
+    d = Decoder()
+    d.value.value = "0xb0d"
+    assert d.fields == {"F": 1, "FST": 6, "PTW": 1, "S": 1}
+    assert d.picture.layout.display == ""
+    d.kind.value = "descriptor"
+    d.value.value = "0x45678703"
+    assert d.fields["kind"] == "page" and d.fields["OA"] == 0x45678000
+    assert d.picture.layout.display == "none"
+    d.level.value = 2
+    assert d.fields["kind"] == "table"  # bits[1:0]=0b11 below level 3
+    d.value.value = "0x40200701"
+    assert d.fields["kind"] == "block" and d.fields["OA"] == 0x40200000
+    d.kind.value = "register"
+    d.register.value = "TCR_EL1"
+    d.value.value = "0x500803510"
+    assert d.fields["T0SZ"] == 16 and d.fields["IPS"] == 5
+    assert "48 bits" in d.fields_html.value
+
+
+def test_decoder_errors_inline() -> None:
+    d = Decoder()
+    d.value.value = ""
+    assert "type a value" in d.error.message
+    d.value.value = "0x1" + "0" * 16
+    assert "does not fit" in d.error.message and d.fields == {}
+    d.value.value = "0x81f"
+    assert d.error.message == "" and d.fields["FST"] == 0xF
+
+
+# --- NV explorer --------------------------------------------------------------------------------
+def test_nv_explorer_fast_path_after_fault_in() -> None:
+    nx = NvExplorer(NV)
+    assert nx.result is not None and nx.result.path == "software walker"
+    assert "traps to L0" in nx.route_html.value
+    assert nx.picture.value[:4] == b"\x89PNG"
+    nx.run_button.click()
+    assert nx.result is not None and nx.result.path == "fast path"
+    nx.op.value = AtOp.S1E3R
+    assert nx.result is not None and nx.result.path == "UNDEFINED"
+
+
+def test_nv_explorer_context_and_vhcr_bits() -> None:
+    nx = NvExplorer(NV)
+    nx.op.value = AtOp.S1E1R
+    nx.context.value = Context.L2_EL1
+    assert nx.result is not None and nx.result.route.kind.name == "HARDWARE"
+    nx.bits["AT"].value = True  # vHCR_EL2.AT=1: L2's AT is forwarded to L1
+    assert nx.result is not None and nx.result.route.kind.name == "FORWARD_L1"
+    assert nx.vregs().field("HCR_EL2", "AT") == 1
+    nx.context.value = Context.L2_EL0
+    assert nx.result is not None and nx.result.path == "UNDEFINED"
+    nx.va.value = "0xg"
+    assert "not a number" in nx.error.message and nx.result is None
+
+
+# --- page-table builder -------------------------------------------------------------------------
+def test_page_table_builder_map_unmap_export() -> None:
+    import json
+
+    from atlab import Regime, parse_scenario
+    from atlab.widgets import PageTableBuilder
+
+    b = PageTableBuilder()
+    b.add_button.click()  # the default 2MB mapping at VA 0x400000
+    assert b.error.message == "" and b.dump is not None and len(b.dump.ranges) == 1
+    assert b.dump.ranges[0].kind == "BLK" and "TTBR0_EL1=" in b.regs_html.value
+    b.va.value, b.pa.value, b.size.value = "0x800000", "0x90000000", "0x3000"
+    b.add()
+    b.va.value, b.size.value = "0x801000", "0x1000"
+    b.remove_button.click()
+    assert [hex(r.start) for r in b.dump.ranges] == ["0x400000", "0x800000", "0x802000"]
+    b.regime.value = Regime.EL2
+    assert "TTBR0_EL2" in b.dump.title
+    b.export_button.click()
+    sc = parse_scenario(json.loads(b.export_text.value))
+    assert [r.par.pa for r in sc.run() if r.par is not None] == [0x80000000, 0x90000000]
+
+
+def test_page_table_builder_errors_inline() -> None:
+    from atlab import Granule
+    from atlab.widgets import PageTableBuilder
+
+    b = PageTableBuilder()
+    b.remove()
+    assert "nothing is mapped" in b.error.message
+    b.va.value = "zz"
+    b.add()
+    assert "not a number" in b.error.message and b.mappings == []
+    b.va.value, b.size.value = "0x800000", "0x3000"
+    b.add()
+    b.granule.value = Granule.K64  # 0x3000 is not 64KB aligned: the old tables stay
+    assert "not aligned" in b.error.message and len(b.mappings) == 1
