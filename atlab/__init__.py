@@ -13,13 +13,15 @@ PAR_EL1=0xff00000045678b80 F=0 PA=0x45678000 ATTR=0xff SH=ISH NS=1
 """
 
 from atlab.at import AtResult, run_at
+from atlab.builder import S1Attrs, S1Builder, S2Attrs, S2Builder, TableAllocator, scenario_dict
 from atlab.errors import AtlabError
 from atlab.faults import Fault, FaultKind
 from atlab.features import Feature, FeatureSet
 from atlab.memory import PhysMem
 from atlab.par import Par
+from atlab.ptdump import MappedRange, PtDump, ptdump, ptdump_s2
 from atlab.regime import AtOp, Regime, at_disposition, compute_translation_regime
-from atlab.scenario import OpSpec, Scenario, load_scenarios, parse_scenario
+from atlab.scenario import OpSpec, Scenario, load_scenarios, parse_scenario, save_scenarios
 from atlab.syndrome import TakenException
 from atlab.sysregs import SysRegs
 from atlab.trace import Trace, WalkStep
@@ -34,12 +36,19 @@ __all__ = [
     "Feature",
     "FeatureSet",
     "Granule",
+    "MappedRange",
     "OpSpec",
     "Par",
     "PhysMem",
+    "PtDump",
     "Regime",
+    "S1Attrs",
+    "S1Builder",
+    "S2Attrs",
+    "S2Builder",
     "Scenario",
     "SysRegs",
+    "TableAllocator",
     "TakenException",
     "Trace",
     "WalkStep",
@@ -47,6 +56,10 @@ __all__ = [
     "compute_translation_regime",
     "load_scenarios",
     "parse_scenario",
+    "ptdump",
+    "ptdump_s2",
     "run_at",
+    "save_scenarios",
+    "scenario_dict",
 ]
 __version__ = "0.1.0"

@@ -1,7 +1,8 @@
 """The ``atlab`` command line.
 
 ``atlab run FILE [--full] [--check]`` runs every AT op of a scenario file;
-``atlab decode par|desc|reg ...`` decodes values.  Bad input gives one line on stderr and
+``atlab decode par|desc|reg ...`` decodes values; ``atlab ptdump FILE [--regime R] [--ttbr N]
+[--wx]`` lists the mapped ranges of a scenario's tables.  Bad input gives one line on stderr and
 exit status 2; ``--check`` mismatches give exit status 1.
 """
 
@@ -124,6 +125,35 @@ def cmd_nv_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ptdump(args: argparse.Namespace) -> int:
+    from atlab.ptdump import ptdump, ptdump_s2
+
+    scenarios, _ = parse_scenarios(read_file(args.file), source=args.file)
+    if args.scenario is not None:
+        picked = [sc for sc in scenarios if sc.name == args.scenario]
+        if not picked:
+            raise AtlabError(f"{args.file}: no scenario named {args.scenario!r}")
+        scenarios = picked
+    wx_found = 0
+    for n, sc in enumerate(scenarios):
+        mem = sc.fresh_memory()
+        if args.regime == "S2":
+            dump = ptdump_s2(sc.regs, mem, features=sc.features)
+        else:
+            dump = ptdump(sc.regs, mem, regime=Regime[args.regime], ttbr=args.ttbr,
+                          features=sc.features)
+        if n:
+            print()
+        print(f"# {sc.name}")
+        print(dump)
+        if args.wx:
+            bad = dump.wx()
+            wx_found += len(bad)
+            print(f"W+X check: {len(bad)} writable and executable range(s)"
+                  + "".join(f"\n  W+X {r.start:#x}-{r.end:#x} ({r.rights})" for r in bad))
+    return 1 if args.wx and wx_found else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="atlab", description="AArch64 address translation kit")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -145,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--e2h", action="store_true", help="HCR_EL2.E2H=1 layout (reg TCR_EL2)")
     dec.add_argument("--json", action="store_true", help="also print the fields as JSON (reg)")
     dec.set_defaults(func=cmd_decode)
+    pt = sub.add_parser("ptdump", help="the mapped ranges of a scenario's tables, like ptdump")
+    pt.add_argument("file")
+    pt.add_argument("--regime", choices=[*(r.name for r in Regime), "S2"], default="EL10",
+                    help="stage 1 regime, or S2 for the stage 2 tables (default EL10)")
+    pt.add_argument("--ttbr", type=int, choices=[0, 1], default=0,
+                    help="TTBR0 or TTBR1 range (EL10, EL20)")
+    pt.add_argument("--wx", action="store_true",
+                    help="check for writable+executable mappings; exit 1 if any")
+    pt.add_argument("--scenario", help="only the scenario with this name")
+    pt.set_defaults(func=cmd_ptdump)
     nv = sub.add_parser("nv", help="nested virtualization: emulate AT for a guest hypervisor")
     nv_sub = nv.add_subparsers(dest="nv_cmd", required=True)
     nv_run = nv_sub.add_parser("run", help="run the ops of an NV scenario file")

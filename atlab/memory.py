@@ -98,6 +98,24 @@ class PhysMem:
             self.log.append(MemAccess(pa, value, AccessKind.WRITE, purpose))
         self.poke(pa, byteswap64(value) if big_endian else value)
 
+    def iter_range(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """The non-zero words in [start, end), ``(pa, value)`` in address order, without
+        logging.  Costs O(min(words in the range, all stored words)): a large sparse range
+        is not scanned address by address.
+
+        >>> list(PhysMem({0x1008: 5, 0x2000: 7}).iter_range(0x1000, 0x2000))
+        [(4104, 5)]
+        """
+        words = self._words
+        if (end - start) >> 3 <= len(words):
+            get = words.get
+            for pa in range(start + (-start & 7), end, 8):
+                value = get(pa)
+                if value:
+                    yield pa, value
+        else:
+            yield from sorted((pa, v) for pa, v in words.items() if start <= pa < end)
+
     def copy(self) -> PhysMem:
         other = PhysMem(logging=self.logging)
         other._words = dict(self._words)

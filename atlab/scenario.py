@@ -18,6 +18,7 @@ one op are seen by the next, as on a real CPU.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,3 +230,154 @@ def read_file(path: str | Path) -> object:
 def load_scenarios(path: str | Path) -> list[Scenario]:
     """Every scenario in a JSON or YAML file."""
     return parse_scenarios(read_file(path), source=str(path))[0]
+
+
+# --- saving ------------------------------------------------------------------------------------
+
+#: Keys whose hex-string values are written as YAML hex integers (``0x40200000``, unquoted):
+#: YAML 1.1 reads them back as the same integers, so the round trip is exact.
+_TEXT_KEYS = frozenset({"name", "comment", "tags", "op", "context", "note",
+                        # expected_exception fields are kept as given (int or string)
+                        "taken_to_el", "esr", "far", "hpfar", "elr"})
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+\Z")
+
+
+def _yaml_printable(ch: str) -> bool:
+    """YAML 1.1's printable set (c-printable), minus NEL, which PyYAML treats as a break."""
+    c = ord(ch)
+    return (0x20 <= c <= 0x7E or 0xA0 <= c <= 0xD7FF or 0xE000 <= c <= 0xFFFD
+            or 0x10000 <= c <= 0x10FFFF)
+
+
+def _yaml_quoted(value: str) -> str:
+    """A YAML double-quoted scalar (JSON escapes, plus ``\\u``/``\\U`` for the rest)."""
+    out = []
+    for ch in json.dumps(value, ensure_ascii=False)[1:-1]:
+        if _yaml_printable(ch):
+            out.append(ch)
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _yaml_scalar(value: object, key: str) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        if key not in _TEXT_KEYS and _HEX.match(value):
+            return value.lower()
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", value) and value.lower() not in (
+                "null", "true", "false", "yes", "no", "on", "off", "y", "n", "nan", "inf"):
+            return value
+        return _yaml_quoted(value)
+    raise AtlabError(f"cannot write {type(value).__name__} {value!r} to YAML")
+
+
+def _yaml_flow(value: object, key: str) -> str | None:
+    """A one-line flow form for scalars, lists of scalars and flat mappings; else None."""
+    if isinstance(value, Mapping):
+        if all(not isinstance(v, Mapping | list | tuple) for v in value.values()):
+            return "{" + ", ".join(f"{k}: {_yaml_scalar(v, str(k))}"
+                                   for k, v in value.items()) + "}"
+        return None
+    if isinstance(value, list | tuple):
+        if all(not isinstance(v, Mapping | list | tuple) for v in value):
+            return "[" + ", ".join(_yaml_scalar(v, key) for v in value) + "]"
+        return None
+    return _yaml_scalar(value, key)
+
+
+def _yaml_block(value: object, indent: int, key: str) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            flow = None if (isinstance(v, Mapping) and v) else _yaml_flow(v, str(k))
+            if flow is not None and not (isinstance(v, list | tuple) and len(flow) > 80):
+                lines.append(f"{pad}{k}: {flow}")
+            else:
+                lines.append(f"{pad}{k}:")
+                lines += _yaml_block(v, indent + 2, str(k))
+        return lines
+    if isinstance(value, list | tuple):
+        for item in value:
+            flow = _yaml_flow(item, key)
+            if flow is not None:
+                lines.append(f"{pad}- {flow}")
+            else:
+                sub = _yaml_block(item, indent + 2, key)
+                lines.append(f"{pad}- {sub[0].lstrip()}")
+                lines += sub[1:]
+        return lines
+    return [pad + _yaml_scalar(value, key)]
+
+
+def _comment_lines(text: str, width: int = 96) -> list[str]:
+    out: list[str] = []
+    text = "".join(ch if ch.isprintable() or ch == "\n" else "?" for ch in text)
+    for para in text.split("\n"):
+        line = ""
+        for word in para.split():
+            if line and len(line) + 1 + len(word) > width - 2:
+                out.append(f"# {line}")
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        out.append(f"# {line}".rstrip())
+    return out
+
+
+def scenarios_to_yaml(scenarios: Sequence[Scenario | Mapping[str, object]]) -> str:
+    """YAML text for a list of scenarios: addresses and register values as hex integers,
+    each scenario's ``comment`` also written as ``#`` comment lines above it.
+
+    >>> print(scenarios_to_yaml([{"name": "s", "comment": "one word", "el": 2,
+    ...                           "sysregs": {"TCR_EL1": "0x5b5103510"},
+    ...                           "memory": [{"pa": "0x40200000", "u64": "0x40201003"}],
+    ...                           "ops": [{"op": "S1E1R", "va": "0x1000"}]}]))
+    # s: one word
+    - name: s
+      comment: "one word"
+      el: 2
+      sysregs:
+        TCR_EL1: 0x5b5103510
+      memory:
+        - {pa: 0x40200000, u64: 0x40201003}
+      ops:
+        - {op: S1E1R, va: 0x1000}
+    <BLANKLINE>
+    """
+    lines: list[str] = []
+    for sc in scenarios:
+        d = sc.to_dict() if isinstance(sc, Scenario) else dict(sc)
+        comment = str(d.get("comment") or "")
+        if lines:
+            lines.append("")
+        lines += _comment_lines(f"{d.get('name', '')}: {comment}" if comment
+                                else str(d.get("name", "")))
+        block = _yaml_block(d, 2, "")
+        lines.append(f"- {block[0].lstrip()}")
+        lines += block[1:]
+    return "\n".join(lines) + "\n"
+
+
+def save_scenarios(path: str | Path, scenarios: Sequence[Scenario | Mapping[str, object]]
+                   ) -> None:
+    """Write scenarios (objects or dicts) as a list, JSON for ``.json`` and YAML otherwise
+    (``.yaml``/``.yml``); :func:`load_scenarios` reads them back exactly."""
+    p = Path(path)
+    dicts = [sc.to_dict() if isinstance(sc, Scenario) else dict(sc) for sc in scenarios]
+    if p.suffix.lower() == ".json":
+        text = json.dumps(dicts, indent=1) + "\n"
+    elif p.suffix.lower() in (".yaml", ".yml"):
+        text = scenarios_to_yaml(dicts)
+    else:
+        raise AtlabError(f"{path}: unknown scenario file type; use .json, .yaml or .yml")
+    try:
+        p.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise AtlabError(f"{path}: cannot write ({exc.strerror or exc})") from None
