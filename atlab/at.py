@@ -281,12 +281,16 @@ def run_at(
         return finish(None, par=par, ipa=ipa, perms=perms, walk=wi_text, ended=ended,
                       final_s2=final)
 
-    # PAR_EL1.SH: 0b10 for Device (Attr[7:4]=0) and Normal Inner+Outer NC (0x44) memory.
-    par_sh = 0b10 if (s1_attr >> 4 == 0 or s1_attr == 0x44) else s1_sh
+    # PAR_EL1.SH: 0b10 for Device and Normal Inner+Outer Non-cacheable memory.
+    par_sh = 0b10 if s1_attr in _PAR_SH_IS_OSH else s1_sh
     par = Par.success(ipa, s1_attr, par_sh)
     what = "IPA" if s2 is not None else "PA"
     return finish(None, par=par, ipa=ipa, perms=perms, walk=wi_text,
                   ended=f"{op}: VA {va:#x} -> {what} {ipa:#x}" if trace else "")
+
+
+#: MAIR bytes for which PAR_EL1.SH reads 0b10 (par_shareability() as a lookup table).
+_PAR_SH_IS_OSH = frozenset(a for a in range(256) if par_shareability(decode_mair_attr(a), 0) == 2)
 
 
 @dataclass(frozen=True, slots=True)
