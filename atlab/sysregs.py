@@ -306,6 +306,9 @@ def encode(name: str, *, e2h: int = 0, **fields: int) -> int:
     return value
 
 
+_ADDRESS_FIELDS = frozenset({"BADDR", "PA"})
+
+
 def format_fields(name: str, value: int, *, e2h: int = 0, all_fields: bool = False) -> str:
     """``NAME=0x... FIELD=v ...`` listing the non-zero fields (or all of them)."""
     parts = [f"{name}=0x{value:016x}"]
@@ -313,7 +316,11 @@ def format_fields(name: str, value: int, *, e2h: int = 0, all_fields: bool = Fal
         v = bits(value, f.hi, f.lo)
         if v or all_fields:
             meaning = f.values.get(v)
-            parts.append(f"{f.name}={v:#x}" if f.width > 4 else f"{f.name}={v}")
+            if f.name in _ADDRESS_FIELDS:
+                # Address fields are shown as the address they hold (BADDR[47:1] -> bits 47:1).
+                parts.append(f"{f.name}={v << f.lo:#x}")
+            else:
+                parts.append(f"{f.name}={v:#x}" if f.width > 4 else f"{f.name}={v}")
             if meaning and all_fields:
                 parts[-1] += f"({meaning})"
     return " ".join(parts)
