@@ -1,6 +1,7 @@
 # atlab: every target sets up what it needs in .venv (created with $(PYTHON) -m venv).
 #   make lab       JupyterLab on notebooks/ (installs .[notebooks])
 #   make test      ruff, mypy, notebook hygiene, then pytest (installs .[dev,notebooks])
+#   make workshop  Voila on notebooks/ for a room of learners (WORKSHOP_PORT, WORKSHOP_IP)
 #   make bench     python -m benchmarks
 #   make difftest  python -m tools.difftest (the model against QEMU)
 #   make clean     remove caches and build output; `make distclean` removes .venv too
@@ -21,7 +22,7 @@ STAMP_LAB := $(VENV)/.atlab-installed-notebooks
 STAMP_DEV := $(VENV)/.atlab-installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help lab test sysdeps bench difftest clean distclean
+.PHONY: help lab workshop test sysdeps bench difftest clean distclean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -53,6 +54,14 @@ lab: $(STAMP_LAB)
 	else \
 	  exec $(BIN)/jupyter lab $$root $(LAB_ARGS) notebooks/; \
 	fi
+
+# Workshop mode: Voila renders the notebooks as apps (code hidden, widgets live, one kernel per
+# open page). Learners on the same network open http://<this machine>:$(WORKSHOP_PORT)/.
+WORKSHOP_PORT ?= 8866
+WORKSHOP_IP ?= 0.0.0.0
+workshop: $(STAMP_LAB)
+	exec $(BIN)/voila --no-browser --port=$(WORKSHOP_PORT) --Voila.ip=$(WORKSHOP_IP) \
+	  --VoilaConfiguration.show_tracebacks=False --strip_sources=True notebooks/
 
 # Every step runs even when an earlier one fails, so one run shows every problem; the
 # target fails if any step failed. On success pytest's summary is the last line printed.
