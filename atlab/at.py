@@ -317,13 +317,13 @@ def _plan(op: AtOp, cur_el: int, regs: SysRegs, features: FeatureSet) -> _Plan:
             if choice.regime is Regime.EL10 and stage2_enabled(regs):
                 s2_info = setup_s2_walk(regs, features)
             plan = _Plan(disp, choice, op.info.pan and features.has(Feature.PAN),
-                         _s1_enabled(choice.regime, regs), s2_info)
+                         s1_enabled(choice.regime, regs), s2_info)
         regs.memo[key] = plan
     assert isinstance(plan, _Plan)
     return plan
 
 
-def _s1_enabled(regime: Regime, regs: SysRegs) -> bool:
+def s1_enabled(regime: Regime, regs: SysRegs) -> bool:
     """``AArch64.S1Enabled()``: for EL1&0, HCR_EL2.{DC,TGE} must be {0,0} (EL2 is enabled)."""
     if regime is Regime.EL3:
         return bool(bit(regs["SCTLR_EL3"], 0))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from atlab.bits import bit, bits
 from atlab.errors import AtlabError
-from atlab.features import FeatureSet
+from atlab.features import Feature, FeatureSet
 from atlab.regime import Regime
 from atlab.walk_s1 import Granule, decode_desc_kind, leaf_base, next_table_base
 
@@ -47,7 +47,7 @@ def decode_descriptor(
     if desc >> 64 or desc < 0:
         raise AtlabError(f"descriptor {desc:#x} does not fit in 64 bits")
     features = features or FeatureSet.all()
-    lpa_64k = granule is Granule.K64 and features.pa_max >= 52
+    lpa_64k = granule is Granule.K64 and features.pa_max >= 52 and features.has(Feature.LPA)
     kind = decode_desc_kind(desc, level, granule, ds, features).value
     out: dict[str, object] = {"kind": kind, "value": f"0x{desc:016x}"}
     if kind in ("invalid", "reserved"):

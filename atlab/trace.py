@@ -39,7 +39,8 @@ class WalkStep:
         where = f"{self.desc_addr:#x}"
         if self.desc_pa != self.desc_addr:
             where += f" (PA {self.desc_pa:#x})"
-        op = "write" if self.is_write else f"[{self.index}] VA[{self.ia_hi}:{self.ia_lo}]"
+        ia = "VA" if self.stage == 1 else "IPA"
+        op = "write" if self.is_write else f"[{self.index}] {ia}[{self.ia_hi}:{self.ia_lo}]"
         text = (f"S{self.stage} L{self.level} {op} @ {where} = {self.raw:#018x}"
                 f"  {self.kind}: {self.meaning}")
         if self.perms:

@@ -236,10 +236,12 @@ def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None 
     before = len(system.events)
     soft = run_at(op, va, regs=vregs, mem=system.l1_view(), features=feats, cur_el=2,
                   pan=system.pan, trace=True)
+    # L2's tables (the EL1&0 regime under L1's stage 2) live in L2 IPA space.
+    l2_tables = choice.regime is Regime.EL10 and stage2_enabled(vregs)
     for step in soft.trace.steps:
         where = system.l1_ipa_to_pa(step.desc_pa, allocate=False)
         real = "unbacked" if where is None else f"{where:#x}"
-        stage = "L2 IPA" if step.desc_addr != step.desc_pa else "L1 IPA"
+        stage = "L2 IPA" if l2_tables else "L1 IPA"
         story.append(f"software walk: {step}  [{stage} {step.desc_addr:#x} -> L1 IPA "
                      f"{step.desc_pa:#x} -> PA {real}]")
     for s2 in soft.trace.final_s2:

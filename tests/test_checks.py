@@ -1,0 +1,246 @@
+"""The exercise checkers (atlab.checks): each accepts the reference, rejects typical wrong
+answers with the matching hint, and reports an untouched stub as "not attempted"."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from atlab import AtOp, Par, PhysMem, Regime, SysRegs
+from atlab import checks as C
+from atlab.bits import bit, bits
+from atlab.checks import EXERCISES, Exercise, Status
+from atlab.nv import Context
+from atlab.perms import S1PermBits
+from atlab.walk_s1 import Granule, start_level
+
+EX_IDS = list(EXERCISES)
+MISTAKES = [(key, m) for key, ex in EXERCISES.items() for m in ex.mistakes]
+MISTAKE_IDS = [f"{key}:{m.name}" for key, m in MISTAKES]
+
+
+def _run(ex: Exercise, fn: Any) -> tuple[C.CheckResult, str]:
+    out = io.StringIO()
+    return C.check(ex, fn, file=out), out.getvalue()
+
+
+@pytest.mark.parametrize("key", EX_IDS)
+def test_reference_solution_passes(key: str) -> None:
+    ex = EXERCISES[key]
+    assert ex.solution is not None
+    result, text = _run(ex, ex.solution)
+    assert result.status is Status.PASSED, result.first_failure
+    assert result.failed == 0 and result.passed == result.total >= 10
+    assert result.ok and result.first_failure is None
+    assert "✗" not in text and f"✓ {ex.name}: all cases pass" in text
+
+
+@pytest.mark.parametrize("key", EX_IDS)
+def test_every_exercise_has_a_typed_checker_and_typical_mistakes(key: str) -> None:
+    ex = EXERCISES[key]
+    checker = getattr(C, f"check_{ex.name}")
+    assert callable(checker) and f"check_{ex.name}" in C.__all__
+    assert len(ex.mistakes) >= 2
+    result = checker(ex.solution, quiet=True)
+    assert result.exercise == ex.name and result.ok
+
+
+@pytest.mark.parametrize(("key", "mistake"), MISTAKES, ids=MISTAKE_IDS)
+def test_typical_mistake_is_rejected_with_a_hint(key: str, mistake: C.Mistake) -> None:
+    ex = EXERCISES[key]
+    result, text = _run(ex, mistake.fn)
+    assert result.status is Status.FAILED
+    assert result.failed >= 1 and result.passed + result.failed == result.total
+    failure = result.first_failure
+    assert failure is not None
+    # The first failing case may match several catalogued mistakes: the hint is one of them.
+    assert failure.hint in {m.hint for m in ex.mistakes}
+    assert "✗ first failing case:" in text and "expected:" in text and "hint:" in text
+
+
+def _raises(*args: Any) -> Any:
+    raise NotImplementedError
+
+
+def _todo(*args: Any) -> Any:
+    return C.TODO
+
+
+@pytest.mark.parametrize("stub", [_raises, _todo], ids=["raises", "returns-TODO"])
+@pytest.mark.parametrize("key", EX_IDS)
+def test_untouched_stub_is_not_attempted(key: str, stub: Any) -> None:
+    ex = EXERCISES[key]
+    result, text = _run(ex, stub)
+    assert result.status is Status.NOT_ATTEMPTED
+    assert (result.passed, result.failed, result.first_failure) == (0, 0, None)
+    assert "not attempted" in text and "✗" not in text
+    assert str(result) == f"{ex.name}: not attempted"
+
+
+def test_learner_exceptions_and_wrong_types_never_escape() -> None:
+    def boom(*args: Any) -> Any:
+        raise ValueError("oops")
+
+    result, _ = _run(C.DECODE, boom)
+    assert result.status is Status.FAILED and result.passed == 0
+    assert result.first_failure is not None
+    assert result.first_failure.got == "raised ValueError: oops"
+    result, _ = _run(C.DECODE, lambda *a: 3)
+    assert result.status is Status.FAILED
+    assert result.first_failure is not None and "return a DescFields" in result.first_failure.got
+
+
+def test_a_partly_written_function_is_failed_not_unattempted() -> None:
+    def only_4k(desc: int, level: int, granule: Granule) -> C.DescFields:
+        if granule is not Granule.K4:
+            raise NotImplementedError
+        return C.reference_decode_descriptor(desc, level, granule)
+
+    result, text = _run(C.DECODE, only_4k)
+    assert result.status is Status.FAILED and result.passed > 0
+    assert "✓ 4KB page:" in text and "✗ 16KB invalid:" in text
+    assert result.first_failure is not None and "NotImplementedError" in result.first_failure.got
+
+
+def test_output_format_and_quiet_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    result = C.check_va_range(C.VA_RANGE.mistakes[0].fn)
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert lines[0].startswith("Checking va_range against atlab (")
+    assert any(line.startswith("✓ ") for line in lines)
+    assert any(line.startswith("✗ T0SZ=") for line in lines)
+    assert lines[-1] == f"✗ va_range: {result.passed}/{result.total} cases pass"
+    assert result.first_failure is not None and result.first_failure.case in printed
+    C.check_va_range(C.reference_va_range, quiet=True)
+    assert capsys.readouterr().out == ""
+
+
+def test_no_global_state_between_runs_and_cases() -> None:
+    calls: list[int] = []
+
+    def scribbler(regs: SysRegs, mem: PhysMem, va: int) -> int | None:
+        answer = C.reference_translate(regs, mem, va)
+        for pa, _ in list(mem):  # wreck the tables this case was given
+            mem.poke(pa, 0)
+        calls.append(va)
+        return answer
+
+    first = C.check_translate(scribbler, quiet=True)
+    second = C.check_translate(scribbler, quiet=True)
+    assert first == second and first.ok
+    assert len(calls) == 2 * first.total
+
+
+# --- independently written wrong answers (not the checkers' own catalogue) -------------------
+
+
+def test_translate_ignoring_tbi_is_rejected() -> None:
+    def no_tbi(regs: SysRegs, mem: PhysMem, va: int) -> int | None:
+        regs = regs.replace(TCR_EL1=regs["TCR_EL1"] & ~(0b11 << 37))
+        return C.reference_translate(regs, mem, va)
+
+    result = C.check_translate(no_tbi, quiet=True)
+    assert result.status is Status.FAILED
+    assert result.first_failure is not None and "TBI" in result.first_failure.hint
+
+
+def test_walk_geometry_with_a_4k_stride_is_rejected() -> None:
+    def stride9(granule: Granule, txsz: int, va: int) -> tuple[int, list[int]]:
+        return C.reference_walk_geometry(Granule.K4, txsz, va)
+
+    assert C.check_walk_geometry(stride9, quiet=True).status is Status.FAILED
+
+
+def test_tcr_with_tg0_tg1_encodings_swapped_is_rejected() -> None:
+    enc = {Granule.K4: 0b00, Granule.K16: 0b10, Granule.K64: 0b01}  # TG0's table for both
+
+    def same_table(t0sz: int, t1sz: int, tg0: Granule, tg1: Granule, ips: int) -> int:
+        ips_enc = {32: 0, 36: 1, 40: 2, 42: 3, 44: 4, 48: 5}[ips]
+        return t0sz | enc[tg0] << 14 | t1sz << 16 | enc[tg1] << 30 | ips_enc << 32
+
+    result = C.check_make_tcr_el1(same_table, quiet=True)
+    assert result.status is Status.FAILED
+    assert result.first_failure is not None and "TG1" in result.first_failure.hint
+
+
+def test_at_target_misreading_e2h_is_rejected() -> None:
+    def e2h_means_host(op: AtOp, hcr: int, va: int) -> tuple[Regime, str]:
+        # E2H=1 taken to move every EL1/EL0 op to EL2&0, TGE ignored.
+        return C.reference_at_target(op, hcr | (bit(hcr, 34) << 27), va)
+
+    result = C.check_at_target(e2h_means_host, quiet=True)
+    assert result.status is Status.FAILED
+    assert result.first_failure is not None and "{E2H,TGE}" in result.first_failure.case
+
+
+def test_permissions_ignoring_pan_is_rejected() -> None:
+    def no_pan(p: S1PermBits, el: int, pan: bool, wxn: bool) -> tuple[bool, bool, bool]:
+        return C.reference_s1_permissions(p, el, False, wxn)
+
+    result = C.check_s1_permissions(no_pan, quiet=True)
+    assert result.status is Status.FAILED
+    assert result.first_failure is not None and "PAN" in result.first_failure.hint
+
+
+def test_s2_fault_level_taken_from_stage_1_is_rejected() -> None:
+    def s1_level_twice(regs: SysRegs, mem: PhysMem, va: int) -> tuple[int, int] | None:
+        ref = C.reference_s2_fault_during_s1(regs, mem, va)
+        return None if ref is None else (ref[0], ref[0])
+
+    result = C.check_s2_fault_during_s1(s1_level_twice, quiet=True)
+    assert result.status is Status.FAILED
+    assert result.first_failure is not None and "stage 2" in result.first_failure.hint
+
+
+def test_par_without_res1_bit_11_on_faults_is_rejected() -> None:
+    def no_bit11(outcome: C.WalkOutcome) -> int:
+        return C.reference_encode_par(outcome) & ~(1 << 11)
+
+    result = C.check_encode_par(no_bit11, quiet=True)
+    assert result.status is Status.FAILED
+    failure = result.first_failure
+    assert failure is not None and "F=1" in failure.expected and "bit 11" in failure.hint
+
+
+def test_s2_start_ignoring_sl0_is_rejected() -> None:
+    def from_t0sz(vtcr: int) -> tuple[int, int] | None:
+        granule = {0: Granule.K4, 2: Granule.K16, 1: Granule.K64}[bits(vtcr, 15, 14)]
+        return start_level(64 - bits(vtcr, 5, 0), granule), 1
+
+    assert C.check_s2_start(from_t0sz, quiet=True).status is Status.FAILED
+
+
+def test_tables_without_af_are_rejected() -> None:
+    def no_af(va: int, want: Par) -> PhysMem:
+        mem = C.reference_tables_for_par(va, want)
+        for pa, value in list(mem):
+            mem.poke(pa, value & ~(1 << 10))  # only leaves have AF set
+        return mem
+
+    assert C.check_tables_for_par(no_af, quiet=True).status is Status.FAILED
+
+
+def test_nv_path_trusting_every_fast_path_result_is_rejected() -> None:
+    def always_fast(ctx: Context, op: AtOp, vhcr: int, par: int) -> str:
+        path = C.reference_nv_at_path(ctx, op, vhcr, par)
+        return "fast path" if path == "software walker" else path
+
+    assert C.check_nv_at_path(always_fast, quiet=True).status is Status.FAILED
+
+
+# --- the checkers' hand models agree with the library ----------------------------------------
+
+
+@pytest.mark.parametrize(("ex", "model"), [
+    (C.TRANSLATE, C._hand_translate),
+    (C.PERMS, C._perms_model),
+    (C.AT_TARGET, C._target_model),
+    (C.S2_START, C._s2_start_model),
+    (C.NV_PATH, C._nv_model),
+], ids=["translate", "permissions", "at-target", "s2-start", "nv-path"])
+def test_mistake_models_without_the_mistake_match_the_library(ex: Exercise, model: Any) -> None:
+    """Each catalogued mistake is a switch on an independent hand model; with every switch
+    off the model must agree with atlab on every case (a cross-check of both)."""
+    assert C.check(ex, model, quiet=True).ok
