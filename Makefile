@@ -81,7 +81,7 @@ test: $(STAMP_DEV) sysdeps
 bench: $(STAMP_DEV)
 	$(BIN)/python -m benchmarks
 
-difftest: $(STAMP_DEV)
+difftest: $(STAMP_DEV) sysdeps
 	$(BIN)/python -m tools.difftest $(DIFFTEST_ARGS)
 
 clean:

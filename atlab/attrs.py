@@ -62,11 +62,21 @@ def _cache_name(enc: int) -> str:
     return "WB" + ("t" if top == 0b01 else "")
 
 
+#: ``S1DecodeMemAttrs()``: the Normal encodings whose low nibble is 0b0000 and that are not
+#: reserved - 0x40 Inner/Outer Non-cacheable XS=0 and 0xA0 Inner/Outer Write-Through RA
+#: (FEAT_XS), 0xF0 Tagged Inner/Outer Write-Back RWA (FEAT_MTE2) - as the 4-bit
+#: cacheability halves they stand for.
+_MAIR_XS_HALVES = {0x40: 0b0100, 0xA0: 0b1010, 0xF0: 0b1111}
+
+
 def decode_mair_attr(attr: int) -> MemAttrs:
-    """Decode one MAIR_ELx.Attr<n> byte (D24.2 MAIR_EL1)."""
+    """Decode one MAIR_ELx.Attr<n> byte (D24.2 MAIR_EL1; ``S1DecodeMemAttrs()``)."""
     outer = bits(attr, 7, 4)
     if outer == 0:
         return MemAttrs(attr, True, 0, 0)
+    if attr in _MAIR_XS_HALVES:
+        half = _MAIR_XS_HALVES[attr]
+        return MemAttrs(attr, False, half, half)
     return MemAttrs(attr, False, bits(attr, 3, 0), outer)
 
 
@@ -119,9 +129,17 @@ def s2_memattr_to_attr(memattr: int) -> int:
     return (_enc_half(outer, 0, False) << 4) | _enc_half(inner, 0, False)
 
 
-#: CONSTRAINED UNPREDICTABLE (``S2ResMemAttr()``): a reserved stage 2 MemAttr (0b0100 without
-#: FEAT_MTE_PERM, 0b1x00) is treated as Normal Inner/Outer Write-Back.
-S2_RESERVED_MEMATTR_AS = 0b1111
+#: CONSTRAINED UNPREDICTABLE (``S2DecodeMemAttrs()``, ``S2ResMemAttr()``: "map reserved
+#: encodings to an allocated encoding"): a reserved stage 2 MemAttr (0b0100 without
+#: FEAT_MTE_PERM, 0b1000, 0b1100 - reserved because the inner half is 0b00) keeps its outer
+#: half and reads its inner half as this value (0b11, Write-Back), i.e. 0b0100 -> 0b0111,
+#: 0b1000 -> 0b1011, 0b1100 -> 0b1111, as QEMU does.
+S2_RESERVED_MEMATTR_INNER = 0b11
+
+
+def s2_constrain_reserved_memattr(memattr: int) -> int:
+    """The allocated encoding atlab uses for a reserved stage 2 MemAttr (FWB=0)."""
+    return memattr | S2_RESERVED_MEMATTR_INNER if s2_memattr_reserved(memattr) else memattr
 
 
 def s2_memattr_reserved(memattr: int) -> bool:
@@ -139,8 +157,29 @@ def _combine_half(s1: int, s2: int) -> int:
     return _enc_half(kind, rw1, t1)
 
 
+#: CONSTRAINED UNPREDICTABLE (``S1ConstrainUnpredictableRESMAIR()``): without FEAT_MTE2 the
+#: Tagged encoding 0xF0 is reserved; combined with stage 2 atlab reads it as 0xFF (Normal WB
+#: RWA), as QEMU does.  With FWB=0 the FEAT_XS encodings 0x40/0xA0 combine half by half, so
+#: an XS=0 Non-cacheable result keeps the 0x40 form (``EncodePARAttrs()``); with FWB=1 they
+#: are read as the Normal NC / WT attributes they stand for (``S1DecodeMemAttrs()``).
+S1_ATTR_FOR_COMBINING = {0xF0: 0xFF}
+S1_ATTR_FOR_FWB = {0x40: 0x44, 0xA0: 0xAA, 0xF0: 0xFF}
+
+
+#: CONSTRAINED UNPREDICTABLE (``S1ConstrainUnpredictableRESMAIR()``): a reserved Device
+#: encoding (0b0000xx1x) combined with stage 2 is read as Device-GRE (0x0C), as QEMU does.
+S1_RESERVED_DEVICE_AS = 0x0C
+
+
+def _s1_for_combining(s1_attr: int) -> int:
+    if s1_attr >> 4 == 0 and s1_attr & 0b10:
+        return S1_RESERVED_DEVICE_AS
+    return S1_ATTR_FOR_COMBINING.get(s1_attr, s1_attr)
+
+
 def combine_s1_s2(s1_attr: int, s2_attr: int) -> int:
     """``S2CombineS1MemAttrs()`` on MAIR-style bytes (FWB=0)."""
+    s1_attr = _s1_for_combining(s1_attr)
     d1, d2 = s1_attr >> 4 == 0, s2_attr >> 4 == 0
     if d1 and d2:
         return min(bits(s1_attr, 3, 2), bits(s2_attr, 3, 2)) << 2  # S2CombineS1Device()
@@ -152,8 +191,21 @@ def combine_s1_s2(s1_attr: int, s2_attr: int) -> int:
                                                                             s2_attr & 15)
 
 
+#: CONSTRAINED UNPREDICTABLE with HCR_EL2.FWB=1 (Table D8-101; without FEAT_MTE_PERM
+#: MemAttr[3] is RES0): MemAttr[2:0]=0b100 is Reserved, and atlab treats a MemAttr with the
+#: RES0 bit 3 set as reserved too; both give Device-nGnRnE, as QEMU does.
+FWB_RESERVED_MEMATTR_ATTR = ATTR_DEVICE_nGnRnE
+
+
+def fwb_memattr_reserved(memattr: int) -> bool:
+    return bool(memattr & 0b1000) or memattr & 0b0111 == 0b0100
+
+
 def fwb_combine(s1_attr: int, s2_memattr: int) -> int:
     """``AArch64.S2ApplyFWBMemAttrs()`` on MAIR-style bytes (HCR_EL2.FWB=1)."""
+    if fwb_memattr_reserved(s2_memattr):
+        return FWB_RESERVED_MEMATTR_ATTR
+    s1_attr = S1_ATTR_FOR_FWB.get(s1_attr, _s1_for_combining(s1_attr))
     s1_device = s1_attr >> 4 == 0
     if not s2_memattr & 0b0100:  # stage 2 Device
         s2_dev = s2_memattr & 3

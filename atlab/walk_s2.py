@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from atlab.attrs import (
-    S2_RESERVED_MEMATTR_AS,
-    s2_memattr_reserved,
+    s2_constrain_reserved_memattr,
     s2_memattr_to_attr,
 )
 from atlab.bits import bit, bits, mask
@@ -263,15 +262,21 @@ def walk_s2(
     if not bit(desc, 10) and not wi.ha:
         return fail(FaultKind.ACCESS_FLAG, level, "AF=0 and VTCR_EL2.HA=0")
     memattr = bits(desc, 5, 2)
-    if not wi.fwb and s2_memattr_reserved(memattr):
-        memattr = S2_RESERVED_MEMATTR_AS
+    if not wi.fwb:
+        memattr = s2_constrain_reserved_memattr(memattr)
     s2ap = bits(desc, 7, 6)
     xn = bits(desc, 54, 53) if features.has(Feature.XNX) else bit(desc, 54) << 1
     sh = wi.sh if wi.ds else bits(desc, 9, 8)
     # AArch64.S2DirectBasePermissions(), AArch64.S2CheckPermissions()
     r = bool(s2ap & 1)
     w = bool(s2ap & 2) or (bool(bit(desc, 51)) and wi.hd)
-    device = (memattr >> 2 == 0) if not wi.fwb else not memattr & 0b0100
+    if wi.fwb:
+        # CONSTRAINED UNPREDICTABLE for the reserved FWB encodings (see
+        # atlab.attrs.FWB_RESERVED_MEMATTR_ATTR): the HCR_EL2.PTW check looks at MemAttr[2]
+        # only, as QEMU does.
+        device = not memattr & 0b0100
+    else:
+        device = memattr >> 2 == 0
     perm_fault = ""
     if s1ptw:  # AccessType_TTW: read permission always needed, write for AF/dirty updates
         if wi.ptw and device:

@@ -284,3 +284,47 @@ def test_latency_report(page: Any) -> None:
     slow = {n: r["median_ms"] for n, r in report["interactions"].items()
             if r["median_ms"] > FAIL_MS}
     assert not slow, f"interactions far slower than the {TARGET_MS} ms target: {slow}"
+
+
+# --- the course: the start-here notebook and one exercise, run in JupyterLab ----------------
+
+def _run_all(pg: Any, lab: str, path: str) -> None:
+    # A workspace of its own per notebook: JupyterLab does not reopen the previous one.
+    pg.goto(f"{lab}/lab/workspaces/{Path(path).stem}/tree/{path}")
+    pg.locator("#jp-main-statusbar").get_by_text("| Idle").wait_for()
+    pg.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    pg.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+
+
+@pytest.fixture(scope="module")
+def course_page(page: Any) -> Iterator[Any]:
+    """A second tab in the same browser (one Playwright instance per process)."""
+    pg = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.set_default_timeout(45_000)
+    yield pg
+    pg.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "expect"),
+    [("notebooks/00_start_here.ipynb", "PAR_EL1=0xff00000045678b80"),
+     ("exercises/09_predict_par.ipynb", "not attempted")],
+    ids=["start-here", "exercise-09-student-copy"],
+)
+def test_course_notebook_runs_and_its_widget_answers(course_page: Any, lab: str, path: str,
+                                                     expect: str) -> None:
+    pg = course_page
+    _run_all(pg, lab, path)
+    root = ".atlab-decoder"
+    pg.locator(root).first.wait_for(state="visible", timeout=60_000)
+    pg.locator("#jp-main-statusbar").get_by_text("| Idle").wait_for()
+    try:
+        pg.locator(".jp-OutputArea-output", has_text=expect).first.wait_for()
+    finally:
+        pg.screenshot(path=str(ARTIFACTS / f"course_{Path(path).stem}.png"))
+    field = f"{root} .atlab-decoder-value input"
+    pg.locator(field).first.fill("0xb0d")
+    pg.locator(f"{root} .atlab-decoder-fields",
+               has_text="PAR_EL1=0x0000000000000b0d").first.wait_for()
+    pg.screenshot(path=str(ARTIFACTS / f"course_{Path(path).stem}.png"))
+    assert pg.locator(".jp-OutputArea-output[data-mime-type*='error']").count() == 0

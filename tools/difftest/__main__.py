@@ -1,0 +1,70 @@
+"""``python -m tools.difftest [--seed S ...] [--count N] [--tags T ...] [--record-corpus PATH]
+[--replay PATH]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tools.difftest.compare import compare, record, replay, run_model, run_qemu
+from tools.difftest.generator import generate
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tools.difftest",
+                                description="atlab against QEMU -cpu max on generated scenarios")
+    p.add_argument("--seed", type=int, nargs="+", default=[1], help="seeds (default 1)")
+    p.add_argument("--count", type=int, default=2000, help="scenarios per seed")
+    p.add_argument("--tags", nargs="+", default=[],
+                   help="keep only scenarios carrying one of these tags")
+    p.add_argument("--record-corpus", type=Path, metavar="PATH",
+                   help="write the scenarios with QEMU's answers as expectations")
+    p.add_argument("--replay", type=Path, metavar="PATH",
+                   help="compare atlab with a recorded corpus (no QEMU needed)")
+    p.add_argument("--no-shrink", action="store_true", help="write unshrunk reproducers")
+    p.add_argument("--all-tags", action="store_true", help="print every tag row")
+    args = p.parse_args(argv)
+
+    if args.replay is not None:
+        scns = json.loads(args.replay.read_text())
+        t0 = time.monotonic()
+        rep = replay(scns)
+        print(rep.table(only_interesting=not args.all_tags))
+        print(f"replay {args.replay}: {rep.summary()} ({time.monotonic() - t0:.1f} s)")
+        for scn, i, m, q in rep.mismatches[:20]:
+            print(f"MISMATCH {scn['name']} op {i}: atlab {m} / recorded {q}")
+        return 1 if rep.mismatches else 0
+
+    bad = 0
+    for seed in args.seed:
+        t0 = time.monotonic()
+        scns = generate(seed, args.count)
+        if args.tags:
+            scns = [s for s in scns if set(args.tags) & set(s["tags"])]
+        if args.record_corpus is not None:
+            qemu = run_qemu(scns)
+            model = [run_model(s) for s in scns]
+            corpus, skipped = record(scns, qemu, model)
+            path = args.record_corpus
+            if len(args.seed) > 1:
+                path = path.with_name(f"{path.stem}-seed{seed}{path.suffix}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(corpus, separators=(",", ":")) + "\n")
+            n_ops = sum(len(s["ops"]) for s in corpus)
+            print(f"seed {seed}: wrote {len(corpus)} scenarios ({n_ops} ops) to {path}; "
+                  f"{skipped} left out (QEMU crash or known deviation)")
+            continue
+        rep = compare(scns, shrink_mismatches=not args.no_shrink)
+        print(rep.table(only_interesting=not args.all_tags))
+        print(f"seed {seed}: {rep.summary()} ({time.monotonic() - t0:.1f} s: QEMU "
+              f"{rep.seconds['qemu']:.1f} s, atlab {rep.seconds['atlab']:.1f} s)")
+        bad += len(rep.mismatches)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

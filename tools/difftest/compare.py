@@ -1,0 +1,363 @@
+"""Run generated scenarios through QEMU (tools.hw) and atlab, compare, shrink mismatches.
+
+The comparison uses exactly the documented masks (:mod:`tools.difftest.outcome`): a
+successful PAR without bits 11:9, a faulting PAR without bits 63:48, an exception by target
+EL, ESR (ISS.Rt masked for EC 0x18), FAR and HPFAR - never ELR.  A disagreement explained by
+an entry of :mod:`tools.difftest.known_deviations` is counted under that entry's name.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from atlab import AtlabError, Par, parse_scenario
+from tools.difftest.known_deviations import classify
+from tools.difftest.outcome import Outcome
+
+ARTIFACTS = Path("artifacts/difftest")
+#: Seconds without progress before a QEMU boot counts as hung (a generated scenario whose
+#: tables fail to map the harness hangs; none should).
+QEMU_TIMEOUT = 3.0
+
+
+# ---- the two sides ---------------------------------------------------------------------------
+
+def run_model(scn: Mapping[str, Any]) -> list[Outcome]:
+    """atlab's outcome for every op of ``scn`` (ops share one memory, in order)."""
+    try:
+        sc = parse_scenario(scn)
+        results = sc.run(trace=False)
+    except AtlabError as exc:
+        return [Outcome("error", text=str(exc))] * len(scn.get("ops", []))
+    out = []
+    for res in results:
+        if res.par is not None:
+            out.append(Outcome("par", res.par.value))
+        elif res.exception is not None:
+            e = res.exception
+            out.append(Outcome("exc", el=e.target_el, esr=e.esr, far=e.far, hpfar=e.hpfar))
+        else:
+            out.append(Outcome("error", text=res.disposition.reason))
+    return out
+
+
+def run_qemu(scns: Sequence[Mapping[str, Any]]) -> list[list[Outcome]]:
+    """QEMU's outcome for every op of every scenario (one or a few boots)."""
+    from tools.hw import run_scenarios
+
+    out = []
+    for res in run_scenarios(list(scns), timeout=QEMU_TIMEOUT):
+        ops = []
+        for op in res.ops:
+            if op.crashed:
+                ops.append(Outcome("crash", text=res.crash or "QEMU crashed"))
+            elif op.exception is not None:
+                e = op.exception
+                ops.append(Outcome("exc", el=e.taken_to_el, esr=e.esr, far=e.far,
+                                   hpfar=e.hpfar))
+            else:
+                assert op.par is not None
+                ops.append(Outcome("par", op.par))
+        out.append(ops)
+    return out
+
+
+def expected_outcomes(scn: Mapping[str, Any]) -> list[Outcome | None]:
+    """The recorded answers of a corpus scenario (``expected_par``/``expected_exception``)."""
+    out: list[Outcome | None] = []
+    for op in scn.get("ops", []):
+        if op.get("expected_exception") is not None:
+            e = op["expected_exception"]
+            out.append(Outcome("exc", el=int(e["taken_to_el"]), esr=int(str(e["esr"]), 0),
+                               far=int(str(e.get("far", "0")), 0),
+                               hpfar=int(str(e.get("hpfar", "0")), 0)))
+        elif op.get("expected_par") is not None:
+            out.append(Outcome("par", int(str(op["expected_par"]), 0)))
+        else:
+            out.append(None)
+    return out
+
+
+def decode_line(label: str, o: Outcome) -> str:
+    return f"{label:>5}: {o}"
+
+
+# ---- comparison and report -------------------------------------------------------------------
+
+@dataclass
+class TagStats:
+    scenarios: int = 0
+    ops: int = 0
+    mismatches: int = 0
+    deviations: int = 0
+
+
+@dataclass
+class Report:
+    scenarios: int = 0
+    ops: int = 0
+    mismatches: list[tuple[Mapping[str, Any], int, Outcome, Outcome]] = field(
+        default_factory=list)
+    deviations: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    crashed: int = 0
+    lost: int = 0
+    by_tag: dict[str, TagStats] = field(default_factory=lambda: defaultdict(TagStats))
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, scn: Mapping[str, Any], model: Sequence[Outcome],
+            other: Sequence[Outcome | None]) -> list[int]:
+        """Compare one scenario; returns the indices of unexplained mismatches."""
+        self.scenarios += 1
+        tags = [*scn.get("tags", []), "all"]
+        bad: list[int] = []
+        ndev = 0
+        nops = 0
+        crashed_before = False
+        for i, (m, q) in enumerate(zip(model, other, strict=True)):
+            if q is None:
+                continue
+            if q.crashed and crashed_before:
+                self.lost += 1  # QEMU died on an earlier op: this one never ran
+                continue
+            nops += 1
+            if q.crashed:
+                self.crashed += 1
+                crashed_before = True
+            if m.key() == q.key():
+                continue
+            name = classify(scn, i, m, q)
+            if name is not None:
+                self.deviations[name] += 1
+                ndev += 1
+                continue
+            bad.append(i)
+            self.mismatches.append((scn, i, m, q))
+        self.ops += nops
+        for t in tags:
+            st = self.by_tag[t]
+            st.scenarios += 1
+            st.ops += nops
+            st.mismatches += len(bad)
+            st.deviations += ndev
+        return bad
+
+    def table(self, only_interesting: bool = False) -> str:
+        rows = [f"{'tag':<34} {'scen':>7} {'ops':>7} {'mism':>6} {'dev':>5}"]
+        for tag in sorted(self.by_tag, key=lambda t: (t != "all", t)):
+            st = self.by_tag[tag]
+            if only_interesting and not st.mismatches and tag != "all":
+                continue
+            rows.append(f"{tag:<34} {st.scenarios:>7} {st.ops:>7} {st.mismatches:>6} "
+                        f"{st.deviations:>5}")
+        return "\n".join(rows)
+
+    def summary(self) -> str:
+        dev = ", ".join(f"{k}: {v}" for k, v in sorted(self.deviations.items())) or "none"
+        return (f"{self.scenarios} scenarios, {self.ops} ops: {len(self.mismatches)} "
+                f"unexplained mismatches; known deviations: {dev}; QEMU crashes: "
+                f"{self.crashed} (+{self.lost} later ops lost)")
+
+
+# ---- shrinking -------------------------------------------------------------------------------
+
+Predicate = Callable[[Sequence[Mapping[str, Any]]], list[bool]]
+
+
+def _reg_fields(name: str, value: int, e2h: int) -> list[tuple[int, int]]:
+    from atlab.sysregs import layout
+
+    try:
+        fields = layout(name, e2h=e2h)
+    except AtlabError:
+        return []
+    out = []
+    for f in fields:
+        m = ((1 << (f.hi - f.lo + 1)) - 1) << f.lo
+        if value & m:
+            out.append((f.hi, f.lo))
+    return out
+
+
+def _candidates(scn: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every one-step reduction of ``scn`` (the last op is the one that must keep failing):
+    drop an earlier op, drop a memory word, zero a register field."""
+    out: list[dict[str, Any]] = []
+    ops = scn["ops"]
+    for i in range(len(ops) - 1):
+        c = copy.deepcopy(dict(scn))
+        del c["ops"][i]
+        out.append(c)
+    if out:
+        return out  # ops first
+    for i in range(len(scn.get("memory", []))):
+        c = copy.deepcopy(dict(scn))
+        del c["memory"][i]
+        out.append(c)
+    regs = scn.get("sysregs", {})
+    e2h = (int(str(regs.get("HCR_EL2", "0")), 0) >> 34) & 1
+    for name, raw in regs.items():
+        value = int(str(raw), 0)
+        if not value:
+            continue
+        c = copy.deepcopy(dict(scn))
+        c["sysregs"][name] = "0x0"
+        out.append(c)
+        fields = _reg_fields(name, value, e2h)
+        covered = 0
+        for hi, lo in fields:
+            covered |= ((1 << (hi - lo + 1)) - 1) << lo
+        fields += [(b, b) for b in range(64) if value >> b & 1 and not covered >> b & 1]
+        for hi, lo in fields:
+            c = copy.deepcopy(dict(scn))
+            m = ((1 << (hi - lo + 1)) - 1) << lo
+            c["sysregs"][name] = f"{value & ~m:#x}"
+            out.append(c)
+    return out
+
+
+def shrink(scn: Mapping[str, Any], op_index: int, predicate: Predicate,
+           max_rounds: int = 200) -> dict[str, Any]:
+    """Reduce ``scn`` (keeping ops up to ``op_index``) while ``predicate`` holds.
+
+    ``predicate`` takes a batch of candidates and says, for each, whether the mismatch is
+    still there (for QEMU: one boot per batch).  Greedy: each round evaluates every one-step
+    reduction, tries all accepted ones together, and falls back to the first one."""
+    cur = copy.deepcopy(dict(scn))
+    cur["ops"] = cur["ops"][: op_index + 1]
+    cur.pop("tags", None)
+    # try the failing op alone first
+    alone = copy.deepcopy(cur)
+    alone["ops"] = alone["ops"][-1:]
+    if predicate([alone])[0]:
+        cur = alone
+    for _ in range(max_rounds):
+        cands = _candidates(cur)
+        if not cands:
+            break
+        ok = predicate(cands)
+        good = [c for c, k in zip(cands, ok, strict=True) if k]
+        if not good:
+            if len(cur["ops"]) > 1:
+                # no op can go: move on to memory and registers with all ops kept
+                break
+            break
+        merged = _merge(cur, good)
+        if merged is not None and predicate([merged])[0]:
+            cur = merged
+        else:
+            cur = good[0]
+    return cur
+
+
+def _merge(base: Mapping[str, Any], good: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """All accepted reductions at once (only for memory and register reductions)."""
+    if len(good) < 2 or len(good[0]["ops"]) != len(base["ops"]):
+        return None
+    merged = copy.deepcopy(dict(base))
+    keep_mem = set(json.dumps(w, sort_keys=True) for w in base.get("memory", []))
+    regs = {k: int(str(v), 0) for k, v in base.get("sysregs", {}).items()}
+    for g in good:
+        gm = {json.dumps(w, sort_keys=True) for w in g.get("memory", [])}
+        keep_mem &= gm if len(gm) < len(base.get("memory", [])) else keep_mem
+        for k, v in g.get("sysregs", {}).items():
+            regs[k] &= int(str(v), 0)
+    merged["memory"] = [w for w in base.get("memory", [])
+                        if json.dumps(w, sort_keys=True) in keep_mem]
+    merged["sysregs"] = {k: f"{v:#x}" for k, v in regs.items()}
+    return merged
+
+
+def qemu_predicate(want_model: Outcome, want_qemu: Outcome) -> Predicate:
+    """The mismatch is still the same one: both sides give the same answers as before."""
+    def pred(cands: Sequence[Mapping[str, Any]]) -> list[bool]:
+        qs = run_qemu(cands)
+        out = []
+        for c, q in zip(cands, qs, strict=True):
+            m = run_model(c)[-1]
+            out.append(m.key() == want_model.key() and q[-1].key() == want_qemu.key())
+        return out
+    return pred
+
+
+def write_reproducer(scn: Mapping[str, Any], model: Outcome, qemu: Outcome,
+                     directory: Path = ARTIFACTS) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    out = dict(scn)
+    out["comment"] = (f"difftest reproducer: atlab {model} / QEMU {qemu}")
+    last = out["ops"][-1]
+    if qemu.kind == "par":
+        last["expected_par"] = f"0x{qemu.value:016x}"
+    elif qemu.kind == "exc":
+        last["expected_exception"] = {"taken_to_el": qemu.el, "esr": f"{qemu.esr:#x}",
+                                      "far": f"{qemu.far:#x}", "hpfar": f"{qemu.hpfar:#x}"}
+    path = directory / f"{scn['name']}-op{len(scn['ops']) - 1}.json"
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    return path
+
+
+# ---- corpus ----------------------------------------------------------------------------------
+
+def record(scns: Sequence[Mapping[str, Any]], qemu: Sequence[Sequence[Outcome]],
+           model: Sequence[Sequence[Outcome]]) -> tuple[list[dict[str, Any]], int]:
+    """Scenarios with QEMU's answers as expectations.  Scenarios with a QEMU crash or a
+    known deviation are left out (their QEMU answer is not the architecture's)."""
+    out = []
+    skipped = 0
+    for scn, qs, ms in zip(scns, qemu, model, strict=True):
+        if any(q.crashed for q in qs) or any(
+                m.key() != q.key() and classify(scn, i, m, q) is not None
+                for i, (m, q) in enumerate(zip(ms, qs, strict=True))):
+            skipped += 1
+            continue
+        c = copy.deepcopy(dict(scn))
+        for op, q in zip(c["ops"], qs, strict=True):
+            if q.kind == "par":
+                op["expected_par"] = f"0x{q.value:016x}"
+            else:
+                op["expected_exception"] = {"taken_to_el": q.el, "esr": f"{q.esr:#x}",
+                                            "far": f"{q.far:#x}", "hpfar": f"{q.hpfar:#x}"}
+        out.append(c)
+    return out, skipped
+
+
+def replay(scns: Sequence[Mapping[str, Any]]) -> Report:
+    """Compare atlab with a corpus's recorded answers."""
+    rep = Report()
+    for scn in scns:
+        rep.add(scn, run_model(scn), expected_outcomes(scn))
+    return rep
+
+
+def compare(scns: Sequence[Mapping[str, Any]], *, shrink_mismatches: bool = True,
+            max_reproducers: int = 20, log: Callable[[str], None] = print) -> Report:
+    """QEMU against atlab over ``scns``."""
+    rep = Report()
+    t0 = time.monotonic()
+    qemu = run_qemu(scns)
+    rep.seconds["qemu"] = time.monotonic() - t0
+    t0 = time.monotonic()
+    models = [run_model(s) for s in scns]
+    rep.seconds["atlab"] = time.monotonic() - t0
+    for scn, ms, qs in zip(scns, models, qemu, strict=True):
+        rep.add(scn, ms, qs)
+    for n, (scn, i, m, q) in enumerate(rep.mismatches):
+        if n >= max_reproducers:
+            break
+        small = shrink(scn, i, qemu_predicate(m, q)) if shrink_mismatches else dict(scn)
+        path = write_reproducer(small, m, q)
+        log(f"MISMATCH {scn['name']} op {i} ({scn['ops'][i]['op']} {scn['ops'][i]['va']}) "
+            f"-> {path} ({len(small['ops'])} ops, {len(small.get('memory', []))} words)")
+        log(decode_line("atlab", m))
+        log(decode_line("QEMU", q))
+    return rep
+
+
+__all__ = ["Outcome", "Par", "Report", "compare", "record", "replay", "run_model", "run_qemu",
+           "shrink"]
