@@ -25,7 +25,7 @@ from atlab.attrs import (
     mair_attr,
     par_shareability,
 )
-from atlab.bits import bit, bits, mask
+from atlab.bits import U64, bit, bits, mask
 from atlab.faults import Fault, FaultKind
 from atlab.features import Feature, FeatureSet
 from atlab.memory import PhysMem
@@ -160,7 +160,7 @@ def run_at(
     written: hardware Access-flag updates (see :data:`atlab.walk_s2.AT_UPDATES_AF`).
     """
     features = features if features is not None else FeatureSet.all()
-    va &= mask(63, 0)
+    va &= U64
     plan = _plan(op, cur_el, regs, features)
     disp, choice = plan.disp, plan.choice
     if disp.kind is Disposition.UNDEFINED:
@@ -171,8 +171,9 @@ def run_at(
         exc = trapped_sys(info.op1, 7, info.crm, info.op2, rt, disp.reason)
         return AtResult(op, va, cur_el, disp, exception=exc, trace=Trace(ended=disp.reason))
     assert choice is not None
-    pstate_pan = regs.field("PSTATE_PAN", "PAN") if pan is None else pan
-    pan_eff = plan.pan_op and bool(pstate_pan)
+    pan_eff = False
+    if plan.pan_op:  # only AT S1E1RP/WP look at PSTATE.PAN
+        pan_eff = bool(regs.field("PSTATE_PAN", "PAN") if pan is None else pan)
     steps: list[WalkStep] | None = [] if trace else None
     notes: list[str] = []
     if trace:

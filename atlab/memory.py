@@ -22,7 +22,7 @@ MemAccess(pa=4096, value=1075843075, kind=<AccessKind.READ: 'read'>, purpose='L0
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from atlab.bits import U64
@@ -70,6 +70,11 @@ class PhysMem:
     def _check(pa: int) -> None:
         if pa & 7 or not 0 <= pa < PA_LIMIT:
             raise AtlabError(f"physical address {pa:#x} must be 8-byte aligned and below 2^56")
+
+    @property
+    def words_get(self) -> Callable[[int, int], int]:
+        """``dict.get`` of the words, for walkers that read without logging."""
+        return self._words.get
 
     def poke(self, pa: int, value: int) -> None:
         """Set a word without logging (scenario set-up)."""

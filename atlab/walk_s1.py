@@ -451,6 +451,8 @@ def walk_s1(
     ap_table = uxn_table = pxn_table = 0
     read64 = mem.read64
     logging = mem.logging
+    # Plain memory, no log, little-endian: read the words directly (same result, no call).
+    direct = mem.words_get if (type(mem) is PhysMem and not logging and not ee) else None
     while True:
         lsb = (FINAL_LEVEL - level) * stride + pgshift  # level_lsb()
         hi = wi.ia_bits - 1 if level == wi.sl else lsb + stride - 1
@@ -470,7 +472,11 @@ def walk_s1(
             desc_pa = res
         else:
             desc_pa = desc_addr
-        desc = read64(desc_pa, big_endian=ee, purpose=f"S1 L{level} descriptor" if logging else "")
+        if direct is not None:
+            desc = direct(desc_pa, 0)
+        else:
+            desc = read64(desc_pa, big_endian=ee,
+                          purpose=f"S1 L{level} descriptor" if logging else "")
         # AArch64.DecodeDescriptorType(): the common cases inline.
         if desc & 3 == 3 and level != FINAL_LEVEL:
             kind = DescKind.TABLE
