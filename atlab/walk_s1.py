@@ -531,7 +531,8 @@ def walk_s1(
     # AArch64.S1ApplyOutputPerms(); fields in S1PermBits order:
     # ap, ap_table, uxn, pxn, xn, uxn_table, pxn_table, xn_table, dbm.
     if wi.nv1:
-        pb = S1PermBits((desc >> 7 & 1) << 1, ap_table, 0, desc >> 54 & 1, 0, 0, pxn_table)
+        pb = S1PermBits((desc >> 7 & 1) << 1, ap_table, 0, desc >> 54 & 1, 0, 0, pxn_table, 0,
+                        desc >> 51 & 1)
     elif wi.unpriv:
         pb = S1PermBits(desc >> 6 & 3, ap_table, desc >> 54 & 1, desc >> 53 & 1, 0, uxn_table,
                         pxn_table, 0, desc >> 51 & 1)

@@ -171,3 +171,23 @@ def test_kvm_behaviour_reports_the_stage1_level_and_drops_bit11() -> None:
 def test_bad_nv_scenarios(doc: dict[str, object], message: str) -> None:
     with pytest.raises(AtlabError, match=message):
         parse_nv_scenario(doc, source="nv.json")
+
+
+def test_fast_path_with_nv1_honours_dbm() -> None:
+    # Regression (found by tests/test_nv_generated.py): with vHCR_EL2.E2H=0 the fast path
+    # walks with HCR_EL2.{NV,NV1}=1, and AArch64.S1ApplyOutputPerms() still takes DBM from
+    # bit 51: a read-only (AP[2]=1) DBM page is writable when TCR.HD=1.
+    sc = SMOKE[8]  # EL2 regime, 4KB
+    vregs = SysRegs.from_mapping(sc["sysregs"])
+    vregs = vregs.replace(TCR_EL2=vregs["TCR_EL2"] | (1 << 21) | (1 << 22))  # HA, HD
+    mem = {int(m["pa"], 16): int(m["u64"], 16) for m in sc["memory"]}
+    mem[0x4020_3C48] = 0x4ABC_D000 | (1 << 51) | 0x783  # AP[2]=1, DBM=1, AF=1, page
+    for fresh in (True, False):
+        emu_sys = NvSystem(vregs=vregs, l1_memory=mem, context=Context.L1_VEL2)
+        ref_sys = NvSystem(vregs=vregs, l1_memory=mem, context=Context.L1_VEL2)
+        if not fresh:
+            emulate_at(emu_sys, AtOp.S1E2R, 0x1234_5678_9000)  # fault the tables in first
+        emu = emulate_at(emu_sys, AtOp.S1E2W, 0x1234_5678_9000)
+        ref = reference_at(ref_sys, AtOp.S1E2W, 0x1234_5678_9000)
+        assert emu.par is not None and emu.par.f == 0
+        assert emu.par == getattr(ref, "par", None)
