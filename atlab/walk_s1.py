@@ -130,6 +130,8 @@ class S1WalkInfo:
     pgshift: int = 12  # granule.pgshift, kept as a plain int for the walk loop
     stride: int = 9
     unpriv: bool = True  # regime.has_unprivileged
+    #: (lsb, index mask) of the VA slice of each level from the start level to level 3.
+    shifts: tuple[tuple[int, int], ...] = ()
 
     def describe(self) -> str:
         rng = "TTBR1" if self.upper else "TTBR0"
@@ -316,6 +318,11 @@ def _range_params(
         epan=bool(bit(sctlr_val, 57)) and has(Feature.PAN3) and regime.has_unprivileged,
         nv1=nv1, mair=regs[mair_name], sh=sh, lpa_64k=lpa_64k,
         pgshift=granule.pgshift, stride=granule.stride, unpriv=regime.has_unprivileged,
+        shifts=tuple(
+            (level_lsb(lv, granule),
+             (1 << ((ia_bits if lv == sl else level_lsb(lv, granule) + granule.stride)
+                    - level_lsb(lv, granule))) - 1)
+            for lv in range(sl, FINAL_LEVEL + 1)),
     )
     return _RangeParams(False, ia_bits, bool(tbi), two_ranges, upper and two_ranges,
                         e0pd_applies, False, base_fault, info)
@@ -453,6 +460,33 @@ def walk_s1(
     logging = mem.logging
     # Plain memory, no log, little-endian: read the words directly (same result, no call).
     direct = mem.words_get if (type(mem) is PhysMem and not logging and not ee) else None
+    if s2 is None and trace is None and direct is not None:
+        # The common case (no stage 2, no trace, plain memory): follow table descriptors with
+        # fewer checks per level.  Anything that is not a valid table in range stops here and
+        # the general loop below takes over at that level (reading that descriptor again).
+        unpriv, nv1, tperms, oa_bits = wi.unpriv, wi.nv1, not wi.hpd, wi.oa_bits
+        for lsb, imask in wi.shifts[:-1]:
+            desc = direct(table | ((va >> lsb) & imask) << 3, 0)
+            if desc & 3 != 3:
+                break
+            nxt = desc & oa_mask
+            if high:
+                nxt |= desc_oa_high(desc, ds=wi.ds, lpa_64k=wi.lpa_64k)
+            if nxt >> oa_bits:
+                break
+            if tperms:  # AArch64.S1ApplyTablePerms()
+                if nv1:
+                    ap_table |= (desc >> 62 & 1) << 1
+                    pxn_table |= desc >> 60 & 1
+                elif unpriv:
+                    ap_table |= desc >> 61 & 3
+                    uxn_table |= desc >> 60 & 1
+                    pxn_table |= desc >> 59 & 1
+                else:
+                    ap_table |= (desc >> 62 & 1) << 1
+                    uxn_table |= desc >> 60 & 1
+            table = nxt
+            level += 1
     while True:
         lsb = (FINAL_LEVEL - level) * stride + pgshift  # level_lsb()
         hi = wi.ia_bits - 1 if level == wi.sl else lsb + stride - 1
