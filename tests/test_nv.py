@@ -191,3 +191,27 @@ def test_fast_path_with_nv1_honours_dbm() -> None:
         ref = reference_at(ref_sys, AtOp.S1E2W, 0x1234_5678_9000)
         assert emu.par is not None and emu.par.f == 0
         assert emu.par == getattr(ref, "par", None)
+
+
+@pytest.mark.parametrize(
+    ("context", "vhcr", "set_bits", "clear_bits"),
+    [
+        # L1 at vEL2 (vE2H=0): NV, NV1 and AT trap/redirect; TGE=0; VM for L0's stage 2.
+        (Context.L1_VEL2, 1 << 31, (42, 43, 44, 0, 31, 34), (27,)),
+        # L1 at vEL2 with vE2H=1: no NV1 (L1's EL2&0 tables use the EL1 format).
+        (Context.L1_VEL2, (1 << 31) | (1 << 34), (42, 44), (43, 27)),
+        # L2 with L1's vHCR_EL2.AT=1: folded, so L2's AT traps to L0 which forwards it.
+        (Context.L2_EL1, (1 << 31) | 1 | (1 << 44), (44, 0), (42, 43)),
+        # L2 with vHCR_EL2.AT=0: L2's AT runs in hardware on the shadow stage 2.
+        (Context.L2_EL1, (1 << 31) | 1, (0,), (44, 42)),
+    ],
+    ids=["vEL2-nVHE", "vEL2-VHE", "L2-vAT1", "L2-vAT0"],
+)
+def test_loaded_hcr_el2(context: Context, vhcr: int, set_bits: tuple[int, ...],
+                        clear_bits: tuple[int, ...]) -> None:
+    from atlab.nv import loaded_hcr_el2
+
+    loaded = loaded_hcr_el2(context, SysRegs({"HCR_EL2": vhcr}), ALL)
+    assert all(loaded.value >> b & 1 for b in set_bits), str(loaded)
+    assert not any(loaded.value >> b & 1 for b in clear_bits), str(loaded)
+    assert loaded.reasons

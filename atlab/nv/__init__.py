@@ -13,17 +13,19 @@ software walk that reads L1's (or L2's) tables through the stages L0 knows about
 
 from atlab.nv.emulate import KvmBehaviour, NvAtResult, emulate_at, reference_at
 from atlab.nv.model import NvSystem, load_nv_scenarios, parse_nv_scenario
-from atlab.nv.routing import Context, Route, RouteKind, route_at
+from atlab.nv.routing import Context, LoadedHcr, Route, RouteKind, loaded_hcr_el2, route_at
 
 __all__ = [
     "Context",
     "KvmBehaviour",
+    "LoadedHcr",
     "NvAtResult",
     "NvSystem",
     "Route",
     "RouteKind",
     "emulate_at",
     "load_nv_scenarios",
+    "loaded_hcr_el2",
     "parse_nv_scenario",
     "reference_at",
     "route_at",

@@ -29,7 +29,7 @@ from atlab.bits import bit, bits, set_bits
 from atlab.faults import Fault, FaultKind
 from atlab.features import Feature
 from atlab.nv.model import L0_VTCR, NvSystem, page_of
-from atlab.nv.routing import Context, Route, RouteKind, route_at
+from atlab.nv.routing import Context, Route, RouteKind, loaded_hcr_el2, route_at
 from atlab.par import Par
 from atlab.regime import AtOp, Regime, compute_translation_regime
 from atlab.syndrome import EC_DABT_LOWER, TakenException, undefined
@@ -178,7 +178,8 @@ def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None 
     vregs, feats = system.vregs, system.features
     ctx = system.context
     route = route_at(ctx, op, vregs, feats)
-    story = [f"{ctx.value} executes {op}, VA {va:#x}", f"route: {route}"]
+    story = [f"{ctx.value} executes {op}, VA {va:#x}",
+             f"loaded by L0: {loaded_hcr_el2(ctx, vregs, feats)}", f"route: {route}"]
 
     if route.kind is RouteKind.UNDEFINED:
         target = 2 if ctx is Context.L1_VEL2 else 1

@@ -38,6 +38,54 @@ class Route:
         return f"{self.kind.value}: {self.reason} [{self.rule}]"
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedHcr:
+    """The real HCR_EL2 L0 programs while ``context`` runs, and why each bit is set."""
+
+    value: int
+    reasons: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"HCR_EL2=0x{self.value:016x} (" + "; ".join(self.reasons) + ")"
+
+
+def loaded_hcr_el2(context: Context, vregs: SysRegs, features: FeatureSet) -> LoadedHcr:
+    """What L0 (a VHE host) loads into the real HCR_EL2 for the running guest context.
+
+    - Always: RW=1 (EL1 is AArch64), VM=1 (a stage 2 is always on for a guest), E2H=1 (L0 is
+      a VHE host), TGE=0 (the guest runs at EL1/EL0, not in L0's host regime).
+    - L1 at vEL2: NV=1 (EL2 instructions and registers at EL1 trap or are redirected),
+      AT=1 (the hardware EL1 registers hold L1's EL2 context, so an EL1 AT would translate
+      the wrong regime: trap it), NV1=1 when vHCR_EL2.E2H=0 (L1's nVHE EL2 tables use the
+      EL2 descriptor format); VTTBR_EL2 is L0's own stage 2 for L1.
+    - L2: L1's vHCR_EL2.{AT, NV, NV1, DC} folded in (L0 must see the traps L1 asked for, and
+      the walks must behave as L1 configured them); VTTBR_EL2 is the shadow stage 2 (or L0's
+      own stage 2 for L1 when L1's stage 2 is off).
+    """
+    rw, vm, nv, nv1, at, e2h, dc = 1 << 31, 1, 1 << 42, 1 << 43, 1 << 44, 1 << 34, 1 << 12
+    value = rw | vm | e2h
+    reasons = ["RW, VM, E2H=1 (L0 is a VHE host), TGE=0"]
+    has_nv = features.has(Feature.NV)
+    if context is Context.L1_VEL2:
+        if has_nv:
+            value |= nv | at
+            reasons.append("NV=1: L1's EL2 runs at EL1")
+            reasons.append("AT=1: EL1 AT would use L1's EL2 context loaded in the EL1 registers")
+            if not vregs.field("HCR_EL2", "E2H"):
+                value |= nv1
+                reasons.append("NV1=1: vHCR_EL2.E2H=0, L1's EL2 tables use the EL2 format")
+        reasons.append("VTTBR_EL2 = L0's stage 2 for L1")
+        return LoadedHcr(value, tuple(reasons))
+    vhcr = vregs["HCR_EL2"]
+    for bit_, name in ((at, "AT"), (nv, "NV"), (nv1, "NV1"), (dc, "DC")):
+        if vhcr & bit_ and (has_nv or name == "DC"):
+            value |= bit_
+            reasons.append(f"{name}=1 folded from L1's vHCR_EL2")
+    reasons.append("VTTBR_EL2 = the shadow stage 2" if vhcr & vm or vhcr & dc
+                   else "VTTBR_EL2 = L0's stage 2 for L1 (L1's stage 2 is off)")
+    return LoadedHcr(value, tuple(reasons))
+
+
 def route_at(context: Context, op: AtOp, vregs: SysRegs, features: FeatureSet) -> Route:
     """Where an AT executed by ``context`` goes.  ``vregs`` holds L1's *virtual* EL2
     registers (vHCR_EL2 as ``HCR_EL2`` ...).  L0 runs L1's vEL2 at physical EL1 with
