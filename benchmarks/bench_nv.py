@@ -6,22 +6,10 @@ Issue target: an emulated AT S1E1R from L1's vEL2 that falls back to the softwar
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from atlab import AtOp, PhysMem, run_at
 from atlab.nv import Context, NvSystem, emulate_at
 from benchmarks.bench_at import VA, _regs, _s1_memory, _s2_identity
-
-
-def _best(fn: Callable[[], object], n: int) -> float:
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best
+from benchmarks.bench_at import _time as _best
 
 
 def main() -> None:
