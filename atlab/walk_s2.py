@@ -235,12 +235,16 @@ def walk_s2(
     table = wi.baddr
     if table >> wi.oa_bits:
         return fail(FaultKind.ADDRESS_SIZE, 0, f"VTTBR_EL2 base {table:#x} too large")
+    pgshift = g.value
+    stride = pgshift - 3
+    logging = mem.logging
     while True:
-        lsb = level_lsb(level, g)
-        hi = wi.ia_bits - 1 if level == wi.sl else lsb + g.stride - 1
-        index = bits(ipa, hi, lsb)
+        lsb = (FINAL_LEVEL - level) * stride + pgshift  # level_lsb()
+        hi = wi.ia_bits - 1 if level == wi.sl else lsb + stride - 1
+        index = (ipa >> lsb) & ((1 << (hi - lsb + 1)) - 1)
         desc_pa = table | (index << 3)
-        desc = mem.read64(desc_pa, big_endian=wi.ee, purpose=f"S2 L{level} descriptor")
+        desc = mem.read64(desc_pa, big_endian=wi.ee,
+                          purpose=f"S2 L{level} descriptor" if logging else "")
         kind = decode_desc_kind(desc, level, g, wi.ds, features)
         if trace is not None:
             trace.append(WalkStep(2, level, table, index, hi, lsb, desc_pa, desc_pa, desc,

@@ -18,7 +18,7 @@ def main() -> None:
     words = _s1_memory(lambda a: a)
     _s2_identity(words)
     system = NvSystem(vregs=_regs(True), l1_memory=words, context=Context.L1_VEL2)
-    res = emulate_at(system, AtOp.S1E1R, VA, trace=False)
+    res = emulate_at(system, AtOp.S1E1R, VA, trace=True)
     assert res.path == "software walker" and res.par is not None and not res.par.f, res
     assert res.software is not None and res.software.trace.total_accesses == 4 + 4 * 4
 

@@ -216,7 +216,7 @@ def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None 
             vttbr = system.materialize_s2(system.l0_stage2_pages(), slot=0)
             story.append("fast path: L0 loads L2's EL1 registers; L1's stage 2 is off, so the "
                          "hardware stage 2 is L0's own stage 2 for L1")
-    hw_regs = hw_regs.replace(VTTBR_EL2=vttbr)
+    hw_regs = _reuse(system, hw_regs.replace(VTTBR_EL2=vttbr))
     hw_op = _HW_OP.get(op, op)
     fast = run_at(hw_op, va, regs=hw_regs, mem=system.mem, features=feats, cur_el=2,
                   pan=system.pan, trace=trace)
@@ -236,7 +236,7 @@ def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None 
     # SIMPLIFIED: for AT S12E* the software walker redoes stage 1 as well as L1's stage 2.
     before = len(system.events)
     soft = run_at(op, va, regs=vregs, mem=system.l1_view(), features=feats, cur_el=2,
-                  pan=system.pan, trace=True)
+                  pan=system.pan, trace=trace)
     # L2's tables (the EL1&0 regime under L1's stage 2) live in L2 IPA space.
     l2_tables = choice.regime is Regime.EL10 and stage2_enabled(vregs)
     for step in soft.trace.steps:
@@ -253,6 +253,17 @@ def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None 
     story.append(f"=> L1 reads {soft_par if soft_par is not None else soft.exception}")
     return NvAtResult(op, va, ctx, route, soft_par, soft.exception, fast, accepted, soft,
                       tuple(story))
+
+
+def _reuse(system: NvSystem, regs: SysRegs) -> SysRegs:
+    """The snapshot L0 loaded last time if it holds the same values (so that what was derived
+    from it, e.g. the decoded walk parameters, is reused)."""
+    for known in system.loaded:
+        if known == regs:
+            return known
+    system.loaded.append(regs)
+    del system.loaded[:-4]
+    return regs
 
 
 def _run_l2_in_hardware(system: NvSystem, op: AtOp, va: int, route: Route,

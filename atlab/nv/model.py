@@ -76,6 +76,9 @@ class NvSystem:
         self.l0_mapped: set[int] = set(self.backing) - hole_pages
         self.shadow: dict[int, int] = dict(shadow or {})
         self.events: list[L0Event] = []
+        self._materialized: dict[int, tuple[tuple[int, int], ...]] = {}
+        #: Register snapshots L0 loaded recently (reused while unchanged).
+        self.loaded: list[SysRegs] = []
         self._next_free = max([*self.backing.values(), pa_offset], default=pa_offset) + 0x1000
 
     # --- L0's memory management -----------------------------------------------------------
@@ -116,8 +119,12 @@ class NvSystem:
         """Write 4KB-granule, 4-level stage 2 tables mapping ``pages`` (IPA page -> PA page)
         into L0's memory; return the VTTBR_EL2 value.  ``slot`` picks a table area."""
         base = L0_TABLES_BASE + slot * 0x100_0000
-        for pa in list(w for w, _ in self.mem if base <= w < base + 0x100_0000):
+        wanted = tuple(sorted(pages.items()))
+        if self._materialized.get(slot) == wanted:
+            return base  # the tables in memory already say exactly this
+        for pa in [w for w, _ in self.mem.iter_range(base, base + 0x100_0000)]:
             self.mem.poke(pa, 0)
+        self._materialized[slot] = wanted
         nxt = base + 0x1000
         tables: dict[tuple[int, int], int] = {}
         for ipa_page, pa_page in sorted(pages.items()):
