@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from atlab.attrs import (
+    ATTR_NORMAL_NC,
     ATTR_NORMAL_WB_RWA,
     ATTR_DEVICE_nGnRnE,
     combine_s1_s2,
@@ -271,10 +272,16 @@ def run_at(
             return finish(res.fault, ipa=ipa, perms=perms, walk=wi_text, ended=res.ended,
                           final_s2=final)
         assert isinstance(s2.info, S2WalkInfo)
+        # AArch64.S2Translate(): AArch64.S2TreatAsNormalNC() - with HCR_EL2.CD=1
+        # (!S2DCacheEnabled()) stage 2 Normal memory is Normal Non-cacheable for a data access;
+        # with FWB=1 the stage 2 attributes are already combined with stage 1's.
         if s2.info.fwb:
             attr = fwb_combine(s1_attr, res.memattr)
+            if s2.info.cd and attr >> 4:
+                attr = ATTR_NORMAL_NC
         else:
-            attr = combine_s1_s2(s1_attr, res.attr)
+            attr = combine_s1_s2(s1_attr, ATTR_NORMAL_NC if s2.info.cd and res.attr >> 4
+                                 else res.attr)
         sh = combine_shareability(s1_sh, res.sh)
         pa = res.pa
         ended = f"{op}: IPA {ipa:#x} -> PA {pa:#x} ({res.ended})"

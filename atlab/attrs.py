@@ -21,6 +21,9 @@ SH_NAMES = {0: "NSH", 1: "reserved", 2: "OSH", 3: "ISH"}
 ATTR_DEVICE_nGnRnE = 0x00
 #: PAR_EL1.ATTR with HCR_EL2.DC=1: Normal Inner/Outer Write-Back Read/Write-Allocate.
 ATTR_NORMAL_WB_RWA = 0xFF
+#: ``NormalNCMemAttr()``: Normal Inner/Outer Non-cacheable (stage 2 Normal memory with
+#: HCR_EL2.CD=1, ``AArch64.S2TreatAsNormalNC()``).
+ATTR_NORMAL_NC = 0x44
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ from atlab.errors import AtlabError
 from atlab.faults import FaultKind
 from atlab.features import FeatureSet
 from atlab.memory import PhysMem, byteswap64
-from atlab.nv.model import L0Event, NvSystem, page_of
+from atlab.nv.model import S2_ATTR_BITS, L0Event, NvSystem, page_of
 from atlab.par import Par
 from atlab.regime import (
     AtOp,
@@ -426,7 +426,8 @@ def shadow_check(system: NvSystem) -> list[ShadowCheck]:
     out = []
     info = setup_s2_walk(system.vregs, system.features)
     flat = system.flat_l1_memory()
-    for l2_ipa, pa in sorted(system.shadow.items()):
+    for l2_ipa, entry in sorted(system.shadow.items()):
+        pa = page_of(entry & ~S2_ATTR_BITS)  # an entry may carry L1's attribute bits
         if not isinstance(info, S2WalkInfo):
             out.append(ShadowCheck(l2_ipa, pa, None, f"L1's stage 2 is misconfigured: {info}"))
             continue

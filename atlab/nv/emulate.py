@@ -28,7 +28,7 @@ from atlab.at import AtResult, run_at
 from atlab.bits import bit, bits, set_bits
 from atlab.faults import Fault, FaultKind
 from atlab.features import Feature
-from atlab.nv.model import L0_VTCR, NvSystem, page_of
+from atlab.nv.model import L0_VTCR, S2_ATTR_BITS, NvSystem, page_of
 from atlab.nv.routing import Context, Route, RouteKind, loaded_hcr_el2, route_at
 from atlab.par import Par
 from atlab.regime import AtOp, Regime, compute_translation_regime
@@ -130,7 +130,7 @@ def _hw_regs_for_l2(vregs: SysRegs) -> SysRegs:
     walk (DC, NV, NV1) folded into the real HCR_EL2; vTGE=1 disables the EL1&0 stage 1."""
     vhcr = vregs["HCR_EL2"]
     hcr = (1 << 31) | 1 | (1 << 34)
-    for b in (12, 42, 43):  # DC, NV, NV1
+    for b in (2, 12, 32, 42, 43, 46):  # PTW, DC, CD, NV, NV1, FWB
         hcr |= vhcr & (1 << b)
     sctlr = vregs["SCTLR_EL1"]
     if bit(vhcr, 27):
@@ -299,9 +299,18 @@ def _run_l2_in_hardware(system: NvSystem, op: AtOp, va: int, route: Route,
                      for_at=False)
         if l1.fault is not None:
             return _inject(system, op, va, route, story, l1.fault, l2_ipa)
+        if page_of(l2_ipa) in system.shadow:
+            # The shadow already maps the page with L1's permissions: the abort is L1's own
+            # (e.g. no stage 2 write permission for the stage 1 Access flag update).
+            l1w = walk_s2(s2info, system.l1_view(), l2_ipa, feats, write=True, s1ptw=True,
+                          for_at=False)
+            if l1w.fault is None:  # pragma: no cover - would be a modelling error
+                raise AssertionError(f"stage 2 abort at L2 IPA {l2_ipa:#x} that L1's stage 2 "
+                                     "does not explain")
+            return _inject(system, op, va, route, story, l1w.fault, l2_ipa)
         pa = system.l1_ipa_to_pa(l1.pa, allocate=True)
         assert pa is not None
-        system.shadow[page_of(l2_ipa)] = page_of(pa)
+        system.shadow[page_of(l2_ipa)] = page_of(pa) | (l1.desc & S2_ATTR_BITS)
         story.append(f"L0 walks L1's stage 2: L2 IPA {l2_ipa:#x} -> L1 IPA {l1.pa:#x} -> "
                      f"PA {pa:#x}; adds it to the shadow stage 2 and retries")
     raise AssertionError("shadow stage 2 did not converge")  # pragma: no cover

@@ -28,6 +28,17 @@ L0_TABLES_BASE = 0x8000_0000_0000
 L0_VTCR = 0x8005_3590
 #: S2 page descriptor bits: AF, SH=ISH, S2AP=RW, MemAttr=0b1111 (Normal WB), page.
 _S2_PAGE_BITS = 0x7FF
+#: The stage 2 leaf attribute bits a shadow entry carries from L1's stage 2 (MemAttr[5:2],
+#: S2AP[7:6], SH[9:8], XN[54:53]): the shadow grants no more than L1's stage 2 does.
+S2_ATTR_BITS = 0x0060_0000_0000_03FC
+
+
+def shadow_desc(entry: int) -> int:
+    """The hardware descriptor for a shadow entry (``PA page | L1's attribute bits``); an
+    entry without attribute bits is read/write Normal Write-Back memory."""
+    attrs = entry & S2_ATTR_BITS
+    page = entry & ~S2_ATTR_BITS & ~0xFFF
+    return page | (attrs if attrs else _S2_PAGE_BITS & S2_ATTR_BITS) | (1 << 10) | 0b11
 
 
 def page_of(addr: int) -> int:
@@ -61,6 +72,10 @@ class NvSystem:
     ) -> None:
         self.vregs = vregs
         self.features = features if features is not None else FeatureSet.all()
+        if self.features.pa_max < 48:
+            # L0 keeps its own tables at PA bit 47 and places L1's memory above 4GB.
+            raise AtlabError(f"the NV model needs a PE with PAMax >= 48 (L0's memory layout), "
+                             f"not {self.features.pa_max}")
         self.context = context
         self.pan = pan
         self.backing: dict[int, int] = dict(backing or {})
@@ -127,12 +142,12 @@ class NvSystem:
         self._materialized[slot] = wanted
         nxt = base + 0x1000
         tables: dict[tuple[int, int], int] = {}
-        for ipa_page, pa_page in sorted(pages.items()):
+        for ipa_page, pa_page in sorted(pages.items()):  # PA page | optional attribute bits
             table = base
             for level in range(4):
                 index = (ipa_page >> (39 - 9 * level)) & 0x1FF
                 if level == 3:
-                    self.mem.poke(table + 8 * index, pa_page | _S2_PAGE_BITS)
+                    self.mem.poke(table + 8 * index, shadow_desc(pa_page))
                     break
                 key = (level, ipa_page >> (39 - 9 * level))
                 if key not in tables:

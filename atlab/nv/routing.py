@@ -56,11 +56,11 @@ def loaded_hcr_el2(context: Context, vregs: SysRegs, features: FeatureSet) -> Lo
       a VHE host), TGE=0 (the guest runs at EL1/EL0, not in L0's host regime).
     - L1 at vEL2: NV=1 (EL2 instructions and registers at EL1 trap or are redirected),
       AT=1 (the hardware EL1 registers hold L1's EL2 context, so an EL1 AT would translate
-      the wrong regime: trap it), NV1=1 when vHCR_EL2.E2H=0 (L1's nVHE EL2 tables use the
-      EL2 descriptor format); VTTBR_EL2 is L0's own stage 2 for L1.
-    - L2: L1's vHCR_EL2.{AT, NV, NV1, DC} folded in (L0 must see the traps L1 asked for, and
-      the walks must behave as L1 configured them); VTTBR_EL2 is the shadow stage 2 (or L0's
-      own stage 2 for L1 when L1's stage 2 is off).
+      the wrong regime: trap it), NV1=1 when vHCR_EL2.E2H=0 (L1's nVHE EL2 tables use
+      the EL2 descriptor format); VTTBR_EL2 is L0's own stage 2 for L1.
+    - L2: L1's vHCR_EL2.{AT, NV, NV1, DC, PTW, CD, FWB} folded in (L0 must see the traps L1
+      asked for, and the walks must behave as L1 configured them); VTTBR_EL2 is the shadow
+      stage 2 (or L0's own stage 2 for L1 when L1's stage 2 is off).
     """
     rw, vm, nv, nv1, at, e2h, dc = 1 << 31, 1, 1 << 42, 1 << 43, 1 << 44, 1 << 34, 1 << 12
     value = rw | vm | e2h
@@ -77,8 +77,10 @@ def loaded_hcr_el2(context: Context, vregs: SysRegs, features: FeatureSet) -> Lo
         reasons.append("VTTBR_EL2 = L0's stage 2 for L1")
         return LoadedHcr(value, tuple(reasons))
     vhcr = vregs["HCR_EL2"]
-    for bit_, name in ((at, "AT"), (nv, "NV"), (nv1, "NV1"), (dc, "DC")):
-        if vhcr & bit_ and (has_nv or name == "DC"):
+    folded = ((at, "AT"), (nv, "NV"), (nv1, "NV1"), (dc, "DC"), (1 << 2, "PTW"),
+              (1 << 32, "CD"), (1 << 46, "FWB"))
+    for bit_, name in folded:
+        if vhcr & bit_ and (has_nv or name not in ("AT", "NV", "NV1")):
             value |= bit_
             reasons.append(f"{name}=1 folded from L1's vHCR_EL2")
     reasons.append("VTTBR_EL2 = the shadow stage 2" if vhcr & vm or vhcr & dc
