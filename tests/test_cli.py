@@ -109,3 +109,33 @@ def test_decode(argv: list[str], expected: str, capsys: pytest.CaptureFixture[st
 def test_decode_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("atlab: error: ")
+
+
+NV_EXAMPLE = Path(__file__).parent.parent / "examples" / "nv_l1_guest_hypervisor.json"
+
+
+def test_nv_run_reports_par_route_and_path(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nv", "run", str(NV_EXAMPLE)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["route"] == "TRAP_L0" and rows[0]["path"] == "software walker"
+    assert rows[1]["path"] == "fast path" and rows[0]["par"] == rows[1]["par"]
+    assert rows[-1]["route"] == "UNDEFINED" and rows[-1]["par"] is None
+
+
+def test_nv_run_full_and_kvm(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nv", "run", "--full", "--kvm", str(NV_EXAMPLE)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert any("L0 (invisible to L1)" in line for line in rows[0]["narration"])
+    # KVM reports the stage 1 level (0) for the stage 2 fault on TTBR1's table: 0xb09.
+    assert rows[4]["par"] == "0x0000000000000b09"
+
+
+@pytest.mark.parametrize("content", ['{"context": "L9", "ops": []}', "[1, 2", '{"ops": 3}'],
+                         ids=["bad-context", "bad-json", "ops-not-list"])
+def test_nv_run_bad_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                content: str) -> None:
+    path = tmp_path / "nv.json"
+    path.write_text(content)
+    assert main(["nv", "run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("atlab: error: ") and err.count("\n") == 1
