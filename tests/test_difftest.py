@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from tools.difftest.compare import compare, replay, run_model, shrink
-from tools.difftest.generator import generate
+from tools.difftest.compare import compare, record, replay, run_model, shrink
+from tools.difftest.covreport import MEASURED, measure
+from tools.difftest.generator import generate, is_atlab_only
 from tools.difftest.outcome import Outcome
 
 CORPUS = sorted((Path(__file__).parent / "data" / "difftest").glob("corpus-seed*.json"))
@@ -89,13 +90,16 @@ def test_generator_tags_and_features() -> None:
                  "el:1", "el:2", "el:3", "pstate:pan", "feature:tbi", "feature:hpd"):
         assert want in tags, want
     for s in scns:
-        assert s["tags"] and s["features"] == {"FEAT_ATS1A": False}
+        assert s["tags"]
+        if not is_atlab_only(s):
+            assert s["features"] == {"FEAT_ATS1A": False}
         assert all(isinstance(run_model(s)[0], Outcome) for _ in (0,))
 
 
 def test_ats1a_ops_are_undefined() -> None:
     """FEAT_ATS1A is off in every generated scenario: AT S1E1A / S1E2A are UNDEFINED."""
-    scns = [s for s in generate(1, 200) if "op:ats1a-undef" in s["tags"]]
+    scns = [s for s in generate(1, 200)
+            if "op:ats1a-undef" in s["tags"] and not is_atlab_only(s)]
     assert scns
     for s in scns:
         for op, out in zip(s["ops"], run_model(s), strict=True):
@@ -132,3 +136,90 @@ def test_shrinker_reduces_to_one_op() -> None:
     assert int(small["sysregs"]["TCR_EL1"], 0) & 0x3F == int(scn["sysregs"]["TCR_EL1"], 0) & 0x3F
     others = {k: int(v, 0) for k, v in small["sysregs"].items() if k != "TCR_EL1"}
     assert all(v == 0 for v in others.values()), others
+
+
+# ---- (d) the scenario kinds added for coverage, atlab-only scenarios, the coverage report ----
+
+NEW_KINDS = (
+    # compared with QEMU
+    "hcr:nv", "hcr:nv1", "hcr:at", "hcr:cd", "fault:s2-addrsize-vttbr", "fault:s2-addrsize-table",
+    "fault:s2-txsz", "s2:block-level", "s2:s1-table-readonly",
+    # atlab only
+    "atlab-only:feature-off", "atlab-only:reserved-tg", "atlab-only:granule-off",
+    "atlab-only:el1-tge", "atlab-only:ats1a", "atlab-only:error-expected", "feature-off:pamax",
+)
+
+
+def test_generator_tags_new_kinds() -> None:
+    tags = {t for s in generate(1, 2000) for t in s["tags"]}
+    missing = [k for k in NEW_KINDS if k not in tags]
+    assert not missing, missing
+
+
+def test_atlab_only_scenarios() -> None:
+    """Features off, reserved TG, EL1 with TGE=1 and FEAT_ATS1A on: tagged, and atlab answers
+    as documented (AtlabError for the error-expected kinds, a PAR for AT S1E*A)."""
+    scns = [s for s in generate(1, 1500) if is_atlab_only(s)]
+    assert 0.03 * 1500 < len(scns) < 0.1 * 1500
+    for s in scns:
+        outs = run_model(s)
+        if "atlab-only:error-expected" in s["tags"]:
+            assert all(o.kind == "error" for o in outs), (s["name"], outs)
+        if "atlab-only:feature-off" in s["tags"]:
+            assert any((v is False and k != "FEAT_ATS1A") or k == "PAMax"
+                       for k, v in s["features"].items()), s["features"]
+        if "atlab-only:ats1a" in s["tags"]:
+            assert s["features"] == {"FEAT_ATS1A": True}
+            for op, out in zip(s["ops"], outs, strict=True):
+                if op["op"] in ("S1E1A", "S1E2A", "S1E3A") and s["el"] == 3:
+                    assert out.kind == "par", (s["name"], op, out)
+
+
+def test_atlab_only_scenarios_are_not_compared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """compare() never sends atlab-only scenarios to QEMU; record() never puts them in a
+    corpus."""
+    scns = generate(1, 300)
+    only = [s for s in scns if is_atlab_only(s)]
+    assert only
+    sent: list[Mapping[str, Any]] = []
+
+    def fake_qemu(batch: Sequence[Mapping[str, Any]]) -> list[list[Outcome]]:
+        sent.extend(batch)
+        return [run_model(s) for s in batch]  # QEMU agreeing with atlab
+
+    monkeypatch.setattr("tools.difftest.compare.run_qemu", fake_qemu)
+    rep = compare(scns, shrink_mismatches=False, log=lambda _: None)
+    assert not any(is_atlab_only(s) for s in sent)
+    assert len(sent) == len(scns) - len(only)
+    assert rep.atlab_only == len(only) and rep.scenarios == len(sent)
+    assert not rep.mismatches
+    corpus, _ = record(scns, [run_model(s) for s in scns], [run_model(s) for s in scns])
+    assert not any(is_atlab_only(s) for s in corpus)
+
+
+def test_coverage_report_small() -> None:
+    """``python -m tools.difftest --coverage`` on a small count: every measured file is
+    reported with lines and branches, unreached lines carry a reason or NOT EXPLAINED, and
+    the per-tag table has a row per tag."""
+    rep = measure([1], 150)
+    assert [f.name for f in rep.files] == list(MEASURED)
+    for f in rep.files:
+        assert 0 < f.covered <= f.statements and 0 <= f.covered_branches <= f.branches
+    walk_s1 = rep.files[0]
+    assert walk_s1.covered / walk_s1.statements > 0.8
+    assert rep.scenarios == 150 and not rep.differences
+    text = rep.text()
+    for want in ("walk_s1.py", "walk_s2.py", "syndrome.py", "unreached (reason):",
+                 "lines only this tag reaches", "regime:EL1&0", "IMPDEF_TXSZ_OUT_OF_RANGE"):
+        assert want in text, want
+    # a per-tag row: scenarios carrying the tag and the lines they reach
+    el3 = rep.tags["el:3"]
+    assert el3.scenarios > 0 and el3.lines and el3.only <= el3.lines
+
+
+def test_coverage_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.difftest.__main__ import main
+
+    main(["--coverage", "--seed", "2", "--count", "40"])
+    out = capsys.readouterr().out
+    assert "atlab walker coverage: 40 scenarios" in out and "total" in out

@@ -4,6 +4,8 @@ The comparison uses exactly the documented masks (:mod:`tools.difftest.outcome`)
 successful PAR without bits 11:9, a faulting PAR without bits 63:48, an exception by target
 EL, ESR (ISS.Rt masked for EC 0x18), FAR and HPFAR - never ELR.  A disagreement explained by
 an entry of :mod:`tools.difftest.known_deviations` is counted under that entry's name.
+Scenarios tagged ``atlab-only:*`` (:func:`tools.difftest.generator.atlab_only_variant`) are
+never sent to QEMU: atlab runs them (they must not crash it) and the report counts them apart.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from atlab import AtlabError, Par, parse_scenario
+from tools.difftest.generator import is_atlab_only
 from tools.difftest.known_deviations import classify
 from tools.difftest.outcome import Outcome
 
@@ -108,6 +111,7 @@ class Report:
     deviations: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     crashed: int = 0
     lost: int = 0
+    atlab_only: int = 0  # scenarios QEMU cannot check (run through atlab only)
     by_tag: dict[str, TagStats] = field(default_factory=lambda: defaultdict(TagStats))
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
@@ -162,7 +166,8 @@ class Report:
         dev = ", ".join(f"{k}: {v}" for k, v in sorted(self.deviations.items())) or "none"
         return (f"{self.scenarios} scenarios, {self.ops} ops: {len(self.mismatches)} "
                 f"unexplained mismatches; known deviations: {dev}; QEMU crashes: "
-                f"{self.crashed} (+{self.lost} later ops lost)")
+                f"{self.crashed} (+{self.lost} later ops lost); {self.atlab_only} atlab-only "
+                "scenarios not compared")
 
 
 # ---- shrinking -------------------------------------------------------------------------------
@@ -311,7 +316,7 @@ def record(scns: Sequence[Mapping[str, Any]], qemu: Sequence[Sequence[Outcome]],
     out = []
     skipped = 0
     for scn, qs, ms in zip(scns, qemu, model, strict=True):
-        if any(q.crashed for q in qs) or any(
+        if is_atlab_only(scn) or any(q.crashed for q in qs) or any(
                 m.key() != q.key() and classify(scn, i, m, q) is not None
                 for i, (m, q) in enumerate(zip(ms, qs, strict=True))):
             skipped += 1
@@ -337,13 +342,18 @@ def replay(scns: Sequence[Mapping[str, Any]]) -> Report:
 
 def compare(scns: Sequence[Mapping[str, Any]], *, shrink_mismatches: bool = True,
             max_reproducers: int = 20, log: Callable[[str], None] = print) -> Report:
-    """QEMU against atlab over ``scns``."""
+    """QEMU against atlab over ``scns`` (atlab-only scenarios: atlab alone, not compared)."""
     rep = Report()
+    only = [s for s in scns if is_atlab_only(s)]
+    scns = [s for s in scns if not is_atlab_only(s)]
     t0 = time.monotonic()
     qemu = run_qemu(scns)
     rep.seconds["qemu"] = time.monotonic() - t0
     t0 = time.monotonic()
     models = [run_model(s) for s in scns]
+    for s in only:
+        run_model(s)  # atlab must answer (or refuse with AtlabError), never crash
+    rep.atlab_only = len(only)
     rep.seconds["atlab"] = time.monotonic() - t0
     for scn, ms, qs in zip(scns, models, qemu, strict=True):
         rep.add(scn, ms, qs)

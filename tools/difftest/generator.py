@@ -108,6 +108,8 @@ class Ctx:
     ipa_delta: int = 0  # stage 1 tables: IPA = PA + ipa_delta
     protected: set[int] = field(default_factory=set)  # stage 1 tables the harness walks
     harness_phase: bool = False  # building the harness's path: tables keep IPA = PA
+    nv1: bool = False  # HCR_EL2.{NV,NV1}={1,1}: EL1&0 descriptors read EL2-style
+    s1_ha: bool = False  # the stage 1 regime has TCR_ELx.HA=1
 
     def table_ipa(self, pa: int) -> int:
         """The IPA of a stage 1 table at ``pa`` (the harness's own tables are flat)."""
@@ -364,7 +366,8 @@ def make_s1_regime(c: Ctx, name: str, *, harness: bool, s2: bool) -> S1Regime:
         reg_name = f"TTBR{1 if rg.upper else 0}_{sfx}"
         c.regs[reg_name] = ttbr
         if harness and not rg.upper:
-            _harness_map(c, b, rg.gran, two_ranges=two)
+            # with NV1, bit 54 is PXN in EL1&0: the harness's block must leave it clear
+            _harness_map(c, b, rg.gran, two_ranges=two and not (c.nv1 and name == "EL1&0"))
             # the tables on the harness's path stay readable at stage 2; later tables
             # start on a fresh 64KB page
             c.protected |= {pa for pa, _ in b.extents()}
@@ -424,7 +427,7 @@ def populate_s1(c: Ctx, reg: S1Regime, n_maps: int, final_ipas: list[tuple[int, 
         level = c.r.choice(legal)
         lsb = b.lsb(level)
         attrs = _leaf_attrs(c, reg, gds)
-        if roll < 0.23:
+        if roll < 0.23 or (reg.ha and c.s2 is not None and c.chance(0.3)):
             attrs &= ~(1 << 10)
             c.tags.add("fault:af" if not reg.ha else "feature:ha-update")
         # output address
@@ -490,9 +493,11 @@ def make_s2(c: Ctx, *, harness: bool, need_ia: int) -> None:
             options.append((sl, sl0, sl2, lo, hi))
     sl, sl0, sl2, lo, hi = r.choice(options)
     ia_bits = r.randint(lo, hi)
-    if c.chance(0.04) and not harness:
+    if c.chance(0.06) and not harness:
         c.tags.add("fault:s2config")
         sl0 = r.randrange(4)
+        if ds and gran == "4K":
+            sl2 = r.randrange(2)  # VTCR_EL2.SL2:SL0 = 0b101/0b110/0b111 are reserved
         ia_bits = r.randint(max(need_ia, 25), ia_hi)
         sl = {"4K": {0: 2, 1: 1, 2: 0, 3: 3}, "16K": {0: 3, 1: 2, 2: 1, 3: 0},
               "64K": {0: 3, 1: 2, 2: 1, 3: 0}}[gran][sl0]
@@ -505,6 +510,13 @@ def make_s2(c: Ctx, *, harness: bool, need_ia: int) -> None:
     ps = _pick_ps(c, gran, ds, 0.1)
     if need_ia:
         ps = max(ps, 1)
+    bad_txsz = None
+    if c.chance(0.02) and not harness:
+        # VTCR_EL2.T0SZ outside [64 - IPA max, 48 (47 for 64KB)]: level 0 Translation fault
+        lo_txsz = 64 - ia_hi
+        hi_txsz = 47 if gran == "64K" else 48
+        bad_txsz = r.choice([*range(0, lo_txsz), *range(hi_txsz + 1, 64)])
+        c.tags.add("fault:s2-txsz")
     c.tags.add(f"s2:granule:{gran}")
     if ds:
         c.tags.add("s2:lpa2")
@@ -516,9 +528,10 @@ def make_s2(c: Ctx, *, harness: bool, need_ia: int) -> None:
     concat = 1 << max(0, ia_bits - (levels * stride + pgshift) - stride)
     if concat > 1:
         c.tags.add("s2:concat")
-    ha = int(c.chance(0.2))
+    ha = int(c.chance(0.3))
     hd = int(ha and c.chance(0.4))
-    vtcr = ((64 - ia_bits) | (sl0 << 6) | (1 << 8) | (1 << 10) | (r.choice((0, 2, 3, 3)) << 12)
+    t0sz = 64 - ia_bits if bad_txsz is None else bad_txsz
+    vtcr = (t0sz | (sl0 << 6) | (1 << 8) | (1 << 10) | (r.choice((0, 2, 3, 3)) << 12)
             | (TG0[gran] << 14) | (ps << 16) | (ha << 21) | (hd << 22) | (1 << 31)
             | (int(ds) << 32) | (sl2 << 33))
     c.regs["VTCR_EL2"] = vtcr
@@ -530,6 +543,10 @@ def make_s2(c: Ctx, *, harness: bool, need_ia: int) -> None:
                      sl if geo_ok else _start_level(40, pgshift), ds=ds, lpa64=c.s2_lpa64)
     c.s2 = b
     c.regs["VTTBR_EL2"] = b.base_reg() | (r.getrandbits(8) << 48 if c.chance(0.2) else 0)
+    if not harness and c.s2_ps_bits < 48 and c.chance(0.05):
+        # the start-level table beyond the output size: stage 2 level 0 Address size fault
+        c.regs["VTTBR_EL2"] |= 1 << r.randint(c.s2_ps_bits, 47)
+        c.tags.add("fault:s2-addrsize-vttbr")
     if harness:
         _harness_map(c, b, gran, s2=True)
 
@@ -537,14 +554,14 @@ def make_s2(c: Ctx, *, harness: bool, need_ia: int) -> None:
 def _s2_attrs(c: Ctx, ds: bool) -> int:
     memattr = c.r.randrange(16)
     if c.chance(0.5):
-        memattr = c.r.choice((0xF, 0x5, 0x0, 0x1, 0xA, 0xD))
+        memattr = c.r.choice((0xF, 0x5, 0x0, 0x1, 0xA, 0xD, 0x6))
     a = memattr << 2
     s2ap = c.r.choice((0, 1, 2, 3, 3, 3))
     a |= s2ap << 6
     if not ds:
         a |= c.r.choice((0, 2, 3, 3)) << 8
     a |= 1 << 10
-    if c.chance(0.1):
+    if c.chance(0.15):
         a &= ~(1 << 10)
         c.tags.add("s2:af0")
     if c.chance(0.1):
@@ -609,12 +626,36 @@ def populate_s2(c: Ctx, s1_tables: list[tuple[int, int]], final_ipas: list[tuple
         if c.chance(0.06):
             attrs = _s2_attrs(c, b.ds)
             c.tags.add("s2:s1-table-attrs")
+        elif c.s1_ha and c.chance(0.3):
+            # S2AP=01 (read-only): a hardware Access flag update of a stage 1 descriptor in
+            # this page needs stage 2 write permission (AArch64.S1Translate())
+            attrs &= ~(2 << 6)
+            c.tags.add("s2:s1-table-readonly")
         b.leaf(ipa, 3, page_pa[ipa], attrs)
+    top = 51 if (b.ds or b.lpa64) else 47
     for oa, _lsb in final_ipas:
         if c.chance(0.1):
             c.tags.add("s2:final-ipa-unmapped")
             continue
         ipa = oa & mask(max(c.s2_ia_bits, 1) - 1, 0)
+        roll = c.r.random()
+        if roll < 0.05 and b.sl < 3 and c.s2_ps_bits <= top:
+            # a table descriptor whose next-level address is beyond the output size
+            level = c.r.randint(max(b.sl, -1), 2)
+            big = 1 << c.r.randint(c.s2_ps_bits, top)
+            if b.set(ipa, level, b.enc_addr(big) | 0b11):
+                c.tags.add("fault:s2-addrsize-table")
+            continue
+        if roll < 0.09:
+            # a block descriptor where blocks are not allowed (reserved: Translation fault)
+            bad = [lv for lv in range(max(b.sl, -1), 4)
+                   if lv == 3 or not _block_ok(c.s2_gran, lv, b.ds)]
+            level = c.r.choice(bad)
+            pa = c.r.getrandbits(40) << 12
+            desc = b.enc_addr(pa, b.lsb(level)) | _s2_attrs(c, b.ds) | 0b01
+            if b.set(ipa, level, desc):
+                c.tags.add("s2:block-level")
+            continue
         _s2_map_page(c, ipa, None, None, avoid=pages)
 
 
@@ -677,9 +718,19 @@ def gen_one(r: random.Random, name: str) -> dict[str, Any]:
     stage2 = bool(vm or dc)
     if stage2:
         ptw = int(c.chance(0.2))
-        fwb = int(c.chance(0.3))
+        fwb = int(c.chance(0.4))
+    # FEAT_NV: HCR_EL2.{NV,NV1} (EL2-style descriptors in EL1&0 with NV1), HCR_EL2.AT;
+    # HCR_EL2.CD (stage 2 Normal memory read as Non-cacheable)
+    nv = nv1 = at_trap = cd = 0
+    if primary == "EL1&0" and not tge and c.chance(0.1):
+        nv = 1
+        nv1 = int(c.chance(0.7))
+    if stage2 and c.chance(0.2):
+        cd = 1
     if primary == "EL1&0":
         el = r.choices((3, 2, 1), (0.45, 0.25, 0.3 if not tge else 0.0))[0]
+        if el == 1 and c.chance(0.05):
+            at_trap = 1
     elif primary == "EL3":
         el = 3
     else:
@@ -697,6 +748,12 @@ def gen_one(r: random.Random, name: str) -> dict[str, Any]:
         c.tags.add("hcr:ptw")
     if fwb:
         c.tags.add("feature:fwb")
+    if nv:
+        c.tags.add("hcr:nv1" if nv1 else "hcr:nv")
+    if at_trap:
+        c.tags.add("hcr:at")
+    if cd:
+        c.tags.add("hcr:cd")
 
     # stage 1 enable of the primary regime; harness mapping needs
     s1_on = c.chance(0.92)
@@ -706,7 +763,9 @@ def gen_one(r: random.Random, name: str) -> dict[str, Any]:
                             or (el == 2 and primary in ("EL2&0", "EL2"))
                             or (el == 3 and primary == "EL3" and c.chance(0.5)))
     s2_harness = el == 1 and stage2
-    hcr = HCR_RW | vm | (ptw << 2) | (dc << 12) | (tge << 27) | (e2h << 34) | (fwb << 46)
+    hcr = (HCR_RW | vm | (ptw << 2) | (dc << 12) | (tge << 27) | (cd << 32) | (e2h << 34)
+           | (nv << 42) | (nv1 << 43) | (at_trap << 44) | (fwb << 46))
+    c.nv1 = bool(nv1)
     c.regs["HCR_EL2"] = hcr
 
     if stage2 and primary == "EL1&0":
@@ -735,6 +794,7 @@ def gen_one(r: random.Random, name: str) -> dict[str, Any]:
     if s1_on and not (primary == "EL1&0" and (dc or tge)):
         reg = make_s1_regime(c, primary, harness=bool(s1_harness),
                              s2=stage2 and primary == "EL1&0")
+        c.s1_ha = bool(reg.ha)
         populate_s1(c, reg, r.randint(2, 6), final_ipas)
     if c.s2 is not None:
         s1_tables = []
@@ -801,6 +861,8 @@ def gen_one(r: random.Random, name: str) -> dict[str, Any]:
     ops: list[dict[str, Any]] = []
     n_ops = r.randint(3, 8)
     prim_ops = _ops_for(primary, e2h, tge, el) or ["S1E1R"]
+    if stage2:
+        prim_ops += [o for o in prim_ops if o.startswith("S12")]  # the final IPA's stage 2
     for _ in range(n_ops):
         if c.targets and c.chance(0.85):
             t = r.choice(c.targets)
@@ -828,6 +890,11 @@ def gen_one(r: random.Random, name: str) -> dict[str, Any]:
             c.tags.add("op:cross-regime")
         else:
             op = r.choice(prim_ops)
+        if nv and el == 1 and (op in ATS1A_OPS or op in S1E3_OPS):
+            # an exception taken to EL1 under HCR_EL2.NV=1 cannot be reported by the harness
+            # (its vectors read CurrentEL, which says EL2 there, then ESR_EL2 traps): keep
+            # UNDEFINED-at-EL1 ops out of NV scenarios run at EL1
+            op = r.choice(("S1E1R", "S1E2W", "S12E1R", "S1E0W"))
         spec: dict[str, Any] = {"op": op, "va": _hex(va)}
         if op.endswith(("RP", "WP")) or el == 1 or c.chance(0.2):
             spec["pan"] = int(c.chance(0.5))
@@ -848,10 +915,117 @@ def gen_one(r: random.Random, name: str) -> dict[str, Any]:
     }
 
 
-def generate(seed: int, count: int, *, start: int = 0) -> list[dict[str, Any]]:
-    """``count`` scenarios for ``seed``; scenario ``i`` depends only on (seed, i)."""
+# ---- atlab-only scenarios ---------------------------------------------------------------------
+
+#: Tag prefix of scenarios QEMU cannot check (never sent to QEMU, never in the corpus).
+ATLAB_ONLY = "atlab-only:"
+#: Features QEMU 10 -cpu max always implements; a scenario switching one off is atlab-only.
+FEATURES_OFF = ("FEAT_LVA", "FEAT_TTST", "FEAT_HPDS", "FEAT_E0PD", "FEAT_LPA2", "FEAT_HAFDBS",
+                "FEAT_LPA", "FEAT_PAN3", "FEAT_XNX", "FEAT_S2FWB", "FEAT_NV", "FEAT_PAN2",
+                "FEAT_VHE")
+ATLAB_ONLY_SHARE = 0.06
+
+
+def is_atlab_only(scn: dict[str, Any]) -> bool:
+    return any(t.startswith(ATLAB_ONLY) for t in scn.get("tags", []))
+
+
+def atlab_only_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
+    """Turn a generated scenario into one only atlab can answer (tagged ``atlab-only:*``):
+
+    - ``feature-off``: features QEMU always has switched off (:data:`FEATURES_OFF`) or a
+      PAMax below 52;
+    - ``reserved-tg`` (``error-expected``): a reserved TCR_ELx.TG0/TG1 or VTCR_EL2.TG0
+      encoding, which atlab refuses (AtlabError) rather than pick an IMPLEMENTATION DEFINED
+      granule;
+    - ``granule-off``: FEAT_TGran4K/16K/64K off for a granule the scenario uses (atlab
+      refuses the walks that select it);
+    - ``el1-tge`` (``error-expected``): ops at EL1 with HCR_EL2.TGE=1 (nothing runs there);
+    - ``ats1a``: FEAT_ATS1A on (QEMU 10 lacks it) and AT S1E1A/S1E2A/S1E3A, which check no
+      permission.
+    """
+    scn = dict(scn, sysregs=dict(scn["sysregs"]), ops=[dict(o) for o in scn["ops"]])
+    tags = set(scn["tags"])
+    kind = r.choices(("feature-off", "reserved-tg", "granule-off", "el1-tge", "ats1a"),
+                     (0.55, 0.12, 0.05, 0.05, 0.23))[0]
+    tags.add(ATLAB_ONLY + kind)
+    regs = scn["sysregs"]
+    if kind == "feature-off":
+        feats: dict[str, Any] = {"FEAT_ATS1A": False}
+        for name in r.sample(FEATURES_OFF, r.randint(1, 4)):
+            feats[name] = False
+            tags.add(f"feature-off:{name[5:]}")
+        if r.random() < 0.35:
+            feats["PAMax"] = r.choice((32, 36, 40, 42, 44, 48))
+            tags.add("feature-off:pamax")
+        scn["features"] = feats
+    elif kind == "reserved-tg":
+        tags.add(ATLAB_ONLY + "error-expected")
+        which = r.choice(("TCR_EL1.TG0", "TCR_EL1.TG1", "TCR_EL2.TG0", "TCR_EL2.TG1",
+                          "TCR_EL3.TG0", "VTCR_EL2.TG0"))
+        reg, fld = which.split(".")
+        v = int(regs.get(reg, "0"), 0)
+        if fld == "TG0":
+            v |= 0b11 << 14
+        else:
+            v &= ~(0b11 << 30)
+        regs[reg] = f"{v:#x}"
+        tags.add(f"reserved-tg:{which}")
+        # make the ops use the regime of that register
+        ops = {"TCR_EL1": ("S1E1R", "S1E0W", "S12E1R"), "TCR_EL2": ("S1E2R", "S1E2W"),
+               "TCR_EL3": ("S1E3R",), "VTCR_EL2": ("S12E1R", "S12E0W")}[reg]
+        hcr = int(regs.get("HCR_EL2", "0"), 0)
+        if reg == "TCR_EL2" and fld == "TG1":
+            hcr |= 1 << 34  # E2H: the EL2&0 regime has TTBR1
+        if reg == "VTCR_EL2":
+            hcr = (hcr | 1) & ~(1 << 27)
+        if reg == "TCR_EL1":
+            hcr &= ~(1 << 27)
+            regs["SCTLR_EL1"] = f"{int(regs.get('SCTLR_EL1', '0'), 0) | 1:#x}"
+        if reg == "TCR_EL3":
+            regs["SCTLR_EL3"] = f"{int(regs.get('SCTLR_EL3', '0'), 0) | 1:#x}"
+        if reg == "TCR_EL2":
+            regs["SCTLR_EL2"] = f"{int(regs.get('SCTLR_EL2', '0'), 0) | 1:#x}"
+        regs["HCR_EL2"] = f"{hcr:#x}"
+        scn["el"] = 3
+        for o in scn["ops"]:
+            o["op"] = r.choice(ops)
+            if fld == "TG1":
+                o["va"] = f"{int(o['va'], 0) | (0xFFFF << 48):#x}"
+    elif kind == "granule-off":
+        # the PE lacks a granule the registers select: atlab refuses the walks that use it
+        used = sorted({t.rsplit(":", 1)[-1] for t in tags
+                       if t.startswith(("granule:", "s2:granule:")) and not t.endswith("ttbr1")}
+                      | {t.split(":")[1] for t in tags if t.endswith(":ttbr1")})
+        name = "FEAT_TGran" + r.choice(used or ["4K", "16K", "64K"])
+        scn["features"] = {"FEAT_ATS1A": False, name: False}
+        tags.add(f"feature-off:{name[5:]}")
+    elif kind == "el1-tge":
+        tags.add(ATLAB_ONLY + "error-expected")
+        regs["HCR_EL2"] = f"{int(regs.get('HCR_EL2', '0'), 0) | (1 << 27):#x}"
+        scn["el"] = 1
+    else:
+        scn["features"] = {"FEAT_ATS1A": True}
+        for o in scn["ops"]:
+            if r.random() < 0.6:
+                o["op"] = r.choice(("S1E1A", "S1E2A", "S1E3A"))
+    scn["tags"] = sorted(tags)
+    return scn
+
+
+def generate(seed: int, count: int, *, start: int = 0,
+             atlab_only: bool = True) -> list[dict[str, Any]]:
+    """``count`` scenarios for ``seed``; scenario ``i`` depends only on (seed, i).  About
+    :data:`ATLAB_ONLY_SHARE` of them are atlab-only variants (:func:`atlab_only_variant`);
+    ``atlab_only=False`` leaves those out."""
     out = []
     for i in range(start, start + count):
         r = random.Random(f"atlab-difftest:{seed}:{i}")
-        out.append(gen_one(r, f"s{seed}-{i}"))
+        scn = gen_one(r, f"s{seed}-{i}")
+        rv = random.Random(f"atlab-difftest-variant:{seed}:{i}")
+        if rv.random() < ATLAB_ONLY_SHARE:
+            if not atlab_only:
+                continue
+            scn = atlab_only_variant(rv, scn)
+        out.append(scn)
     return out

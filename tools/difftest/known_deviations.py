@@ -149,6 +149,74 @@ def _wt_transient_dropped(scn: Mapping[str, Any], i: int, model: Outcome, qemu: 
     return True
 
 
+def _af_update_before_permission(scn: Mapping[str, Any], i: int, model: Outcome,
+                                 qemu: Outcome) -> bool:
+    """atlab: the stage 2 permission fault of the hardware AF update of the stage 1 leaf
+    (PAR S=1 PTW=1, or the data abort to EL2 for an AT at EL1); QEMU: the stage 1 permission
+    fault (PAR F=1 S=0 PTW=0, FST permission)."""
+    from atlab.faults import FaultKind
+
+    if not (qemu.kind == "par" and qemu.value & 1 and bits(qemu.value, 9, 8) == 0
+            and bits(qemu.value, 6, 3) == 0b0011):
+        return False
+    res, _ = _model_trace(scn, i)
+    fault = getattr(res, "fault", None)
+    return (fault is not None and fault.kind is FaultKind.PERMISSION and fault.stage == 2
+            and fault.s1ptw and "descriptor update" in res.trace.ended)
+
+
+def _at_dirty_update(scn: Mapping[str, Any], i: int, model: Outcome, qemu: Outcome) -> bool:
+    """QEMU: a stage 2 permission fault on the stage 1 walk (S1PTW) of an AT write whose leaf
+    is writable-clean (DBM=1, AP[2]=1, TCR_ELx.HD=1); atlab: stage 1 succeeds (the PAR, or
+    the final IPA's own stage 2 fault)."""
+    op = str(scn["ops"][i]["op"]).upper()
+    if not op.endswith(("W", "WP")):
+        return False
+    if qemu.kind == "par":
+        if not (qemu.value & 1 and bits(qemu.value, 9, 8) == 0b11
+                and bits(qemu.value, 6, 3) == 0b0011):
+            return False
+    elif qemu.kind == "exc":
+        if not (qemu.el == 2 and bits(qemu.esr, 31, 26) == 0x24 and bits(qemu.esr, 7, 7)
+                and bits(qemu.esr, 5, 2) == 0b0011):
+            return False
+    else:
+        return False
+    res, mem = _model_trace(scn, i)
+    fault = getattr(res, "fault", None)
+    if getattr(res, "par", None) is None or (
+            fault is not None and (fault.stage != 2 or fault.s1ptw)):
+        return False  # atlab: success, or a fault on the final IPA's stage 2 (after stage 1)
+    leaves = [a.value for a in mem.log
+              if a.kind.value == "read" and a.purpose.startswith("S1 L")]
+    return bool(leaves) and bits(leaves[-1], 51, 51) == 1 and bits(leaves[-1], 7, 7) == 1
+
+
+def _s12_tagged_without_mte2(scn: Mapping[str, Any], i: int, model: Outcome, qemu: Outcome
+                             ) -> bool:
+    """AT S12E*, a stage 1 MAIR byte 0xF0: atlab ATTR=0xFF, QEMU ATTR=0xF0, all else equal."""
+    op = str(scn["ops"][i]["op"]).upper()
+    mair = _reg(scn, "MAIR_EL1")
+    rest = ~(0xFF << 56) & ~0xE00
+    return (op.startswith("S12") and model.kind == qemu.kind == "par"
+            and not model.value & 1 and not qemu.value & 1
+            and bits(model.value, 63, 56) == 0xFF and bits(qemu.value, 63, 56) == 0xF0
+            and model.value & rest == qemu.value & rest
+            and any(bits(mair, 8 * k + 7, 8 * k) == 0xF0 for k in range(8)))
+
+
+def _cd_ignored_with_fwb(scn: Mapping[str, Any], i: int, model: Outcome, qemu: Outcome
+                         ) -> bool:
+    """HCR_EL2.{CD,FWB}={1,1}, AT S12E*: atlab Normal NC (0x44), QEMU the FWB combination."""
+    hcr = _reg(scn, "HCR_EL2")
+    op = str(scn["ops"][i]["op"]).upper()
+    keep = ~(0xFF << 56) & ~0xF80  # PA (SH follows the attributes)
+    return (bits(hcr, 32, 32) == 1 and bits(hcr, 46, 46) == 1 and op.startswith("S12")
+            and model.kind == qemu.kind == "par" and not model.value & 1 and not qemu.value & 1
+            and bits(model.value, 63, 56) == 0x44 and bits(qemu.value, 63, 60) != 0
+            and model.value & keep == qemu.value & keep)
+
+
 DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
         "qemu-s1e1-tge1-e2h0",
@@ -228,6 +296,58 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "is S2CombineS1Device(s1 device, s2 device) - the more restrictive type; QEMU's "
         "combined_attrs_fwb() returns the stage 2 type alone.",
         _fwb_s2_device,
+    ),
+    Deviation(
+        "qemu-af-update-skipped-on-s1-permission-fault",
+        "Stage 1 leaf with AF=0 and TCR_ELx.HA=1, an AT that fails the stage 1 permission "
+        "check, and the leaf's table page read-only at stage 2: QEMU reports the stage 1 "
+        "permission fault; atlab the stage 2 permission fault of the AF update",
+        "AArch64.S1Translate() computes fault_perm = AArch64.S1CheckPermissions(...) apart and "
+        "calls AArch64.SetAccessFlag(walkparams.ha, accdesc, fault) with the walk's fault "
+        "record, which does not hold the permission fault: the AF update happens (for an AT, "
+        "IMPLEMENTATION DEFINED 'AT updates AF', which QEMU and atlab both choose). The "
+        "descriptor write (new_desc != descriptor) is then translated by AArch64.S2Translate() "
+        "with CreateAccDescTTEUpdate(), and 'if s2fault.statuscode != Fault_None then return "
+        "(s2fault, ...)' reports the stage 2 fault (S1PTW) ahead of fault_perm. QEMU's "
+        "get_phys_addr_lpae() checks the stage 1 permissions first and only then writes the "
+        "descriptor, so a permission fault skips the update and its stage 2 check.",
+        _af_update_before_permission,
+    ),
+    Deviation(
+        "qemu-at-sets-dirty-state",
+        "AT write to a writable-clean stage 1 page (DBM=1, AP[2]=1, TCR_ELx.HD=1) whose "
+        "descriptor sits in a page read-only at stage 2: QEMU updates the dirty state and takes "
+        "the stage 2 permission fault of that write; atlab writes nothing and stage 1 succeeds",
+        "AArch64.SetDirtyState() returns FALSE for accdesc.acctype IN {AccessType_AT, "
+        "AccessType_IC, AccessType_DC}: an AT never updates dirty state, so new_desc equals "
+        "the descriptor (AF already 1) and AArch64.S1Translate() makes no descriptor write "
+        "and no stage 2 check of one; the permission check sees the page as writable "
+        "(DBM with HD). QEMU's get_phys_addr_lpae() clears AP[2] for any write access, AT "
+        "included, and writes the descriptor through stage 2.",
+        _at_dirty_update,
+    ),
+    Deviation(
+        "qemu-s12-keeps-tagged-without-mte2",
+        "AT S12E* of a stage 1 mapping with MAIR Attr 0xF0 (Tagged Normal WB) over stage 2 "
+        "Write-Back: QEMU reports ATTR=0xF0, atlab 0xFF",
+        "S2MemTagType() returns MemTag_Untagged when FEAT_MTE2 is not implemented (atlab models "
+        "no FEAT_MTE2; QEMU's virt machine without mte=on has no tag memory and reports only "
+        "FEAT_MTE), and EncodePARAttrs() gives 0xF0 only for MemTag_AllocationTagged: the "
+        "combined Inner/Outer Write-Back RWA result is 0xFF. QEMU's combine_cacheattrs() turns a "
+        "0xFF combination back into 0xF0 whenever stage 1 was 0xF0.",
+        _s12_tagged_without_mte2,
+    ),
+    Deviation(
+        "qemu-cd-ignored-with-fwb",
+        "HCR_EL2.{CD,FWB}={1,1}, AT S12E* with a Normal result: QEMU reports the FWB "
+        "combination; atlab Normal Non-cacheable (0x44)",
+        "With FWB=1 AArch64.S2NextWalkStateLeaf() already combines stage 1 and stage 2 "
+        "(S2ApplyFWBMemAttrs()) into walkstate.memattrs; AArch64.S2Translate() then applies "
+        "AArch64.S2TreatAsNormalNC(): a non-fetch access to Normal memory with "
+        "!S2DCacheEnabled() (HCR_EL2.CD=1) gets NormalNCMemAttr(), and with fwb == '1' "
+        "memattrs = s2_memattrs. QEMU applies HCR_EL2.CD only in its FWB=0 path "
+        "(convert_stage2_attrs()).",
+        _cd_ignored_with_fwb,
     ),
 )
 
