@@ -60,8 +60,9 @@ DEFAULT_RT = 1
 
 #: IMPLEMENTATION DEFINED / permitted choice (PAR_EL1.ATTR and SH notes: "can be the resulting
 #: attribute ... instead of the value that appears in the translation table descriptor"):
-#: atlab reports the attributes from the translation tables (MAIR, stage 2 MemAttr), before
-#: the effects of SCTLR_ELx.C=0 and HCR_EL2.CD=1, as QEMU does.
+#: atlab reports the stage 1 attributes from the translation tables (MAIR), before the effect
+#: of SCTLR_ELx.C=0, but applies HCR_EL2.CD=1 to stage 2 (``AArch64.S2TreatAsNormalNC()``:
+#: stage 2 Normal memory reads Non-cacheable) — both as QEMU does.
 PAR_REPORTS_TABLE_ATTRIBUTES = True
 
 
