@@ -1,5 +1,5 @@
 # atlab: every target sets up what it needs in .venv (created with $(PYTHON) -m venv).
-#   make lab       JupyterLab on notebooks/ (installs .[notebooks])
+#   make lab       JupyterLab on the course: notebooks/ and exercises/ (installs .[notebooks])
 #   make test      ruff, mypy, notebook hygiene, then pytest (installs .[dev,notebooks])
 #   make workshop  Voila on notebooks/ for a room of learners (WORKSHOP_PORT, WORKSHOP_IP)
 #   make bench     python -m benchmarks
@@ -50,7 +50,7 @@ $(STAMP_DEV): pyproject.toml | $(VENV_OK)
 lab: $(STAMP_LAB)
 	@root=""; [ "$$(id -u)" -ne 0 ] || root="--allow-root"; \
 	if [ -f $(START_NOTEBOOK) ]; then \
-	  exec $(BIN)/jupyter lab $$root --ServerApp.root_dir=notebooks $(LAB_ARGS) $(START_NOTEBOOK); \
+	  exec $(BIN)/jupyter lab $$root --ServerApp.root_dir=. $(LAB_ARGS) $(START_NOTEBOOK); \
 	else \
 	  exec $(BIN)/jupyter lab $$root $(LAB_ARGS) notebooks/; \
 	fi
