@@ -192,7 +192,10 @@ def run_at(
     def finish(fault: Fault | None, *, par: Par | None = None, ipa: int | None = None,
                perms: S1Perms | None = None, walk: str = "", ended: str = "",
                final_s2: list[WalkStep] | None = None) -> AtResult:
-        tr = Trace(tuple(steps or ()), tuple(final_s2 or ()), ended, tuple(notes))
+        if steps is None and not ended and not notes:
+            tr = _NO_TRACE  # trace=False: nothing to record
+        else:
+            tr = Trace(tuple(steps or ()), tuple(final_s2 or ()), ended, tuple(notes))
         if fault is not None:
             if cur_el == 1 and fault.stage == 2 and fault.s1ptw:
                 exc = s2_abort_on_s1_walk(fault, va, "stage 2 fault on the stage 1 walk of an "
@@ -235,9 +238,18 @@ def run_at(
         s1 = walk_s1(wi, mem, va, features, s2=s2, trace=steps)
         if s1.fault is not None:
             return finish(s1.fault, walk=wi_text, ended=s1.ended)
-        perms = compute_s1_permissions(
-            s1.perm_bits, has_unprivileged=regime.has_unprivileged, nv1=wi.nv1, el=choice.el,
-            pan=pan_eff, epan=wi.epan, wxn=wi.wxn, hd=wi.hd)
+        # The rights depend only on the permission bits and the (immutable) configuration:
+        # computed once per register snapshot and combination.
+        pkey = ("perms", s1.perm_bits, choice.el, wi.unpriv, wi.nv1, pan_eff, wi.epan, wi.wxn,
+                wi.hd)
+        cached = regs.memo.get(pkey)
+        if cached is None:
+            cached = compute_s1_permissions(
+                s1.perm_bits, has_unprivileged=regime.has_unprivileged, nv1=wi.nv1,
+                el=choice.el, pan=pan_eff, epan=wi.epan, wxn=wi.wxn, hd=wi.hd)
+            regs.memo[pkey] = cached
+        assert isinstance(cached, S1Perms)
+        perms = cached
         perm_fault: Fault | None = None
         if not s1_access_allowed(perms, op.info.access):
             perm_fault = Fault(FaultKind.PERMISSION, s1.level)
@@ -297,6 +309,8 @@ def run_at(
     return finish(None, par=par, ipa=ipa, perms=perms, walk=wi_text,
                   ended=f"{op}: VA {va:#x} -> {what} {ipa:#x}" if trace else "")
 
+
+_NO_TRACE = Trace()
 
 #: MAIR bytes for which PAR_EL1.SH reads 0b10 (par_shareability() as a lookup table).
 _PAR_SH_IS_OSH = frozenset(a for a in range(256) if par_shareability(decode_mair_attr(a), 0) == 2)
