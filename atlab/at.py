@@ -298,7 +298,7 @@ def run_at(
         sh = combine_shareability(s1_sh, res.sh)
         pa = res.pa
         ended = f"{op}: IPA {ipa:#x} -> PA {pa:#x} ({res.ended})"
-        par = Par.success(pa, attr, par_shareability(decode_mair_attr(attr), sh))
+        par = Par.success(pa, attr, 0b10 if attr in _PAR_SH_IS_OSH else sh)
         return finish(None, par=par, ipa=ipa, perms=perms, walk=wi_text, ended=ended,
                       final_s2=final)
 

@@ -155,8 +155,6 @@ def _combine_half(s1: int, s2: int) -> int:
     if NC in (k1, k2):
         return 0b0100
     kind = WT if WT in (k1, k2) else WB
-    if k1 == NC:  # pragma: no cover - handled above
-        return 0b0100
     return _enc_half(kind, rw1, t1)
 
 

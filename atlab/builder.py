@@ -49,7 +49,14 @@ from atlab.features import Feature, FeatureSet
 from atlab.memory import PhysMem
 from atlab.regime import Regime
 from atlab.sysregs import SysRegs, encode
-from atlab.walk_s1 import FINAL_LEVEL, Granule, block_desc_supported, level_lsb, start_level
+from atlab.walk_s1 import (
+    FINAL_LEVEL,
+    Granule,
+    block_desc_supported,
+    level_lsb,
+    lpa_64k,
+    start_level,
+)
 
 __all__ = [
     "MAIR_DEFAULT",
@@ -352,8 +359,7 @@ class _Tables:
             raise AtlabError(f"pa_bits={pa_bits} exceeds the PE's PAMax ({features.pa_max})")
         self.granule, self.ds, self.pa_bits, self.alloc = granule, ds, pa_bits, alloc
         self.features = features
-        self.lpa_64k = granule is Granule.K64 and features.pa_max >= 52 and features.has(
-            Feature.LPA)
+        self.lpa_64k = lpa_64k(granule, features)
         self.stride = granule.stride
         self.nent = 1 << granule.stride
         self.tables: dict[int, array[int]] = {}

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from atlab.bits import bit, bits
 from atlab.errors import AtlabError
-from atlab.features import Feature, FeatureSet
+from atlab.features import FeatureSet
 from atlab.regime import Regime
-from atlab.walk_s1 import Granule, decode_desc_kind, leaf_base, next_table_base
+from atlab.walk_s1 import Granule, decode_desc_kind, leaf_base, lpa_64k, next_table_base
 
 GRANULES = {"4K": Granule.K4, "4KB": Granule.K4, "16K": Granule.K16, "16KB": Granule.K16,
             "64K": Granule.K64, "64KB": Granule.K64}
@@ -47,18 +47,18 @@ def decode_descriptor(
     if desc >> 64 or desc < 0:
         raise AtlabError(f"descriptor {desc:#x} does not fit in 64 bits")
     features = features or FeatureSet.all()
-    lpa_64k = granule is Granule.K64 and features.pa_max >= 52 and features.has(Feature.LPA)
+    high_64k = lpa_64k(granule, features)
     kind = decode_desc_kind(desc, level, granule, ds, features).value
     out: dict[str, object] = {"kind": kind, "value": f"0x{desc:016x}"}
     if kind in ("invalid", "reserved"):
         return out
     if kind == "table":
-        out["next_table"] = next_table_base(desc, granule, ds, lpa_64k)
+        out["next_table"] = next_table_base(desc, granule, ds, high_64k)
         if stage == 1:
             out.update(NSTable=bit(desc, 63), APTable=bits(desc, 62, 61),
                        UXNTable=bit(desc, 60), PXNTable=bit(desc, 59))
         return out
-    out["OA"] = leaf_base(desc, level, granule, ds, lpa_64k)
+    out["OA"] = leaf_base(desc, level, granule, ds, high_64k)
     out["AF"] = bit(desc, 10)
     if not ds:
         out["SH"] = bits(desc, 9, 8)

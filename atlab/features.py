@@ -14,7 +14,7 @@ S1E1A without FEAT_ATS1A is UNDEFINED, TCR_ELx.DS is ignored without FEAT_LPA2, 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from atlab.errors import AtlabError
@@ -128,5 +128,3 @@ class FeatureSet:
 _ALL = FeatureSet(frozenset(Feature), 52)
 
 
-def iter_features(names: Iterable[str]) -> list[Feature]:
-    return [feature_by_name(n) for n in names]

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from atlab.bits import U64, bits, set_bits
+from atlab.bits import bits, set_bits
 from atlab.errors import AtlabError
 from atlab.features import Feature, FeatureSet
 
@@ -447,7 +447,3 @@ def parse_int(raw: object, *, what: str = "value") -> int:
     raise AtlabError(f"{what}: expected a number or a hex string, got {type(raw).__name__}")
 
 
-def check_u64(value: int, what: str) -> int:
-    if not 0 <= value <= U64:
-        raise AtlabError(f"{what}: {value:#x} does not fit in 64 bits")
-    return value

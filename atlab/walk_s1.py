@@ -142,11 +142,6 @@ class S1WalkInfo:
                 + (", HA=1" if self.ha else ""))
 
 
-def va_range_upper(va: int) -> bool:
-    """``AArch64.GetVARange()``: bit 55 selects the upper range."""
-    return bool(bit(va, 55))
-
-
 @dataclass(frozen=True, slots=True)
 class _RangeParams:
     """The VA-independent part of a stage 1 set-up for one regime and VA range."""
@@ -288,7 +283,6 @@ def _range_params(
 
     sl = start_level(ia_bits, granule)
     oa_bits = physical_address_size(ps, granule, ds, features)
-    lpa_64k = granule is Granule.K64 and features.pa_max >= 52 and has(Feature.LPA)
 
     # AArch64.S1TTBaseAddress(): the start table is aligned to its own size.
     ttbr = regs[ttbr_name]
@@ -316,7 +310,7 @@ def _range_params(
         oa_bits=oa_bits, ds=ds, tbi=bool(tbi), hpd=bool(hpd), ha=bool(ha), hd=bool(hd),
         wxn=bool(bit(sctlr_val, 19)), ee=bool(bit(sctlr_val, 25)),
         epan=bool(bit(sctlr_val, 57)) and has(Feature.PAN3) and regime.has_unprivileged,
-        nv1=nv1, mair=regs[mair_name], sh=sh, lpa_64k=lpa_64k,
+        nv1=nv1, mair=regs[mair_name], sh=sh, lpa_64k=lpa_64k(granule, features),
         pgshift=granule.pgshift, stride=granule.stride, unpriv=regime.has_unprivileged,
         shifts=tuple(
             (level_lsb(lv, granule),
@@ -336,13 +330,20 @@ class DescKind(enum.Enum):
     RESERVED = "reserved"  # valid bit set but not a legal encoding at this level
 
 
+def lpa_64k(granule: Granule, features: FeatureSet) -> bool:
+    """64KB-granule descriptors (and TTBRs) carry OA[51:48] in bits [15:12]: FEAT_LPA with
+    ``AArch64.PAMax() >= 52`` (``AArch64.S1LeafBase()``, ``AArch64.NextTableBase()``); the
+    same condition allows 64KB level 1 blocks (``AArch64.BlockDescSupported()``)."""
+    return granule is Granule.K64 and features.pa_max >= 52 and features.has(Feature.LPA)
+
+
 def block_desc_supported(granule: Granule, level: int, ds: bool, features: FeatureSet) -> bool:
     """``AArch64.BlockDescSupported()``."""
     if granule is Granule.K4:
         return (level == 0 and ds) or level in (1, 2)
     if granule is Granule.K16:
         return (level == 1 and ds) or level == 2
-    return (level == 1 and features.pa_max >= 52 and features.has(Feature.LPA)) or level == 2
+    return (level == 1 and lpa_64k(granule, features)) or level == 2
 
 
 def decode_desc_kind(desc: int, level: int, granule: Granule, ds: bool,

@@ -30,6 +30,7 @@ from atlab.walk_s1 import (
     decode_tg0,
     leaf_base,
     level_lsb,
+    lpa_64k,
     next_table_base,
     physical_address_size,
 )
@@ -153,7 +154,6 @@ def setup_s2_walk(regs: SysRegs, features: FeatureSet) -> S2WalkInfo | Fault:
     if not sl_min <= ia_bits <= sl_max:
         return Fault(FaultKind.TRANSLATION, 0, stage=2)
     oa_bits = physical_address_size(ps, granule, ds, features)
-    lpa_64k = granule is Granule.K64 and features.pa_max >= 52 and has(Feature.LPA)
     tsize = (ia_bits - (levels * granule.stride + granule.pgshift)) + 3
     vttbr = regs["VTTBR_EL2"]
     if ds or (granule is Granule.K64 and ps == 0b110 and has(Feature.LPA)):
@@ -170,7 +170,7 @@ def setup_s2_walk(regs: SysRegs, features: FeatureSet) -> S2WalkInfo | Fault:
         hd=hd, ee=bool(regs.field("SCTLR_EL2", "EE")),
         fwb=bool(bit(hcr, 46)) and has(Feature.S2FWB),
         ptw=bool(bit(hcr, 2)) and not bit(hcr, 27), cd=bool(bit(hcr, 32)),
-        sh=bits(vtcr, 13, 12), lpa_64k=lpa_64k, baddr=baddr, concat=concat,
+        sh=bits(vtcr, 13, 12), lpa_64k=lpa_64k(granule, features), baddr=baddr, concat=concat,
     )
 
 

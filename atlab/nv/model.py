@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from atlab.errors import AtlabError
 from atlab.features import FeatureSet
-from atlab.memory import PhysMem
+from atlab.memory import AccessKind, MemAccess, PhysMem
 from atlab.nv.routing import Context
 from atlab.scenario import OpSpec, _parse_op, read_file
 from atlab.sysregs import SysRegs, parse_int
@@ -181,8 +181,6 @@ class IpaSpace(PhysMem):
         value = 0 if real is None else self.system.mem.read64(real, big_endian=big_endian,
                                                                purpose=purpose)
         if self.logging:
-            from atlab.memory import AccessKind, MemAccess
-
             self.log.append(MemAccess(pa, value, AccessKind.READ,
                                       f"{purpose} (L1 IPA {pa:#x} -> PA "
                                       f"{'-' if real is None else hex(real)})"))

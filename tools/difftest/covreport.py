@@ -53,16 +53,12 @@ UNREACHABLE: dict[str, list[tuple[str, str]]] = {
         ("return S1WalkResult(Fault(FaultKind.TRANSLATION, level), level, desc, desc_addr,\n"
          "                                desc_pa, perm_bits=pb, contiguous=contiguous",
          "IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS is False (as above)"),
-        ("def va_range_upper(va: int) -> bool:\n    \"\"\"``AArch64.GetVARange()``: bit 55 "
-         "selects the upper range.\"\"\"\n    return bool(bit(va, 55))",
-         "va_range_upper(): a documented helper; setup_s1_walk inlines the test"),
     ],
     "walk_s2": [
         ("txsz = min_txsz", "IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS is True"),
         ("txsz = max_txsz", "IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS is True"),
     ],
     "attrs": [
-        ("if k1 == NC:  # pragma: no cover", "defensive: NC returned just above"),
         ("    @property\n    def reserved(self) -> bool:", "MemAttrs.reserved: used by "
          "atlab.checks, not by the AT path"),
         ("        if self.device:\n            return bits(self.attr, 1, 0) != 0",
