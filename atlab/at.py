@@ -45,7 +45,13 @@ from atlab.regime import (
 from atlab.syndrome import TakenException, s2_abort_on_s1_walk, trapped_sys, undefined
 from atlab.sysregs import SysRegs
 from atlab.trace import Trace, WalkStep
-from atlab.walk_s1 import S1WalkResult, setup_s1_walk, walk_s1
+from atlab.walk_s1 import (
+    LEAF_PERM_BITS,
+    S1WalkResult,
+    s1_perm_bits,
+    setup_s1_walk,
+    walk_s1_leaf,
+)
 from atlab.walk_s2 import (
     AT_UPDATES_AF,
     S2Result,
@@ -161,50 +167,35 @@ def run_at(
     ``pan`` overrides PSTATE.PAN (else ``PSTATE_PAN`` from ``regs``).  ``mem`` may be
     written: hardware Access-flag updates (see :data:`atlab.walk_s2.AT_UPDATES_AF`).
     """
-    features = features if features is not None else FeatureSet.all()
+    if features is None:
+        features = _ALL_FEATURES
     va &= U64
     plan = _plan(op, cur_el, regs, features)
     disp, choice = plan.disp, plan.choice
-    if disp.kind is Disposition.UNDEFINED:
-        return AtResult(op, va, cur_el, disp, exception=undefined(cur_el, disp.reason),
-                        trace=Trace(ended=disp.reason))
-    if disp.kind is Disposition.TRAP_EL2:
-        info = op.info
-        exc = trapped_sys(info.op1, 7, info.crm, info.op2, rt, disp.reason)
+    if choice is None:  # not executed
+        if disp.kind is Disposition.UNDEFINED:
+            exc = undefined(cur_el, disp.reason)
+        else:
+            info = op.info
+            exc = trapped_sys(info.op1, 7, info.crm, info.op2, rt, disp.reason)
         return AtResult(op, va, cur_el, disp, exception=exc, trace=Trace(ended=disp.reason))
-    assert choice is not None
     pan_eff = False
     if plan.pan_op:  # only AT S1E1RP/WP look at PSTATE.PAN
         pan_eff = bool(regs.field("PSTATE_PAN", "PAN") if pan is None else pan)
-    steps: list[WalkStep] | None = [] if trace else None
+    steps: list[WalkStep] | None = None
     notes: list[str] = []
     if trace:
-        notes += [disp.reason, f"regime {choice.regime} (EL{choice.el} access): {choice.reason}"]
+        steps = []
+        notes += plan.notes
+    s2 = None if plan.s2_info is None else _Stage2(plan.s2_info, mem, features)
+    walk = ""  # the walk inputs, described
+    perms: S1Perms | None = None
+    ipa: int | None = None
+    final: list[WalkStep] | None = None
 
-    s2: _Stage2 | None = None
-    if plan.s2_info is not None:
-        s2 = _Stage2(plan.s2_info, mem, features)
-        if trace and isinstance(s2.info, Fault):
-            notes.append(f"stage 2 is enabled but misconfigured: {s2.info}")
-        elif trace and isinstance(s2.info, S2WalkInfo):
-            notes.append(s2.info.describe())
-
-    def finish(fault: Fault | None, *, par: Par | None = None, ipa: int | None = None,
-               perms: S1Perms | None = None, walk: str = "", ended: str = "",
-               final_s2: list[WalkStep] | None = None) -> AtResult:
-        if steps is None and not ended and not notes:
-            tr = _NO_TRACE  # trace=False: nothing to record
-        else:
-            tr = Trace(tuple(steps or ()), tuple(final_s2 or ()), ended, tuple(notes))
-        if fault is not None:
-            if cur_el == 1 and fault.stage == 2 and fault.s1ptw:
-                exc = s2_abort_on_s1_walk(fault, va, "stage 2 fault on the stage 1 walk of an "
-                                          "AT executed at EL1 is taken to EL2 (AArch64.AT())")
-                return AtResult(op, va, cur_el, disp, None, exc, choice, fault, ipa, perms, walk,
-                                tr)
-            return AtResult(op, va, cur_el, disp, Par.from_fault(fault), None, choice, fault,
-                            ipa, perms, walk, tr)
-        return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk, tr)
+    def fault_result(fault: Fault, ended: str) -> AtResult:
+        return _fault_result(op, va, cur_el, disp, choice, fault, ipa, perms, walk,
+                             _trace(steps, final, ended, notes))
 
     # --- stage 1 -------------------------------------------------------------------------
     regime = choice.regime
@@ -214,9 +205,9 @@ def run_at(
         tbi = _tbi_for(regime, regs, va)
         addrtop = 55 if tbi else 63
         if bits(va, addrtop, features.pa_max):
-            return finish(Fault(FaultKind.ADDRESS_SIZE, 0),
-                          ended=f"stage 1 disabled; VA bits [{addrtop}:{features.pa_max}] "
-                          "are not zero: address size fault, level 0")
+            return fault_result(Fault(FaultKind.ADDRESS_SIZE, 0),
+                                f"stage 1 disabled; VA bits [{addrtop}:{features.pa_max}] "
+                                "are not zero: address size fault, level 0")
         ipa = va & mask(features.pa_max - 1, 0)
         if regime is Regime.EL10 and bit(regs["HCR_EL2"], 12):
             s1_attr, s1_sh = ATTR_NORMAL_WB_RWA, 0b00  # HCR_EL2.DC=1: Normal WB, NSH
@@ -225,65 +216,62 @@ def run_at(
             s1_attr, s1_sh = ATTR_DEVICE_nGnRnE, 0b10  # Device-nGnRnE, Outer Shareable
             why = _s1_off_reason(regime, regs)
         notes.append(f"stage 1 disabled ({why}): VA maps flat to {ipa:#x}")
-        s1: S1WalkResult | None = None
-        wi_text = f"stage 1 disabled ({why})"
-        perms: S1Perms | None = None
+        walk = f"stage 1 disabled ({why})"
     else:
         wi = setup_s1_walk(regs, features, regime, choice.el, va)
         if isinstance(wi, Fault):
-            return finish(wi, ended=f"{wi} before the walk (TxSZ, VA range, EPD/E0PD or TTBR)")
-        wi_text = wi.describe() if trace else ""
+            return fault_result(wi, f"{wi} before the walk (TxSZ, VA range, EPD/E0PD or TTBR)")
+        walk = wi.describe()  # computed once with the (memoized) walk inputs
         if trace:
-            notes.append(wi_text)
-        s1 = walk_s1(wi, mem, va, features, s2=s2, trace=steps)
-        if s1.fault is not None:
-            return finish(s1.fault, walk=wi_text, ended=s1.ended)
+            notes.append(walk)
+        leaf = walk_s1_leaf(wi, mem, va, features, s2=s2, trace=steps)
+        if isinstance(leaf, S1WalkResult):
+            assert leaf.fault is not None
+            return fault_result(leaf.fault, leaf.ended)
+        level, desc, desc_addr, desc_pa, ipa, table_bits = leaf
         # The rights depend only on the permission bits and the (immutable) configuration:
         # computed once per register snapshot and combination.
-        pkey = ("perms", s1.perm_bits, choice.el, wi.unpriv, wi.nv1, pan_eff, wi.epan, wi.wxn,
-                wi.hd)
+        pkey = ("perms", desc & LEAF_PERM_BITS, table_bits, choice.el, wi.unpriv, wi.nv1,
+                pan_eff, wi.epan, wi.wxn, wi.hd)
         cached = regs.memo.get(pkey)
         if cached is None:
             cached = compute_s1_permissions(
-                s1.perm_bits, has_unprivileged=regime.has_unprivileged, nv1=wi.nv1,
-                el=choice.el, pan=pan_eff, epan=wi.epan, wxn=wi.wxn, hd=wi.hd)
+                s1_perm_bits(desc, table_bits, wi), has_unprivileged=wi.unpriv,
+                nv1=wi.nv1, el=choice.el, pan=pan_eff, epan=wi.epan, wxn=wi.wxn, hd=wi.hd)
             regs.memo[pkey] = cached
         assert isinstance(cached, S1Perms)
         perms = cached
-        perm_fault: Fault | None = None
-        if not s1_access_allowed(perms, op.info.access):
-            perm_fault = Fault(FaultKind.PERMISSION, s1.level)
+        access = plan.access
+        allowed = s1_access_allowed(perms, access)
         # AArch64.S1Translate(): the Access flag is set (HA=1) before the permission fault
         # is reported; under stage 2 the update needs stage 2 write permission.
-        if not bit(s1.desc, 10) and wi.ha and AT_UPDATES_AF:
-            new = s1.desc | (1 << 10)
-            target = s1.desc_pa
+        if not desc >> 10 & 1 and wi.ha and AT_UPDATES_AF:
+            new = desc | (1 << 10)
+            target = desc_pa
             if s2 is not None:
-                upd = s2.translate(s1.desc_addr, write=True, s1ptw=True, for_at=False,
+                upd = s2.translate(desc_addr, write=True, s1ptw=True, for_at=False,
                                    trace=steps)
                 if upd.fault is not None:
-                    return finish(upd.fault, walk=wi_text, ended=upd.ended)
+                    return fault_result(upd.fault, upd.ended)
                 target = upd.pa
-            mem.write64(target, new, big_endian=wi.ee, purpose=f"S1 L{s1.level} AF update")
+            mem.write64(target, new, big_endian=wi.ee, purpose=f"S1 L{level} AF update")
             if steps is not None:
-                steps.append(WalkStep(1, s1.level, 0, 0, 0, 0, s1.desc_addr, target, new,
+                steps.append(WalkStep(1, level, 0, 0, 0, 0, desc_addr, target, new,
                                       "update", "hardware sets AF", is_write=True))
-        if perm_fault is not None:
-            return finish(perm_fault, walk=wi_text, perms=perms,
-                          ended=f"permission fault, level {s1.level}: {op} needs "
-                          f"{op.info.access.name.lower()} access, rights are {perms}")
-        ipa = s1.oa
-        s1_attr = mair_attr(wi.mair, bits(s1.desc, 4, 2))
-        s1_sh = wi.sh if wi.ds else bits(s1.desc, 9, 8)
+        if not allowed:
+            return fault_result(Fault(FaultKind.PERMISSION, level),
+                                f"permission fault, level {level}: {op} needs "
+                                f"{access.name.lower()} access, rights are {perms}")
+        s1_attr = mair_attr(wi.mair, desc >> 2 & 7)  # AttrIndx
+        s1_sh = wi.sh if wi.ds else desc >> 8 & 3
 
     # --- stage 2 of the final IPA (AT S12E* only) ------------------------------------------
     if choice.stage2 and s2 is not None:
-        final: list[WalkStep] | None = [] if trace else None
-        res = s2.translate(ipa, write=op.info.access is Access.WRITE, s1ptw=False, for_at=True,
+        final = [] if trace else None
+        res = s2.translate(ipa, write=plan.access is Access.WRITE, s1ptw=False, for_at=True,
                            trace=final)
         if res.fault is not None:
-            return finish(res.fault, ipa=ipa, perms=perms, walk=wi_text, ended=res.ended,
-                          final_s2=final)
+            return fault_result(res.fault, res.ended)
         assert isinstance(s2.info, S2WalkInfo)
         # AArch64.S2Translate(): AArch64.S2TreatAsNormalNC() - with HCR_EL2.CD=1
         # (!S2DCacheEnabled()) stage 2 Normal memory is Normal Non-cacheable for a data access;
@@ -296,21 +284,40 @@ def run_at(
             attr = combine_s1_s2(s1_attr, ATTR_NORMAL_NC if s2.info.cd and res.attr >> 4
                                  else res.attr)
         sh = combine_shareability(s1_sh, res.sh)
-        pa = res.pa
-        ended = f"{op}: IPA {ipa:#x} -> PA {pa:#x} ({res.ended})"
-        par = Par.success(pa, attr, 0b10 if attr in _PAR_SH_IS_OSH else sh)
-        return finish(None, par=par, ipa=ipa, perms=perms, walk=wi_text, ended=ended,
-                      final_s2=final)
+        par = Par.success(res.pa, attr, 0b10 if attr in _PAR_SH_IS_OSH else sh)
+        ended = f"{op}: IPA {ipa:#x} -> PA {res.pa:#x} ({res.ended})" if trace else ""
+        return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk,
+                        _trace(steps, final, ended, notes))
 
     # PAR_EL1.SH: 0b10 for Device and Normal Inner+Outer Non-cacheable memory.
-    par_sh = 0b10 if s1_attr in _PAR_SH_IS_OSH else s1_sh
-    par = Par.success(ipa, s1_attr, par_sh)
-    what = "IPA" if s2 is not None else "PA"
-    return finish(None, par=par, ipa=ipa, perms=perms, walk=wi_text,
-                  ended=f"{op}: VA {va:#x} -> {what} {ipa:#x}" if trace else "")
+    par = Par.success(ipa, s1_attr, 0b10 if s1_attr in _PAR_SH_IS_OSH else s1_sh)
+    ended = f"{op}: VA {va:#x} -> {'IPA' if s2 is not None else 'PA'} {ipa:#x}" if trace else ""
+    return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk,
+                    _trace(steps, final, ended, notes))
+
+
+def _trace(steps: list[WalkStep] | None, final: list[WalkStep] | None, ended: str,
+           notes: list[str]) -> Trace:
+    if steps is None and not ended and not notes:
+        return _NO_TRACE  # trace=False: nothing to record
+    return Trace(tuple(steps or ()), tuple(final or ()), ended, tuple(notes))
+
+
+def _fault_result(op: AtOp, va: int, cur_el: int, disp: AtDisposition, choice: RegimeChoice,
+                  fault: Fault, ipa: int | None, perms: S1Perms | None, walk: str,
+                  tr: Trace) -> AtResult:
+    """The PAR of a fault, or the exception an AT at EL1 takes instead: a stage 2 fault on its
+    stage 1 walk goes to EL2 (``AArch64.AT()``)."""
+    if cur_el == 1 and fault.stage == 2 and fault.s1ptw:
+        exc = s2_abort_on_s1_walk(fault, va, "stage 2 fault on the stage 1 walk of an AT "
+                                  "executed at EL1 is taken to EL2 (AArch64.AT())")
+        return AtResult(op, va, cur_el, disp, None, exc, choice, fault, ipa, perms, walk, tr)
+    return AtResult(op, va, cur_el, disp, Par.from_fault(fault), None, choice, fault, ipa,
+                    perms, walk, tr)
 
 
 _NO_TRACE = Trace()
+_ALL_FEATURES = FeatureSet.all()
 
 #: MAIR bytes for which PAR_EL1.SH reads 0b10 (par_shareability() as a lookup table).
 _PAR_SH_IS_OSH = frozenset(a for a in range(256) if par_shareability(decode_mair_attr(a), 0) == 2)
@@ -321,26 +328,33 @@ class _Plan:
     """What an AT does before looking at the VA, per register snapshot (memoized)."""
 
     disp: AtDisposition
-    choice: RegimeChoice | None
+    choice: RegimeChoice | None  # None: the AT does not execute (UNDEFINED or trapped)
+    access: Access
     pan_op: bool  # the op is S1E1RP/WP and FEAT_PAN is implemented
     s1_enabled: bool
     s2_info: S2WalkInfo | Fault | None  # stage 2 applies (for table walks and AT S12E*)
+    notes: tuple[str, ...]  # the first lines of the trace
 
 
 def _plan(op: AtOp, cur_el: int, regs: SysRegs, features: FeatureSet) -> _Plan:
     key = ("at-plan", op, cur_el, features)
     plan = regs.memo.get(key)
     if plan is None:
+        access = op.info.access
         disp = at_disposition(op, cur_el, regs, features)
         if disp.kind is not Disposition.EXECUTE:
-            plan = _Plan(disp, None, False, False, None)
+            plan = _Plan(disp, None, access, False, False, None, ())
         else:
             choice = compute_translation_regime(op, regs, features)
+            notes = [disp.reason, f"regime {choice.regime} (EL{choice.el} access): "
+                     f"{choice.reason}"]
             s2_info: S2WalkInfo | Fault | None = None
             if choice.regime is Regime.EL10 and stage2_enabled(regs):
                 s2_info = setup_s2_walk(regs, features)
-            plan = _Plan(disp, choice, op.info.pan and features.has(Feature.PAN),
-                         s1_enabled(choice.regime, regs), s2_info)
+                notes.append(f"stage 2 is enabled but misconfigured: {s2_info}"
+                             if isinstance(s2_info, Fault) else s2_info.describe())
+            plan = _Plan(disp, choice, access, op.info.pan and features.has(Feature.PAN),
+                         s1_enabled(choice.regime, regs), s2_info, tuple(notes))
         regs.memo[key] = plan
     assert isinstance(plan, _Plan)
     return plan

@@ -85,7 +85,7 @@ def decode_mair_attr(attr: int) -> MemAttrs:
 
 def mair_attr(mair: int, index: int) -> int:
     """``AArch64.MAIRAttr()``: the attribute byte for AttrIndx ``index``."""
-    return bits(mair, 8 * index + 7, 8 * index)
+    return mair >> 8 * index & 0xFF
 
 
 def par_shareability(attrs: MemAttrs, sh: int) -> int:

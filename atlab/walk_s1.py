@@ -132,14 +132,19 @@ class S1WalkInfo:
     unpriv: bool = True  # regime.has_unprivileged
     #: (lsb, index mask) of the VA slice of each level from the start level to level 3.
     shifts: tuple[tuple[int, int], ...] = ()
+    _text: str = field(default="", init=False, repr=False, compare=False)
 
-    def describe(self) -> str:
+    def __post_init__(self) -> None:
         rng = "TTBR1" if self.upper else "TTBR0"
-        return (f"{self.regime} {rng} ({self.ttbr_name}), {self.granule} granule, "
+        text = (f"{self.regime} {rng} ({self.ttbr_name}), {self.granule} granule, "
                 f"{self.tcr_name}.T{'1' if self.upper else '0'}SZ={self.txsz} "
                 f"({self.ia_bits}-bit range), start level {self.sl}, OA size {self.oa_bits} bits"
                 + (", DS=1" if self.ds else "") + (", HPD=1" if self.hpd else "")
                 + (", HA=1" if self.ha else ""))
+        object.__setattr__(self, "_text", text)  # computed once: walk inputs are memoized
+
+    def describe(self) -> str:
+        return self._text
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,9 +392,47 @@ class Stage2(Protocol):
         ...
 
 
+def table_perms(table_bits: int, wi: S1WalkInfo) -> tuple[int, int, int]:
+    """``AArch64.S1ApplyTablePerms()`` on ``table_bits``, the OR of the table descriptors'
+    bits [62:59] (shifted down to [3:0]):
+    (APTable, UXNTable or XNTable, PXNTable) as the regime reads them.  The EL2/EL3 regimes
+    and EL1&0 with NV1 have no APTable[0] (and EL2/EL3 no PXNTable: bit 59 is RES0)."""
+    apt = table_bits >> 2 & 3
+    xnt = table_bits >> 1 & 1
+    if wi.nv1:
+        return apt & 2, 0, xnt  # bit 60 is PXNTable for EL2-style descriptors
+    if wi.unpriv:
+        return apt, xnt, table_bits & 1
+    return apt & 2, xnt, 0
+
+
+def s1_perm_bits(desc: int, table_bits: int, wi: S1WalkInfo) -> S1PermBits:
+    """``AArch64.S1ApplyOutputPerms()``: the leaf's AP/XN bits as the regime reads them, with
+    the hierarchical controls ``table_bits`` (see :func:`table_perms`)."""
+    ap_table, xn_table, pxn_table = table_perms(table_bits, wi)
+    if wi.nv1:  # AP[1] is RES0, bit 54 is PXN, no UXN
+        return S1PermBits(ap=(desc >> 7 & 1) << 1, ap_table=ap_table, pxn=desc >> 54 & 1,
+                          pxn_table=pxn_table, dbm=desc >> 51 & 1)
+    if wi.unpriv:
+        return S1PermBits(ap=desc >> 6 & 3, ap_table=ap_table, uxn=desc >> 54 & 1,
+                          pxn=desc >> 53 & 1, uxn_table=xn_table, pxn_table=pxn_table,
+                          dbm=desc >> 51 & 1)
+    # EL2, EL3: AP[1] is RES1, one XN bit
+    return S1PermBits(ap=(desc >> 6 & 2) | 1, ap_table=ap_table, xn=desc >> 54 & 1,
+                      xn_table=xn_table, dbm=desc >> 51 & 1)
+
+
+#: The leaf descriptor bits :func:`s1_perm_bits` reads: AP[2:1], DBM, PXN, UXN/XN.
+LEAF_PERM_BITS = (0b11 << 6) | (1 << 51) | (0b11 << 53)
+
+
 @dataclass(frozen=True, slots=True)
 class S1WalkResult:
-    """What a stage 1 walk found: a leaf (``fault`` is None) or the fault that ended it."""
+    """What a stage 1 walk found: a leaf (``fault`` is None) or the fault that ended it.
+
+    ``table_bits`` is the OR of bits [62:59] of the table descriptors the walk went through,
+    as bits [3:0] (0 with TCR_ELx.HPD=1); :func:`s1_perm_bits` turns it and the leaf into
+    permissions."""
 
     fault: Fault | None
     level: int
@@ -397,7 +440,7 @@ class S1WalkResult:
     desc_addr: int = 0  # where the leaf descriptor is (IPA under stage 2)
     desc_pa: int = 0
     oa: int = 0
-    perm_bits: S1PermBits = field(default_factory=S1PermBits)
+    table_bits: int = 0
     contiguous: bool = False
     kind: DescKind = DescKind.INVALID
     ended: str = ""
@@ -450,147 +493,148 @@ def walk_s1(
     Each table access goes through ``s2`` when stage 2 applies (it returns the PA or the
     stage 2 fault).  ``trace``, when given, receives one :class:`WalkStep` per descriptor.
     """
-    granule = wi.granule
+    res = walk_s1_leaf(wi, mem, va, features, s2=s2, trace=trace)
+    if isinstance(res, S1WalkResult):
+        return res
+    level, desc, desc_addr, desc_pa, oa, table_bits = res
+    kind = DescKind.PAGE if level == FINAL_LEVEL else DescKind.BLOCK
+    ended = f"{kind.value} at level {level}: output address {oa:#x}" if trace is not None else ""
+    return S1WalkResult(None, level, desc, desc_addr, desc_pa, oa, table_bits,
+                        contiguous_bit(desc, level, wi.granule), kind, ended)
+
+
+#: A successful stage 1 walk, as :func:`walk_s1_leaf` returns it: (level, desc, desc_addr,
+#: desc_pa, oa, table_bits) with the fields of :class:`S1WalkResult`.
+S1Leaf = tuple[int, int, int, int, int, int]
+
+
+def contiguous_bit(desc: int, level: int, granule: Granule) -> bool:
+    """``AArch64.ContiguousBit()``: RES0 for 4KB level 0, 16KB level 1 and 64KB level 1
+    blocks."""
+    return bool(desc >> 52 & 1) and level != (0 if granule is Granule.K4 else 1)
+
+
+def walk_s1_leaf(
+    wi: S1WalkInfo,
+    mem: PhysMem,
+    va: int,
+    features: FeatureSet,
+    *,
+    s2: Stage2 | None = None,
+    trace: list[WalkStep] | None = None,
+) -> S1WalkResult | S1Leaf:
+    """:func:`walk_s1`, returning a successful walk as a plain :data:`S1Leaf` tuple (the
+    AT front end's fast path: no result object per walk) and a fault as an
+    :class:`S1WalkResult`."""
     level = wi.sl
     table = wi.baddr
-    pgshift, stride, ee = wi.pgshift, wi.stride, wi.ee
+    pgshift, ee, oa_bits = wi.pgshift, wi.ee, wi.oa_bits
     oa_mask = (1 << 48) - (1 << pgshift)  # descriptor bits [47:pgshift]
     high = wi.ds or wi.lpa_64k  # descriptors carry OA[51:48] elsewhere
-    ap_table = uxn_table = pxn_table = 0
-    read64 = mem.read64
+    tperms = not wi.hpd
+    table_bits = 0  # AArch64.S1ApplyTablePerms(): the OR of the table descriptors' bits
     logging = mem.logging
     # Plain memory, no log, little-endian: read the words directly (same result, no call).
     direct = mem.words_get if (type(mem) is PhysMem and not logging and not ee) else None
-    if s2 is None and trace is None and direct is not None:
-        # The common case (no stage 2, no trace, plain memory): follow table descriptors with
-        # fewer checks per level.  Anything that is not a valid table in range stops here and
-        # the general loop below takes over at that level (reading that descriptor again).
-        unpriv, nv1, tperms, oa_bits = wi.unpriv, wi.nv1, not wi.hpd, wi.oa_bits
-        for lsb, imask in wi.shifts[:-1]:
-            desc = direct(table | ((va >> lsb) & imask) << 3, 0)
-            if desc & 3 != 3:
-                break
-            nxt = desc & oa_mask
-            if high:
-                nxt |= desc_oa_high(desc, ds=wi.ds, lpa_64k=wi.lpa_64k)
-            if nxt >> oa_bits:
-                break
-            if tperms:  # AArch64.S1ApplyTablePerms()
-                if nv1:
-                    ap_table |= (desc >> 62 & 1) << 1
-                    pxn_table |= desc >> 60 & 1
-                elif unpriv:
-                    ap_table |= desc >> 61 & 3
-                    uxn_table |= desc >> 60 & 1
-                    pxn_table |= desc >> 59 & 1
-                else:
-                    ap_table |= (desc >> 62 & 1) << 1
-                    uxn_table |= desc >> 60 & 1
-            table = nxt
-            level += 1
-    while True:
-        lsb = (FINAL_LEVEL - level) * stride + pgshift  # level_lsb()
-        hi = wi.ia_bits - 1 if level == wi.sl else lsb + stride - 1
-        index = (va >> lsb) & ((1 << (hi - lsb + 1)) - 1)
-        desc_addr = table | (index << 3)
+    read64 = mem.read64
+    desc = desc_addr = desc_pa = 0
+    kind = DescKind.INVALID
+    for lsb, imask in wi.shifts:  # from the start level to level 3
+        index = (va >> lsb) & imask
+        desc_addr = table | index << 3
         s2_steps: list[WalkStep] | None = None
-        if s2 is not None:
+        if s2 is None:
+            desc_pa = desc_addr
+        else:
             s2_steps = [] if trace is not None else None
             res = s2.translate_ptw(desc_addr, write=False, s1_level=level, trace=s2_steps)
             if isinstance(res, Fault):
                 if trace is not None:
-                    trace.append(WalkStep(1, level, table, index, hi, lsb, desc_addr, desc_addr,
-                                          0, "not read", f"stage 2 {res} on the table address",
+                    trace.append(WalkStep(1, level, table, index, lsb + imask.bit_length() - 1,
+                                          lsb, desc_addr, desc_addr, 0, "not read",
+                                          f"stage 2 {res} on the table address",
                                           s2=tuple(s2_steps or ())))
                 return S1WalkResult(res, level, ended=f"stage 2 fault on the level {level} "
                                     f"table access: {res}")
             desc_pa = res
-        else:
-            desc_pa = desc_addr
         if direct is not None:
             desc = direct(desc_pa, 0)
         else:
             desc = read64(desc_pa, big_endian=ee,
                           purpose=f"S1 L{level} descriptor" if logging else "")
         # AArch64.DecodeDescriptorType(): the common cases inline.
-        if desc & 3 == 3 and level != FINAL_LEVEL:
-            kind = DescKind.TABLE
+        if desc & 3 == 3:
+            if level == FINAL_LEVEL:
+                kind = DescKind.PAGE
+            else:
+                kind = DescKind.TABLE
+                if tperms:
+                    table_bits |= desc
+                # AArch64.NextTableBase()
+                nxt = desc & oa_mask
+                if high:
+                    nxt |= desc_oa_high(desc, ds=wi.ds, lpa_64k=wi.lpa_64k)
+                if trace is not None:
+                    _trace_step(trace, wi, level, table, index, lsb, imask, desc_addr, desc_pa,
+                                desc, kind, table_bits, s2_steps)
+                if nxt >> oa_bits:
+                    return S1WalkResult(Fault(FaultKind.ADDRESS_SIZE, level), level, desc,
+                                        desc_addr, desc_pa, kind=kind,
+                                        ended=f"address size fault, level {level}: next table "
+                                        f"{nxt:#x} is beyond {oa_bits} bits")
+                table = nxt
+                level += 1
+                continue
         else:
-            kind = decode_desc_kind(desc, level, granule, wi.ds, features)
-        if kind is DescKind.TABLE:
-            if not wi.hpd:
-                # AArch64.S1ApplyTablePerms()
-                if wi.nv1:
-                    ap_table |= (desc >> 62 & 1) << 1
-                    pxn_table |= desc >> 60 & 1
-                elif wi.unpriv:
-                    ap_table |= desc >> 61 & 3
-                    uxn_table |= desc >> 60 & 1
-                    pxn_table |= desc >> 59 & 1
-                else:
-                    ap_table |= (desc >> 62 & 1) << 1
-                    uxn_table |= desc >> 60 & 1  # XNTable (EL2, EL3)
+            kind = decode_desc_kind(desc, level, wi.granule, wi.ds, features)
         if trace is not None:
-            perms = ""
-            if kind is DescKind.TABLE and (ap_table or uxn_table or pxn_table):
-                perms = f"APTable={ap_table:02b} UXNTable={uxn_table} PXNTable={pxn_table}"
-            trace.append(WalkStep(1, level, table, index, hi, lsb, desc_addr, desc_pa, desc,
-                                  kind.value, describe_desc(desc, kind, level, wi), perms,
-                                  tuple(s2_steps or ())))
-        if kind is DescKind.TABLE:
-            # AArch64.NextTableBase()
-            nxt = desc & oa_mask
-            if high:
-                nxt |= desc_oa_high(desc, ds=wi.ds, lpa_64k=wi.lpa_64k)
-            if nxt >> wi.oa_bits:
-                return S1WalkResult(Fault(FaultKind.ADDRESS_SIZE, level), level, desc, desc_addr,
-                                    desc_pa, kind=kind,
-                                    ended=f"address size fault, level {level}: next table "
-                                    f"{nxt:#x} is beyond {wi.oa_bits} bits")
-            table = nxt
-            level += 1
-            continue
-        if kind in (DescKind.INVALID, DescKind.RESERVED):
+            _trace_step(trace, wi, level, table, index, lsb, imask, desc_addr, desc_pa, desc,
+                        kind, table_bits, s2_steps)
+        if kind is DescKind.INVALID or kind is DescKind.RESERVED:
             why = "invalid descriptor" if kind is DescKind.INVALID else "reserved encoding"
             return S1WalkResult(Fault(FaultKind.TRANSLATION, level), level, desc, desc_addr,
                                 desc_pa, kind=kind,
                                 ended=f"translation fault, level {level}: {why}")
         break
+    table_bits = table_bits >> 59 & 0xF
 
     # Leaf: AArch64.S1NextWalkStateLeaf() and the checks at the end of AArch64.S1Walk().
-    lsb = (FINAL_LEVEL - level) * stride + pgshift
+    lsb = (FINAL_LEVEL - level) * wi.stride + pgshift
     base = desc & ((1 << 48) - (1 << lsb))  # AArch64.S1LeafBase()
     if high:
         base |= desc_oa_high(desc, ds=wi.ds, lpa_64k=wi.lpa_64k)
     oa = base | (va & ((1 << lsb) - 1))
-    # AArch64.S1ApplyOutputPerms(); fields in S1PermBits order:
-    # ap, ap_table, uxn, pxn, xn, uxn_table, pxn_table, xn_table, dbm.
-    if wi.nv1:
-        pb = S1PermBits((desc >> 7 & 1) << 1, ap_table, 0, desc >> 54 & 1, 0, 0, pxn_table, 0,
-                        desc >> 51 & 1)
-    elif wi.unpriv:
-        pb = S1PermBits(desc >> 6 & 3, ap_table, desc >> 54 & 1, desc >> 53 & 1, 0, uxn_table,
-                        pxn_table, 0, desc >> 51 & 1)
-    else:
-        pb = S1PermBits((desc >> 6 & 2) | 1, ap_table, 0, 0, desc >> 54 & 1, 0, 0, uxn_table,
-                        desc >> 51 & 1)
-    # AArch64.ContiguousBit(): RES0 for 4KB level 0, 16KB level 1 and 64KB level 1 blocks.
-    contiguous = bool(desc >> 52 & 1) and level != (0 if pgshift == 12 else 1)
-    if contiguous and IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS:
-        span = lsb + {Granule.K4: 4, Granule.K16: 7 if level == 3 else 5, Granule.K64: 5}[granule]
+    if IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS and contiguous_bit(desc, level, wi.granule):
+        span = lsb + {Granule.K4: 4, Granule.K16: 7 if level == 3 else 5,
+                      Granule.K64: 5}[wi.granule]
         if span > wi.ia_bits:
             return S1WalkResult(Fault(FaultKind.TRANSLATION, level), level, desc, desc_addr,
-                                desc_pa, perm_bits=pb, contiguous=contiguous, kind=kind,
+                                desc_pa, table_bits=table_bits, contiguous=True, kind=kind,
                                 ended="translation fault: contiguous range beyond the input "
                                 "range")
-    if base >> wi.oa_bits:
+    if base >> oa_bits:
         return S1WalkResult(Fault(FaultKind.ADDRESS_SIZE, level), level, desc, desc_addr, desc_pa,
-                            perm_bits=pb, contiguous=contiguous, kind=kind,
+                            table_bits=table_bits,
+                            contiguous=contiguous_bit(desc, level, wi.granule), kind=kind,
                             ended=f"address size fault, level {level}: output address {base:#x} is "
-                            f"beyond {wi.oa_bits} bits")
+                            f"beyond {oa_bits} bits")
     if not desc >> 10 & 1 and not wi.ha:
         return S1WalkResult(Fault(FaultKind.ACCESS_FLAG, level), level, desc, desc_addr, desc_pa,
-                            perm_bits=pb, contiguous=contiguous, kind=kind,
+                            table_bits=table_bits,
+                            contiguous=contiguous_bit(desc, level, wi.granule), kind=kind,
                             ended=f"access flag fault, level {level}: AF=0 and {wi.tcr_name}.HA=0")
-    ended = f"{kind.value} at level {level}: output address {oa:#x}" if trace is not None else ""
-    return S1WalkResult(None, level, desc, desc_addr, desc_pa, oa, pb, contiguous, kind, ended)
+    return level, desc, desc_addr, desc_pa, oa, table_bits
+
+
+def _trace_step(trace: list[WalkStep], wi: S1WalkInfo, level: int, table: int, index: int,
+                lsb: int, imask: int, desc_addr: int, desc_pa: int, desc: int, kind: DescKind,
+                table_bits: int, s2_steps: list[WalkStep] | None) -> None:
+    """Record one stage 1 descriptor read, with the table permissions accumulated so far."""
+    perms = ""
+    if kind is DescKind.TABLE and table_bits >> 59 & 0xF:
+        apt, uxnt, pxnt = table_perms(table_bits >> 59 & 0xF, wi)
+        if apt or uxnt or pxnt:
+            perms = f"APTable={apt:02b} UXNTable={uxnt} PXNTable={pxnt}"
+    trace.append(WalkStep(1, level, table, index, lsb + imask.bit_length() - 1, lsb, desc_addr,
+                          desc_pa, desc, kind.value, describe_desc(desc, kind, level, wi), perms,
+                          tuple(s2_steps or ())))

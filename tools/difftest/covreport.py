@@ -51,7 +51,7 @@ UNREACHABLE: dict[str, list[tuple[str, str]]] = {
          "contiguous range beyond the input range"),
         ("if span > wi.ia_bits:", "IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS is False (as above)"),
         ("return S1WalkResult(Fault(FaultKind.TRANSLATION, level), level, desc, desc_addr,\n"
-         "                                desc_pa, perm_bits=pb, contiguous=contiguous",
+         "                                desc_pa, table_bits=table_bits, contiguous=True",
          "IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS is False (as above)"),
     ],
     "walk_s2": [
