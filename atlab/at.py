@@ -232,17 +232,16 @@ def run_at(
         # The rights depend only on the permission bits and the (immutable) configuration:
         # computed once per register snapshot and combination.
         pkey = ("perms", desc & LEAF_PERM_BITS, table_bits, choice.el, wi.unpriv, wi.nv1,
-                pan_eff, wi.epan, wi.wxn, wi.hd)
+                pan_eff, wi.epan, wi.wxn, wi.hd, plan.access)
         cached = regs.memo.get(pkey)
         if cached is None:
-            cached = compute_s1_permissions(
+            rights = compute_s1_permissions(
                 s1_perm_bits(desc, table_bits, wi), has_unprivileged=wi.unpriv,
                 nv1=wi.nv1, el=choice.el, pan=pan_eff, epan=wi.epan, wxn=wi.wxn, hd=wi.hd)
+            cached = (rights, s1_access_allowed(rights, plan.access))
             regs.memo[pkey] = cached
-        assert isinstance(cached, S1Perms)
-        perms = cached
-        access = plan.access
-        allowed = s1_access_allowed(perms, access)
+        assert isinstance(cached, tuple)
+        perms, allowed = cached
         # AArch64.S1Translate(): the Access flag is set (HA=1) before the permission fault
         # is reported; under stage 2 the update needs stage 2 write permission.
         if not desc >> 10 & 1 and wi.ha and AT_UPDATES_AF:
@@ -261,7 +260,7 @@ def run_at(
         if not allowed:
             return fault_result(Fault(FaultKind.PERMISSION, level),
                                 f"permission fault, level {level}: {op} needs "
-                                f"{access.name.lower()} access, rights are {perms}")
+                                f"{plan.access.name.lower()} access, rights are {perms}")
         s1_attr = mair_attr(wi.mair, desc >> 2 & 7)  # AttrIndx
         s1_sh = wi.sh if wi.ds else desc >> 8 & 3
 

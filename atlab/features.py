@@ -71,12 +71,17 @@ class FeatureSet:
     features: frozenset[Feature]
     pa_max: int = 52
     _mask: int = field(default=0, init=False, repr=False, compare=False)
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         mask = 0
         for f in self.features:
             mask |= f.bit
         object.__setattr__(self, "_mask", mask)
+        object.__setattr__(self, "_hash", hash((self.features, self.pa_max)))
+
+    def __hash__(self) -> int:
+        return self._hash  # computed once: feature sets key the per-snapshot memos
 
     @staticmethod
     def all(pa_max: int = 52) -> FeatureSet:

@@ -29,6 +29,8 @@ PAR_IMPDEF_FAULT_HIGH = 0
 #: bit 10 (IMPLEMENTATION DEFINED), bit 11 (RES1 — some implementations, QEMU included,
 #: always set it) and NS (UNKNOWN for a Non-secure regime).
 PAR_SUCCESS_IMPDEF_MASK = (1 << 11) | (1 << 10) | (1 << 9)
+_PA_BITS = mask(55, 12)  # PAR_EL1.PA
+_SUCCESS_BITS = (1 << 11) | (PAR_IMPDEF_BIT10 << 10)  # bit 11 is RES1
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +41,7 @@ class Par:
 
     @staticmethod
     def success(pa: int, attr: int, sh: int, ns: int = PAR_NS_NONSECURE) -> Par:
-        value = (attr << 56) | (pa & mask(55, 12)) | (1 << 11) | (PAR_IMPDEF_BIT10 << 10)
-        return Par(value | (ns << 9) | (sh << 7))
+        return Par((attr << 56) | (pa & _PA_BITS) | _SUCCESS_BITS | (ns << 9) | (sh << 7))
 
     @staticmethod
     def from_fault(fault: Fault) -> Par:

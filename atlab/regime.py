@@ -24,6 +24,10 @@ class Regime(enum.Enum):
     EL2 = "EL2"
     EL3 = "EL3"
 
+    # Members are singletons compared by identity: hash them the same way (a C-level hash;
+    # Enum's own hashes the name in Python, and regimes key the per-snapshot memos).
+    __hash__ = object.__hash__
+
     @property
     def has_unprivileged(self) -> bool:
         """``HasUnprivileged()``: the regime has an EL0 (and two VA ranges)."""
@@ -44,6 +48,8 @@ class Access(enum.Enum):
     READ = "R"
     WRITE = "W"
     ANY = "A"  # FEAT_ATS1A: no permission check
+
+    __hash__ = object.__hash__  # identity, as for Regime
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,8 @@ class AtOp(enum.Enum):
     S1E3R = AtOpInfo(1, 3, Access.READ, False, 6, 8, 0)
     S1E3W = AtOpInfo(1, 3, Access.WRITE, False, 6, 8, 1)
     S1E3A = AtOpInfo(1, 3, Access.ANY, False, 6, 9, 2, Feature.ATS1A)
+
+    __hash__ = object.__hash__  # identity, as for Regime
 
     @property
     def info(self) -> AtOpInfo:
