@@ -255,7 +255,7 @@ def run_at(
                 target = upd.pa
             mem.write64(target, new, big_endian=wi.ee, purpose=f"S1 L{level} AF update")
             if steps is not None:
-                steps.append(WalkStep(1, level, 0, 0, 0, 0, desc_addr, target, new,
+                steps.append(WalkStep(1, level, 0, 0, 0, desc_addr, target, new,
                                       "update", "hardware sets AF", is_write=True))
         if not allowed:
             return fault_result(Fault(FaultKind.PERMISSION, level),
@@ -284,13 +284,14 @@ def run_at(
                                  else res.attr)
         sh = combine_shareability(s1_sh, res.sh)
         par = Par.success(res.pa, attr, 0b10 if attr in _PAR_SH_IS_OSH else sh)
-        ended = f"{op}: IPA {ipa:#x} -> PA {res.pa:#x} ({res.ended})" if trace else ""
+        ended = f"{plan.op_text}: IPA {ipa:#x} -> PA {res.pa:#x} ({res.ended})" if trace else ""
         return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk,
                         _trace(steps, final, ended, notes))
 
     # PAR_EL1.SH: 0b10 for Device and Normal Inner+Outer Non-cacheable memory.
     par = Par.success(ipa, s1_attr, 0b10 if s1_attr in _PAR_SH_IS_OSH else s1_sh)
-    ended = f"{op}: VA {va:#x} -> {'IPA' if s2 is not None else 'PA'} {ipa:#x}" if trace else ""
+    ended = (f"{plan.op_text}: VA {va:#x} -> {'IPA' if s2 is not None else 'PA'} {ipa:#x}"
+             if trace else "")
     return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk,
                     _trace(steps, final, ended, notes))
 
@@ -333,6 +334,7 @@ class _Plan:
     s1_enabled: bool
     s2_info: S2WalkInfo | Fault | None  # stage 2 applies (for table walks and AT S12E*)
     notes: tuple[str, ...]  # the first lines of the trace
+    op_text: str  # "AT S1E1R"
 
 
 def _plan(op: AtOp, cur_el: int, regs: SysRegs, features: FeatureSet) -> _Plan:
@@ -342,7 +344,7 @@ def _plan(op: AtOp, cur_el: int, regs: SysRegs, features: FeatureSet) -> _Plan:
         access = op.info.access
         disp = at_disposition(op, cur_el, regs, features)
         if disp.kind is not Disposition.EXECUTE:
-            plan = _Plan(disp, None, access, False, False, None, ())
+            plan = _Plan(disp, None, access, False, False, None, (), str(op))
         else:
             choice = compute_translation_regime(op, regs, features)
             notes = [disp.reason, f"regime {choice.regime} (EL{choice.el} access): "
@@ -353,7 +355,7 @@ def _plan(op: AtOp, cur_el: int, regs: SysRegs, features: FeatureSet) -> _Plan:
                 notes.append(f"stage 2 is enabled but misconfigured: {s2_info}"
                              if isinstance(s2_info, Fault) else s2_info.describe())
             plan = _Plan(disp, choice, access, op.info.pan and features.has(Feature.PAN),
-                         s1_enabled(choice.regime, regs), s2_info, tuple(notes))
+                         s1_enabled(choice.regime, regs), s2_info, tuple(notes), str(op))
         regs.memo[key] = plan
     assert isinstance(plan, _Plan)
     return plan

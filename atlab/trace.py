@@ -9,20 +9,33 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class DescDecoder(Protocol):
+    """Walk inputs that can say what a descriptor of their walk means (``S1WalkInfo``,
+    ``S2WalkInfo``)."""
+
+    def describe_desc(self, desc: int, kind: str, level: int) -> str:
+        """One line: the decoded meaning of ``desc``, a ``kind`` descriptor at ``level``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class WalkStep:
     """One descriptor access of a walk.
 
-    ``ia_hi:ia_lo`` are the input-address bits that formed ``index``; ``desc_addr`` is the
+    ``ia_hi:ia_lo`` are the input-address bits that formed ``index`` into the table at
+    :attr:`table_base`; ``desc_addr`` is the
     address of the descriptor in the walk's own address space (an IPA for a stage 1 walk
     under stage 2) and ``desc_pa`` where it really is.  ``perms`` is the permission state
-    accumulated so far.  ``s2`` is the stage 2 walk that translated ``desc_addr``."""
+    accumulated so far.  ``s2`` is the stage 2 walk that translated ``desc_addr``.
+
+    :attr:`meaning` is ``note`` when given, else the descriptor decoded by the walk inputs
+    ``decoder`` when it is read (a walk records its steps without formatting them)."""
 
     stage: int
     level: int
-    table_base: int
     index: int
     ia_hi: int
     ia_lo: int
@@ -30,10 +43,23 @@ class WalkStep:
     desc_pa: int
     raw: int
     kind: str
-    meaning: str
+    note: str = ""
     perms: str = ""
     s2: tuple[WalkStep, ...] = ()
     is_write: bool = False
+    decoder: DescDecoder | None = field(default=None, repr=False)
+
+    @property
+    def table_base(self) -> int:
+        """The base address of the table read (0 for a descriptor write)."""
+        return 0 if self.is_write else self.desc_addr - (self.index << 3)
+
+    @property
+    def meaning(self) -> str:
+        """The decoded meaning of the descriptor (or what happened instead of a read)."""
+        if self.note or self.decoder is None:
+            return self.note
+        return self.decoder.describe_desc(self.raw, self.kind, self.level)
 
     def __str__(self) -> str:
         where = f"{self.desc_addr:#x}"

@@ -146,6 +146,10 @@ class S1WalkInfo:
     def describe(self) -> str:
         return self._text
 
+    def describe_desc(self, desc: int, kind: str, level: int) -> str:
+        """The meaning of a descriptor of this walk (:class:`atlab.trace.DescDecoder`)."""
+        return describe_desc(desc, DescKind(kind), level, self)
+
 
 @dataclass(frozen=True, slots=True)
 class _RangeParams:
@@ -334,11 +338,14 @@ class DescKind(enum.Enum):
     PAGE = "page"
     RESERVED = "reserved"  # valid bit set but not a legal encoding at this level
 
+    __hash__ = object.__hash__  # identity (members are singletons): a C-level hash
+
 
 # The walk loops use these names: an Enum member lookup (DescKind.TABLE) costs ~70 ns in
 # Python 3.11, a module global a few.
 _TABLE, _PAGE, _INVALID, _RESERVED = (DescKind.TABLE, DescKind.PAGE, DescKind.INVALID,
                                       DescKind.RESERVED)
+_KIND_TEXT = {k: k.value for k in DescKind}  # WalkStep.kind
 
 
 def lpa_64k(granule: Granule, features: FeatureSet) -> bool:
@@ -557,7 +564,7 @@ def walk_s1_leaf(
             res = s2.translate_ptw(desc_addr, write=False, s1_level=level, trace=s2_steps)
             if isinstance(res, Fault):
                 if trace is not None:
-                    trace.append(WalkStep(1, level, table, index, lsb + imask.bit_length() - 1,
+                    trace.append(WalkStep(1, level, index, lsb + imask.bit_length() - 1,
                                           lsb, desc_addr, desc_addr, 0, "not read",
                                           f"stage 2 {res} on the table address",
                                           s2=tuple(s2_steps or ())))
@@ -570,29 +577,35 @@ def walk_s1_leaf(
             desc = read64(desc_pa, big_endian=ee,
                           purpose=f"S1 L{level} descriptor" if logging else "")
         # AArch64.DecodeDescriptorType(): tables and pages inline.
-        if desc & 3 == 3 and level != final:
-            if tperms:
-                table_bits |= desc
+        if desc & 3 == 3:
+            if level != final:
+                kind = _TABLE
+                if tperms:
+                    table_bits |= desc
+            else:
+                kind = _PAGE
+        else:
+            kind = decode_desc_kind(desc, level, wi.granule, wi.ds, features)
+        if trace is not None:
+            perms = ""
+            if table_bits and kind is _TABLE:
+                perms = _table_perms_text(table_bits >> 59 & 0xF, wi)
+            trace.append(WalkStep(1, level, index, lsb + imask.bit_length() - 1, lsb,
+                                  desc_addr, desc_pa, desc, _KIND_TEXT[kind], "", perms,
+                                  () if s2_steps is None else tuple(s2_steps), False, wi))
+        if kind is _TABLE:
             # AArch64.NextTableBase()
             nxt = desc & oa_mask
             if high:
                 nxt |= desc_oa_high(desc, ds=wi.ds, lpa_64k=wi.lpa_64k)
-            if trace is not None:
-                _trace_step(trace, wi, level, table, index, lsb, imask, desc_addr, desc_pa,
-                            desc, _TABLE, table_bits, s2_steps)
             if nxt >> oa_bits:
                 return S1WalkResult(Fault(FaultKind.ADDRESS_SIZE, level), level, desc,
-                                    desc_addr, desc_pa, kind=_TABLE,
+                                    desc_addr, desc_pa, kind=kind,
                                     ended=f"address size fault, level {level}: next table "
                                     f"{nxt:#x} is beyond {oa_bits} bits")
             table = nxt
             level += 1
             continue
-        kind = _PAGE if desc & 3 == 3 else decode_desc_kind(desc, level, wi.granule, wi.ds,
-                                                             features)
-        if trace is not None:
-            _trace_step(trace, wi, level, table, index, lsb, imask, desc_addr, desc_pa, desc,
-                        kind, table_bits, s2_steps)
         if kind is _INVALID or kind is _RESERVED:
             why = "invalid descriptor" if kind is _INVALID else "reserved encoding"
             return S1WalkResult(Fault(FaultKind.TRANSLATION, level), level, desc, desc_addr,
@@ -629,15 +642,9 @@ def walk_s1_leaf(
     return level, desc, desc_addr, desc_pa, oa, table_bits
 
 
-def _trace_step(trace: list[WalkStep], wi: S1WalkInfo, level: int, table: int, index: int,
-                lsb: int, imask: int, desc_addr: int, desc_pa: int, desc: int, kind: DescKind,
-                table_bits: int, s2_steps: list[WalkStep] | None) -> None:
-    """Record one stage 1 descriptor read, with the table permissions accumulated so far."""
-    perms = ""
-    if kind is DescKind.TABLE and table_bits >> 59 & 0xF:
-        apt, uxnt, pxnt = table_perms(table_bits >> 59 & 0xF, wi)
-        if apt or uxnt or pxnt:
-            perms = f"APTable={apt:02b} UXNTable={uxnt} PXNTable={pxnt}"
-    trace.append(WalkStep(1, level, table, index, lsb + imask.bit_length() - 1, lsb, desc_addr,
-                          desc_pa, desc, kind.value, describe_desc(desc, kind, level, wi), perms,
-                          tuple(s2_steps or ())))
+def _table_perms_text(table_bits: int, wi: S1WalkInfo) -> str:
+    """The hierarchical permissions accumulated so far, for a trace step ("" if none)."""
+    apt, uxnt, pxnt = table_perms(table_bits, wi)
+    if apt or uxnt or pxnt:
+        return f"APTable={apt:02b} UXNTable={uxnt} PXNTable={pxnt}"
+    return ""

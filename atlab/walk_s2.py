@@ -71,6 +71,10 @@ class S2WalkInfo:
     baddr: int
     concat: int  # number of concatenated start-level tables
 
+    def describe_desc(self, desc: int, kind: str, level: int) -> str:
+        """The meaning of a descriptor of this walk (:class:`atlab.trace.DescDecoder`)."""
+        return describe_s2_desc(desc, DescKind(kind), level, self)
+
     def describe(self) -> str:
         cat = f", {self.concat} concatenated start tables" if self.concat > 1 else ""
         return (f"stage 2 {self.granule} granule, VTCR_EL2.T0SZ={self.txsz} ({self.ia_bits}-bit"
@@ -247,8 +251,8 @@ def walk_s2(
                           purpose=f"S2 L{level} descriptor" if logging else "")
         kind = decode_desc_kind(desc, level, g, wi.ds, features)
         if trace is not None:
-            trace.append(WalkStep(2, level, table, index, hi, lsb, desc_pa, desc_pa, desc,
-                                  kind.value, describe_s2_desc(desc, kind, level, wi)))
+            trace.append(WalkStep(2, level, index, hi, lsb, desc_pa, desc_pa, desc,
+                                  kind.value, decoder=wi))
         if kind in (DescKind.INVALID, DescKind.RESERVED):
             why = "invalid descriptor" if kind is DescKind.INVALID else "reserved encoding"
             return fail(FaultKind.TRANSLATION, level, why)
@@ -299,7 +303,7 @@ def walk_s2(
         new = desc | (1 << 10)
         mem.write64(desc_pa, new, big_endian=wi.ee, purpose=f"S2 L{level} AF update")
         if trace is not None:
-            trace.append(WalkStep(2, level, table, 0, 0, 0, desc_pa, desc_pa, new, "update",
+            trace.append(WalkStep(2, level, 0, 0, 0, desc_pa, desc_pa, new, "update",
                                   "hardware sets AF", is_write=True))
     if perm_fault:
         return fail(FaultKind.PERMISSION, level, perm_fault)
