@@ -59,6 +59,7 @@ from atlab.walk_s2 import (
     setup_s2_walk,
     stage2_enabled,
     walk_s2,
+    walk_s2_leaf,
 )
 
 #: The register the modelled AT instruction takes its address from (ESR ISS.Rt of a trap).
@@ -90,8 +91,17 @@ class _Stage2:
 
     def translate_ptw(self, ipa: int, *, write: bool, s1_level: int,
                       trace: list[WalkStep] | None) -> int | Fault:
-        res = self.translate(ipa, write=write, s1ptw=True, for_at=False, trace=trace)
-        return res.fault if res.fault is not None else res.pa
+        info = self.info
+        if isinstance(info, Fault):
+            fault = self.translate(ipa, write=write, s1ptw=True, for_at=False, trace=trace).fault
+            assert fault is not None
+            return fault
+        res = walk_s2_leaf(info, self.mem, ipa, self.features, write=write, s1ptw=True,
+                           for_at=False, trace=trace)
+        if isinstance(res, S2Result):
+            assert res.fault is not None
+            return res.fault
+        return res[0]  # the PA
 
 
 @dataclass(frozen=True, slots=True)

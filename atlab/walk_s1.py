@@ -100,6 +100,17 @@ def level_lsb(level: int, granule: Granule) -> int:
     return (FINAL_LEVEL - level) * granule.stride + granule.pgshift
 
 
+def index_slices(ia_bits: int, sl: int, granule: Granule) -> tuple[tuple[int, int], ...]:
+    """(lowest bit, index mask) of the input-address slice that indexes the table at each
+    level from ``sl`` to level 3; the start level takes every bit up to ``ia_bits``."""
+    out = []
+    for level in range(sl, FINAL_LEVEL + 1):
+        lsb = level_lsb(level, granule)
+        hi = ia_bits if level == sl else lsb + granule.stride
+        out.append((lsb, (1 << (hi - lsb)) - 1))
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class S1WalkInfo:
     """Stage 1 walk inputs (``S1TTWParams`` plus the regime, like at.c's ``s1_walk_info``)."""
@@ -127,14 +138,21 @@ class S1WalkInfo:
     mair: int
     sh: int  # TCR_ELx.SHn: the shareability of leaves when DS=1
     lpa_64k: bool  # 64KB granule descriptors carry OA[51:48] in bits [15:12]
-    pgshift: int = 12  # granule.pgshift, kept as a plain int for the walk loop
-    stride: int = 9
-    unpriv: bool = True  # regime.has_unprivileged
+    # Derived once (walk inputs are memoized per register snapshot) for the walk loop:
+    pgshift: int = field(default=0, init=False, repr=False, compare=False)  # granule.pgshift
+    stride: int = field(default=0, init=False, repr=False, compare=False)  # granule.stride
+    unpriv: bool = field(default=False, init=False, repr=False,
+                         compare=False)  # regime.has_unprivileged
     #: (lsb, index mask) of the VA slice of each level from the start level to level 3.
-    shifts: tuple[tuple[int, int], ...] = ()
+    shifts: tuple[tuple[int, int], ...] = field(default=(), init=False, repr=False,
+                                                compare=False)
     _text: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "pgshift", self.granule.pgshift)
+        object.__setattr__(self, "stride", self.granule.stride)
+        object.__setattr__(self, "unpriv", self.regime.has_unprivileged)
+        object.__setattr__(self, "shifts", index_slices(self.ia_bits, self.sl, self.granule))
         rng = "TTBR1" if self.upper else "TTBR0"
         text = (f"{self.regime} {rng} ({self.ttbr_name}), {self.granule} granule, "
                 f"{self.tcr_name}.T{'1' if self.upper else '0'}SZ={self.txsz} "
@@ -320,12 +338,6 @@ def _range_params(
         wxn=bool(bit(sctlr_val, 19)), ee=bool(bit(sctlr_val, 25)),
         epan=bool(bit(sctlr_val, 57)) and has(Feature.PAN3) and regime.has_unprivileged,
         nv1=nv1, mair=regs[mair_name], sh=sh, lpa_64k=lpa_64k(granule, features),
-        pgshift=granule.pgshift, stride=granule.stride, unpriv=regime.has_unprivileged,
-        shifts=tuple(
-            (level_lsb(lv, granule),
-             (1 << ((ia_bits if lv == sl else level_lsb(lv, granule) + granule.stride)
-                    - level_lsb(lv, granule))) - 1)
-            for lv in range(sl, FINAL_LEVEL + 1)),
     )
     return _RangeParams(False, ia_bits, bool(tbi), two_ranges, upper and two_ranges,
                         e0pd_applies, False, base_fault, info)
@@ -345,7 +357,7 @@ class DescKind(enum.Enum):
 # Python 3.11, a module global a few.
 _TABLE, _PAGE, _INVALID, _RESERVED = (DescKind.TABLE, DescKind.PAGE, DescKind.INVALID,
                                       DescKind.RESERVED)
-_KIND_TEXT = {k: k.value for k in DescKind}  # WalkStep.kind
+DESC_KIND_TEXT = {k: k.value for k in DescKind}  # WalkStep.kind
 
 
 def lpa_64k(granule: Granule, features: FeatureSet) -> bool:
@@ -591,7 +603,7 @@ def walk_s1_leaf(
             if table_bits and kind is _TABLE:
                 perms = _table_perms_text(table_bits >> 59 & 0xF, wi)
             trace.append(WalkStep(1, level, index, lsb + imask.bit_length() - 1, lsb,
-                                  desc_addr, desc_pa, desc, _KIND_TEXT[kind], "", perms,
+                                  desc_addr, desc_pa, desc, DESC_KIND_TEXT[kind], "", perms,
                                   () if s2_steps is None else tuple(s2_steps), False, wi))
         if kind is _TABLE:
             # AArch64.NextTableBase()

@@ -8,7 +8,7 @@ and address size faults at every level, and the stage 2 memory attributes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from atlab.attrs import (
     s2_constrain_reserved_memattr,
@@ -22,14 +22,16 @@ from atlab.memory import PhysMem
 from atlab.sysregs import SysRegs
 from atlab.trace import WalkStep
 from atlab.walk_s1 import (
+    DESC_KIND_TEXT,
     FINAL_LEVEL,
     IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS,
     DescKind,
     Granule,
     decode_desc_kind,
     decode_tg0,
+    desc_oa_high,
+    index_slices,
     leaf_base,
-    level_lsb,
     lpa_64k,
     next_table_base,
     physical_address_size,
@@ -48,6 +50,11 @@ def stage2_enabled(regs: SysRegs) -> bool:
     value of this field is 0" (D24.2 HCR_EL2); with {E2H,TGE}={0,1} stage 2 still applies."""
     hcr = regs["HCR_EL2"]
     return bool((bit(hcr, 0) or bit(hcr, 12)) and not (bit(hcr, 27) and bit(hcr, 34)))
+
+
+# The walk loop uses these names: an Enum member lookup costs ~70 ns in Python 3.11.
+_TABLE, _PAGE, _INVALID, _RESERVED = (DescKind.TABLE, DescKind.PAGE, DescKind.INVALID,
+                                      DescKind.RESERVED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,13 @@ class S2WalkInfo:
     lpa_64k: bool
     baddr: int
     concat: int  # number of concatenated start-level tables
+    #: (lsb, index mask) of the IPA slice of each level from the start level to level 3
+    #: (derived once: the walk inputs are memoized per register snapshot).
+    shifts: tuple[tuple[int, int], ...] = field(default=(), init=False, repr=False,
+                                                compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shifts", index_slices(self.ia_bits, self.sl, self.granule))
 
     def describe_desc(self, desc: int, kind: str, level: int) -> str:
         """The meaning of a descriptor of this walk (:class:`atlab.trace.DescDecoder`)."""
@@ -227,67 +241,118 @@ def walk_s2(
     access is the AT's own final access (the Access flag is set only if
     :data:`AT_UPDATES_AF`).
     """
-    def fail(kind: FaultKind, level: int, why: str) -> S2Result:
-        return S2Result(Fault(kind, level, stage=2, s1ptw=s1ptw, ipa=ipa), level=level,
-                        ended=f"stage 2 {kind.value} fault, level {level}: {why}")
+    res = walk_s2_leaf(wi, mem, ipa, features, write=write, s1ptw=s1ptw, for_at=for_at,
+                       trace=trace)
+    if isinstance(res, S2Result):
+        return res
+    pa, level, desc, memattr = res
+    xn = bits(desc, 54, 53) if features.has(Feature.XNX) else bit(desc, 54) << 1
+    kind = "page" if level == FINAL_LEVEL else "block"
+    return S2Result(None, pa, level, desc, memattr, s2_memattr_to_attr(memattr),
+                    wi.sh if wi.ds else bits(desc, 9, 8), bits(desc, 7, 6), xn,
+                    ended=f"stage 2 {kind} at level {level}: PA {pa:#x}")
 
+
+#: A successful stage 2 translation as :func:`walk_s2_leaf` returns it: (pa, level, desc,
+#: memattr) with the fields of :class:`S2Result`.
+S2Leaf = tuple[int, int, int, int]
+
+
+def _s2_device(memattr: int, fwb: bool) -> bool:
+    """Stage 2 Device memory, for the HCR_EL2.PTW check."""
+    if fwb:
+        # CONSTRAINED UNPREDICTABLE for the reserved FWB encodings (see
+        # atlab.attrs.FWB_RESERVED_MEMATTR_ATTR): MemAttr[2] only, as QEMU does.
+        return not memattr & 0b0100
+    return memattr >> 2 == 0
+
+
+def _fault(kind: FaultKind, level: int, ipa: int, s1ptw: bool, why: str) -> S2Result:
+    return S2Result(Fault(kind, level, stage=2, s1ptw=s1ptw, ipa=ipa), level=level,
+                    ended=f"stage 2 {kind.value} fault, level {level}: {why}")
+
+
+def walk_s2_leaf(
+    wi: S2WalkInfo,
+    mem: PhysMem,
+    ipa: int,
+    features: FeatureSet,
+    *,
+    write: bool,
+    s1ptw: bool,
+    for_at: bool,
+    trace: list[WalkStep] | None = None,
+) -> S2Result | S2Leaf:
+    """:func:`walk_s2`, returning a successful translation as a plain :data:`S2Leaf` tuple
+    (what a stage 1 table walk needs, without a result object per table access) and a fault
+    as an :class:`S2Result`."""
     # AArch64.IPAIsOutOfRange()
     if ipa >> wi.ia_bits:
-        return fail(FaultKind.TRANSLATION, 0, f"IPA {ipa:#x} beyond {wi.ia_bits} bits")
-    g = wi.granule
+        return _fault(FaultKind.TRANSLATION, 0, ipa, s1ptw,
+                      f"IPA {ipa:#x} beyond {wi.ia_bits} bits")
     level = wi.sl
     table = wi.baddr
-    if table >> wi.oa_bits:
-        return fail(FaultKind.ADDRESS_SIZE, 0, f"VTTBR_EL2 base {table:#x} too large")
-    pgshift = g.value
-    stride = pgshift - 3
+    oa_bits = wi.oa_bits
+    if table >> oa_bits:
+        return _fault(FaultKind.ADDRESS_SIZE, 0, ipa, s1ptw,
+                      f"VTTBR_EL2 base {table:#x} too large")
+    ee = wi.ee
+    oa_mask = (1 << 48) - (1 << wi.granule.pgshift)  # descriptor bits [47:pgshift]
+    high = wi.ds or wi.lpa_64k  # descriptors carry OA[51:48] elsewhere
     logging = mem.logging
-    while True:
-        lsb = (FINAL_LEVEL - level) * stride + pgshift  # level_lsb()
-        hi = wi.ia_bits - 1 if level == wi.sl else lsb + stride - 1
-        index = (ipa >> lsb) & ((1 << (hi - lsb + 1)) - 1)
-        desc_pa = table | (index << 3)
-        desc = mem.read64(desc_pa, big_endian=wi.ee,
+    # Plain memory, no log, little-endian: read the words directly (same result, no call).
+    direct = mem.words_get if (type(mem) is PhysMem and not logging and not ee) else None
+    read64 = mem.read64
+    final = FINAL_LEVEL
+    desc = desc_pa = lsb = 0
+    kind = _INVALID
+    for lsb, imask in wi.shifts:  # from the start level to level 3
+        index = ipa >> lsb & imask
+        desc_pa = table | index << 3
+        if direct is not None:
+            desc = direct(desc_pa, 0)
+        else:
+            desc = read64(desc_pa, big_endian=ee,
                           purpose=f"S2 L{level} descriptor" if logging else "")
-        kind = decode_desc_kind(desc, level, g, wi.ds, features)
+        if desc & 3 == 3:
+            kind = _TABLE if level != final else _PAGE
+        else:
+            kind = decode_desc_kind(desc, level, wi.granule, wi.ds, features)
         if trace is not None:
-            trace.append(WalkStep(2, level, index, hi, lsb, desc_pa, desc_pa, desc,
-                                  kind.value, decoder=wi))
-        if kind in (DescKind.INVALID, DescKind.RESERVED):
-            why = "invalid descriptor" if kind is DescKind.INVALID else "reserved encoding"
-            return fail(FaultKind.TRANSLATION, level, why)
-        if kind is DescKind.TABLE:
-            nxt = next_table_base(desc, g, wi.ds, wi.lpa_64k)
-            if nxt >> wi.oa_bits:
-                return fail(FaultKind.ADDRESS_SIZE, level, f"next table {nxt:#x} too large")
+            trace.append(WalkStep(2, level, index, lsb + imask.bit_length() - 1, lsb, desc_pa,
+                                  desc_pa, desc, DESC_KIND_TEXT[kind], decoder=wi))
+        if kind is _TABLE:
+            nxt = desc & oa_mask  # AArch64.NextTableBase()
+            if high:
+                nxt |= desc_oa_high(desc, ds=wi.ds, lpa_64k=wi.lpa_64k)
+            if nxt >> oa_bits:
+                return _fault(FaultKind.ADDRESS_SIZE, level, ipa, s1ptw,
+                              f"next table {nxt:#x} too large")
             table = nxt
             level += 1
             continue
+        if kind is _INVALID or kind is _RESERVED:
+            why = "invalid descriptor" if kind is _INVALID else "reserved encoding"
+            return _fault(FaultKind.TRANSLATION, level, ipa, s1ptw, why)
         break
-    base = leaf_base(desc, level, g, wi.ds, wi.lpa_64k)
-    if base >> wi.oa_bits:
-        return fail(FaultKind.ADDRESS_SIZE, level, f"output address {base:#x} too large")
-    if not bit(desc, 10) and not wi.ha:
-        return fail(FaultKind.ACCESS_FLAG, level, "AF=0 and VTCR_EL2.HA=0")
-    memattr = bits(desc, 5, 2)
+    base = desc & ((1 << 48) - (1 << lsb))  # AArch64.S2LeafBase()
+    if high:
+        base |= desc_oa_high(desc, ds=wi.ds, lpa_64k=wi.lpa_64k)
+    if base >> oa_bits:
+        return _fault(FaultKind.ADDRESS_SIZE, level, ipa, s1ptw,
+                      f"output address {base:#x} too large")
+    af = desc >> 10 & 1
+    if not af and not wi.ha:
+        return _fault(FaultKind.ACCESS_FLAG, level, ipa, s1ptw, "AF=0 and VTCR_EL2.HA=0")
+    memattr = desc >> 2 & 0xF
     if not wi.fwb:
         memattr = s2_constrain_reserved_memattr(memattr)
-    s2ap = bits(desc, 7, 6)
-    xn = bits(desc, 54, 53) if features.has(Feature.XNX) else bit(desc, 54) << 1
-    sh = wi.sh if wi.ds else bits(desc, 9, 8)
-    # AArch64.S2DirectBasePermissions(), AArch64.S2CheckPermissions()
-    r = bool(s2ap & 1)
-    w = bool(s2ap & 2) or (bool(bit(desc, 51)) and wi.hd)
-    if wi.fwb:
-        # CONSTRAINED UNPREDICTABLE for the reserved FWB encodings (see
-        # atlab.attrs.FWB_RESERVED_MEMATTR_ATTR): the HCR_EL2.PTW check looks at MemAttr[2]
-        # only, as QEMU does.
-        device = not memattr & 0b0100
-    else:
-        device = memattr >> 2 == 0
+    # AArch64.S2DirectBasePermissions(), AArch64.S2CheckPermissions(): S2AP is bits [7:6].
+    r = desc >> 6 & 1
+    w = desc >> 7 & 1 or (desc >> 51 & 1 and wi.hd)
     perm_fault = ""
     if s1ptw:  # AccessType_TTW: read permission always needed, write for AF/dirty updates
-        if wi.ptw and device:
+        if wi.ptw and _s2_device(memattr, wi.fwb):
             perm_fault = "HCR_EL2.PTW=1 and the stage 1 table is in Device memory"
         elif not r:
             perm_fault = "S2AP gives no read access to a stage 1 table"
@@ -299,15 +364,12 @@ def walk_s2(
         perm_fault = "S2AP gives no read access"
     # Hardware Access flag update (AArch64.SetAccessFlag()): even when the permission check
     # then fails, the descriptor's AF is set first.
-    if not bit(desc, 10) and wi.ha and (AT_UPDATES_AF or not for_at):
+    if not af and wi.ha and (AT_UPDATES_AF or not for_at):
         new = desc | (1 << 10)
-        mem.write64(desc_pa, new, big_endian=wi.ee, purpose=f"S2 L{level} AF update")
+        mem.write64(desc_pa, new, big_endian=ee, purpose=f"S2 L{level} AF update")
         if trace is not None:
             trace.append(WalkStep(2, level, 0, 0, 0, desc_pa, desc_pa, new, "update",
                                   "hardware sets AF", is_write=True))
     if perm_fault:
-        return fail(FaultKind.PERMISSION, level, perm_fault)
-    lsb = level_lsb(level, g)
-    pa = base | bits(ipa, lsb - 1, 0)
-    return S2Result(None, pa, level, desc, memattr, s2_memattr_to_attr(memattr), sh, s2ap, xn,
-                    ended=f"stage 2 {kind.value} at level {level}: PA {pa:#x}")
+        return _fault(FaultKind.PERMISSION, level, ipa, s1ptw, perm_fault)
+    return base | (ipa & ((1 << lsb) - 1)), level, desc, memattr
