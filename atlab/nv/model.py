@@ -84,7 +84,9 @@ class NvSystem:
         for page in self.backing.values():
             if page >= L0_TABLES_BASE:
                 raise AtlabError(f"backing page {page:#x} collides with L0's own tables")
-        self.mem = PhysMem()
+        # No access log: the emulated ATs report their walks in their traces, and a log of a
+        # long-lived system would only grow.
+        self.mem = PhysMem(logging=False)
         for ipa, value in l1_memory.items():
             self.mem.poke(self.backing[page_of(ipa)] | (ipa & 0xFFF), value)
         hole_pages = {page_of(h) for h in holes}
@@ -172,8 +174,8 @@ class IpaSpace(PhysMem):
 
     __slots__ = ("system",)
 
-    def __init__(self, system: NvSystem) -> None:
-        super().__init__()
+    def __init__(self, system: NvSystem, *, logging: bool = False) -> None:
+        super().__init__(logging=logging)
         self.system = system
 
     def read64(self, pa: int, *, big_endian: bool = False, purpose: str = "") -> int:
