@@ -48,6 +48,8 @@ from atlab.trace import Trace, WalkStep
 from atlab.walk_s1 import (
     LEAF_PERM_BITS,
     S1WalkResult,
+    effective_tbi,
+    s1_control_registers,
     s1_perm_bits,
     setup_s1_walk,
     walk_s1_leaf,
@@ -212,7 +214,7 @@ def run_at(
     if not plan.s1_enabled:
         # AArch64.S1DisabledOutput(): flat mapping, default attributes; bits above PAMax
         # (ignoring the top byte with TBI) give a level 0 Address size fault.
-        tbi = _tbi_for(regime, regs, va)
+        tbi = effective_tbi(regime, regs[s1_control_registers(regime)[0]], va)
         addrtop = 55 if tbi else 63
         if bits(va, addrtop, features.pa_max):
             return fault_result(Fault(FaultKind.ADDRESS_SIZE, 0),
@@ -385,13 +387,3 @@ def _s1_off_reason(regime: Regime, regs: SysRegs) -> str:
     if regime is Regime.EL10 and bit(regs["HCR_EL2"], 27):
         return "HCR_EL2.TGE=1 disables the EL1&0 stage 1"
     return f"SCTLR_{regime.suffix}.M=0"
-
-
-def _tbi_for(regime: Regime, regs: SysRegs, va: int) -> bool:
-    """The TBI bit that applies to ``va`` in ``regime`` (``EffectiveTBI()``)."""
-    if regime is Regime.EL10:
-        return bool(bit(regs["TCR_EL1"], 38 if bit(va, 55) else 37))
-    if regime is Regime.EL20:
-        return bool(bit(regs["TCR_EL2"], 38 if bit(va, 55) else 37))
-    reg = "TCR_EL3" if regime is Regime.EL3 else "TCR_EL2"
-    return bool(bit(regs[reg], 20))

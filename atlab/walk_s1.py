@@ -230,17 +230,27 @@ def setup_s1_walk(
 _T0 = Fault(FaultKind.TRANSLATION, 0)
 
 
+def s1_control_registers(regime: Regime) -> tuple[str, str, str]:
+    """The TCR, SCTLR and MAIR that control ``regime``'s stage 1."""
+    suffix = regime.suffix
+    return f"TCR_{suffix}", f"SCTLR_{suffix}", f"MAIR_{suffix}"
+
+
+def effective_tbi(regime: Regime, tcr: int, va: int) -> bool:
+    """``EffectiveTBI()``: TCR_ELx.TBI1/TBI0 (by VA[55]) in the two-range regimes, TBI in the
+    EL2 and EL3 regimes."""
+    if regime.has_unprivileged:
+        return bool(tcr >> (38 if va >> 55 & 1 else 37) & 1)
+    return bool(tcr >> 20 & 1)
+
+
 def _range_params(
     regs: SysRegs, features: FeatureSet, regime: Regime, el: int, upper: bool
 ) -> _RangeParams:
     has = features.has
-    if regime is Regime.EL10:
-        tcr_name, sctlr, mair_name = "TCR_EL1", "SCTLR_EL1", "MAIR_EL1"
-    elif regime is Regime.EL3:
-        tcr_name, sctlr, mair_name = "TCR_EL3", "SCTLR_EL3", "MAIR_EL3"
-    else:
-        tcr_name, sctlr, mair_name = "TCR_EL2", "SCTLR_EL2", "MAIR_EL2"
+    tcr_name, sctlr, mair_name = s1_control_registers(regime)
     tcr = regs[tcr_name]
+    tbi = effective_tbi(regime, tcr, int(upper) << 55)
     two_ranges = regime.has_unprivileged  # TCR_EL1 layout, TTBR0/TTBR1
     if two_ranges:
         n = 1 if upper else 0
@@ -255,7 +265,6 @@ def _range_params(
             tgx_field = bits(tcr, 15, 14)
             txsz = bits(tcr, 5, 0)
         sh = bits(tcr, 29, 28) if upper else bits(tcr, 13, 12)
-        tbi = bit(tcr, 37 + n)
         hpd = bit(tcr, 41 + n) if has(Feature.HPDS) else 0
         e0pd = bit(tcr, 55 + n) if has(Feature.E0PD) else 0
         ps = bits(tcr, 34, 32)
@@ -272,7 +281,6 @@ def _range_params(
         tgx_field = bits(tcr, 15, 14)
         txsz = bits(tcr, 5, 0)
         sh = bits(tcr, 13, 12)
-        tbi = bit(tcr, 20)
         hpd = bit(tcr, 24) if has(Feature.HPDS) else 0
         ps = bits(tcr, 18, 16)
         ha = bit(tcr, 21)

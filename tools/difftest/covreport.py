@@ -50,6 +50,19 @@ UNREACHABLE: dict[str, list[tuple[str, str]]] = {
         ("span = lsb + {", "IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS is False: no fault for a "
          "contiguous range beyond the input range"),
         ("if span > wi.ia_bits:", "IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS is False (as above)"),
+        ("        return DescKind.PAGE if level == FINAL_LEVEL else DescKind.TABLE",
+         "decode_desc_kind() of a table or page descriptor: the walk loops decode those inline "
+         "(the line serves atlab.descriptors and atlab.ptdump)"),
+        ("    res = walk_s1_leaf(wi, mem, va, features, s2=s2, trace=trace)\n"
+         "    if isinstance(res, S1WalkResult):\n        return res\n"
+         "    level, desc, desc_addr, desc_pa, oa, table_bits = res\n"
+         "    kind = DescKind.PAGE if level == FINAL_LEVEL else DescKind.BLOCK\n"
+         "    ended = f\"{kind.value} at level {level}: output address {oa:#x}\" if trace is not "
+         "None else \"\"\n"
+         "    return S1WalkResult(None, level, desc, desc_addr, desc_pa, oa, table_bits,\n"
+         "                        contiguous_bit(desc, level, wi.granule), kind, ended)",
+         "walk_s1(), the public wrapper that builds an S1WalkResult: run_at calls walk_s1_leaf "
+         "(tests/test_walk_s1.py runs the wrapper)"),
         ("return S1WalkResult(Fault(FaultKind.TRANSLATION, level), level, desc, desc_addr,\n"
          "                                desc_pa, table_bits=table_bits, contiguous=True",
          "IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS is False (as above)"),
@@ -96,11 +109,18 @@ UNREACHABLE: dict[str, list[tuple[str, str]]] = {
     ],
 }
 #: Branches (from line, to line; -1 is the function exit) no scenario can take, with the reason.
+_LOOP_ENDS = ("    for lsb, imask in wi.shifts:  # from the start level to level 3",
+              "the walk loop never runs out: level 3 always ends it (a page breaks out, "
+              "anything else returns a fault)")
 UNREACHABLE_BRANCHES: dict[str, list[tuple[str, str]]] = {
     "walk_s1": [
         ("    if addrtop >= ia_bits:", "ia_bits <= 52 < 55 <= addrtop: the VA range check always "
          "has bits above the range"),
+        ("    if desc & 2:\n        return DescKind.PAGE", "decode_desc_kind() of a table or page "
+         "descriptor (as above)"),
+        _LOOP_ENDS,
     ],
+    "walk_s2": [_LOOP_ENDS],
 }
 
 
