@@ -179,8 +179,7 @@ def run_at(
     ``pan`` overrides PSTATE.PAN (else ``PSTATE_PAN`` from ``regs``).  ``mem`` may be
     written: hardware Access-flag updates (see :data:`atlab.walk_s2.AT_UPDATES_AF`).
     """
-    if features is None:
-        features = _ALL_FEATURES
+    features = _ALL_FEATURES if features is None else features
     va &= U64
     plan = _plan(op, cur_el, regs, features)
     disp, choice = plan.disp, plan.choice
