@@ -57,10 +57,12 @@ class PhysMem:
     owned by whoever created it; nothing in atlab keeps memory in a global.
     """
 
-    __slots__ = ("_words", "log", "logging")
+    __slots__ = ("_words", "log", "logging", "words_get")
 
     def __init__(self, words: Mapping[int, int] | None = None, *, logging: bool = True) -> None:
         self._words: dict[int, int] = {}
+        #: ``dict.get`` of the words, for walkers that read without logging.
+        self.words_get: Callable[[int, int], int] = self._words.get
         self.log: list[MemAccess] = []
         self.logging = logging
         for pa, value in (words or {}).items():
@@ -70,11 +72,6 @@ class PhysMem:
     def _check(pa: int) -> None:
         if pa & 7 or not 0 <= pa < PA_LIMIT:
             raise AtlabError(f"physical address {pa:#x} must be 8-byte aligned and below 2^56")
-
-    @property
-    def words_get(self) -> Callable[[int, int], int]:
-        """``dict.get`` of the words, for walkers that read without logging."""
-        return self._words.get
 
     def poke(self, pa: int, value: int) -> None:
         """Set a word without logging (scenario set-up)."""
@@ -124,6 +121,7 @@ class PhysMem:
     def copy(self) -> PhysMem:
         other = PhysMem(logging=self.logging)
         other._words = dict(self._words)
+        other.words_get = other._words.get
         return other
 
     def words(self) -> dict[int, int]:
