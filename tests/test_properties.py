@@ -146,6 +146,31 @@ def test_walker_never_raises(world: tuple[AtOp, int, int, SysRegs, FeatureSet, i
     res.to_dict(full=True)
 
 
+@DETERMINISTIC
+@given(random_world())
+def test_trace_and_memory_kind_do_not_change_the_outcome(
+        world: tuple[AtOp, int, int, SysRegs, FeatureSet, int, int]) -> None:
+    """The walkers take shortcuts without a trace and on plain unlogged memory: the outcome
+    (PAR or exception, fault, rights, and the memory after Access-flag updates) must be the
+    same as with a trace on logged memory."""
+    op, va, cur_el, regs, features, seed, pan = world
+    outcomes = []
+    for trace, logging in ((True, True), (False, True), (False, False)):
+        mem = _random_memory(random.Random(seed ^ 0x5A5A), va)
+        mem.logging = logging
+        try:
+            res = run_at(op, va, regs=regs, mem=mem, features=features, cur_el=cur_el,
+                         pan=None if pan < 0 else pan, trace=trace)
+        except AtlabError as exc:
+            outcomes.append(("error", str(exc)))
+            continue
+        outcomes.append((res.par, res.exception, res.fault, res.perms, res.ipa, mem.words()))
+        if trace:
+            assert res.trace.lines()  # every step decodes its descriptor when read
+            assert len(mem.log) >= res.trace.s1_accesses
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+
+
 # --- (2) encode/decode round trips ---------------------------------------------------------
 
 @DETERMINISTIC
