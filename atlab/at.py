@@ -204,9 +204,7 @@ def run_at(
     ipa: int | None = None
     final: list[WalkStep] | None = None
 
-    def fault_result(fault: Fault, ended: str) -> AtResult:
-        return _fault_result(op, va, cur_el, disp, choice, fault, ipa, perms, walk,
-                             _trace(steps, final, ended, notes))
+    head = (op, va, cur_el, disp, choice)  # what every result of this AT starts with
 
     # --- stage 1 -------------------------------------------------------------------------
     regime = choice.regime
@@ -216,9 +214,10 @@ def run_at(
         tbi = effective_tbi(regime, regs[s1_control_registers(regime)[0]], va)
         addrtop = 55 if tbi else 63
         if bits(va, addrtop, features.pa_max):
-            return fault_result(Fault(FaultKind.ADDRESS_SIZE, 0),
-                                f"stage 1 disabled; VA bits [{addrtop}:{features.pa_max}] "
-                                "are not zero: address size fault, level 0")
+            return _fault_result(head, Fault(FaultKind.ADDRESS_SIZE, 0),
+                                 f"stage 1 disabled; VA bits [{addrtop}:{features.pa_max}] "
+                                 "are not zero: address size fault, level 0", ipa, perms, walk,
+                                 steps, final, notes)
         ipa = va & mask(features.pa_max - 1, 0)
         if regime is Regime.EL10 and bit(regs["HCR_EL2"], 12):
             s1_attr, s1_sh = ATTR_NORMAL_WB_RWA, 0b00  # HCR_EL2.DC=1: Normal WB, NSH
@@ -231,14 +230,16 @@ def run_at(
     else:
         wi = setup_s1_walk(regs, features, regime, choice.el, va)
         if isinstance(wi, Fault):
-            return fault_result(wi, f"{wi} before the walk (TxSZ, VA range, EPD/E0PD or TTBR)")
+            return _fault_result(head, wi, f"{wi} before the walk (TxSZ, VA range, EPD/E0PD or "
+                                 "TTBR)", ipa, perms, walk, steps, final, notes)
         walk = wi.describe()  # computed once with the (memoized) walk inputs
         if trace:
             notes.append(walk)
         leaf = walk_s1_leaf(wi, mem, va, features, s2=s2, trace=steps)
         if isinstance(leaf, S1WalkResult):
             assert leaf.fault is not None
-            return fault_result(leaf.fault, leaf.ended)
+            return _fault_result(head, leaf.fault, leaf.ended, ipa, perms, walk, steps, final,
+                                 notes)
         level, desc, desc_addr, desc_pa, ipa, table_bits = leaf
         # The rights depend only on the permission bits and the (immutable) configuration:
         # computed once per register snapshot and combination.
@@ -262,16 +263,18 @@ def run_at(
                 upd = s2.translate(desc_addr, write=True, s1ptw=True, for_at=False,
                                    trace=steps)
                 if upd.fault is not None:
-                    return fault_result(upd.fault, upd.ended)
+                    return _fault_result(head, upd.fault, upd.ended, None, perms, walk, steps,
+                                         final, notes)
                 target = upd.pa
             mem.write64(target, new, big_endian=wi.ee, purpose=f"S1 L{level} AF update")
             if steps is not None:
                 steps.append(WalkStep(1, level, 0, 0, 0, desc_addr, target, new,
                                       "update", "hardware sets AF", is_write=True))
         if not allowed:
-            return fault_result(Fault(FaultKind.PERMISSION, level),
-                                f"permission fault, level {level}: {op} needs "
-                                f"{plan.access.name.lower()} access, rights are {perms}")
+            return _fault_result(head, Fault(FaultKind.PERMISSION, level),
+                                 f"permission fault, level {level}: {op} needs "
+                                 f"{plan.access.name.lower()} access, rights are {perms}",
+                                 None, perms, walk, steps, final, notes)
         s1_attr = mair_attr(wi.mair, desc >> 2 & 7)  # AttrIndx
         s1_sh = wi.sh if wi.ds else desc >> 8 & 3
 
@@ -281,7 +284,8 @@ def run_at(
         res = s2.translate(ipa, write=plan.access is Access.WRITE, s1ptw=False, for_at=True,
                            trace=final)
         if res.fault is not None:
-            return fault_result(res.fault, res.ended)
+            return _fault_result(head, res.fault, res.ended, ipa, perms, walk, steps, final,
+                                 notes)
         assert isinstance(s2.info, S2WalkInfo)
         # AArch64.S2Translate(): AArch64.S2TreatAsNormalNC() - with HCR_EL2.CD=1
         # (!S2DCacheEnabled()) stage 2 Normal memory is Normal Non-cacheable for a data access;
@@ -314,11 +318,14 @@ def _trace(steps: list[WalkStep] | None, final: list[WalkStep] | None, ended: st
     return Trace(tuple(steps or ()), tuple(final or ()), ended, tuple(notes))
 
 
-def _fault_result(op: AtOp, va: int, cur_el: int, disp: AtDisposition, choice: RegimeChoice,
-                  fault: Fault, ipa: int | None, perms: S1Perms | None, walk: str,
-                  tr: Trace) -> AtResult:
+def _fault_result(head: tuple[AtOp, int, int, AtDisposition, RegimeChoice], fault: Fault,
+                  ended: str, ipa: int | None, perms: S1Perms | None, walk: str,
+                  steps: list[WalkStep] | None, final: list[WalkStep] | None,
+                  notes: list[str]) -> AtResult:
     """The PAR of a fault, or the exception an AT at EL1 takes instead: a stage 2 fault on its
     stage 1 walk goes to EL2 (``AArch64.AT()``)."""
+    op, va, cur_el, disp, choice = head
+    tr = _trace(steps, final, ended, notes)
     if cur_el == 1 and fault.stage == 2 and fault.s1ptw:
         exc = s2_abort_on_s1_walk(fault, va, "stage 2 fault on the stage 1 walk of an AT "
                                   "executed at EL1 is taken to EL2 (AArch64.AT())")
