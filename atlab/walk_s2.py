@@ -81,9 +81,11 @@ class S2WalkInfo:
     #: (derived once: the walk inputs are memoized per register snapshot).
     shifts: tuple[tuple[int, int], ...] = field(default=(), init=False, repr=False,
                                                 compare=False)
+    pgshift: int = field(default=0, init=False, repr=False, compare=False)  # granule.pgshift
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shifts", index_slices(self.ia_bits, self.sl, self.granule))
+        object.__setattr__(self, "pgshift", self.granule.pgshift)
 
     def describe_desc(self, desc: int, kind: str, level: int) -> str:
         """The meaning of a descriptor of this walk (:class:`atlab.trace.DescDecoder`)."""
@@ -297,7 +299,7 @@ def walk_s2_leaf(
         return _fault(FaultKind.ADDRESS_SIZE, 0, ipa, s1ptw,
                       f"VTTBR_EL2 base {table:#x} too large")
     ee = wi.ee
-    oa_mask = (1 << 48) - (1 << wi.granule.pgshift)  # descriptor bits [47:pgshift]
+    oa_mask = (1 << 48) - (1 << wi.pgshift)  # descriptor bits [47:pgshift]
     high = wi.ds or wi.lpa_64k  # descriptors carry OA[51:48] elsewhere
     logging = mem.logging
     # Plain memory, no log, little-endian: read the words directly (same result, no call).
