@@ -211,7 +211,7 @@ def run_at(
     if not plan.s1_enabled:
         # AArch64.S1DisabledOutput(): flat mapping, default attributes; bits above PAMax
         # (ignoring the top byte with TBI) give a level 0 Address size fault.
-        tbi = effective_tbi(regime, regs[s1_control_registers(regime)[0]], va)
+        tbi = effective_tbi(regime, regs[s1_control_registers(regime)[0]], bool(va >> 55 & 1))
         addrtop = 55 if tbi else 63
         if bits(va, addrtop, features.pa_max):
             return _fault_result(head, Fault(FaultKind.ADDRESS_SIZE, 0),

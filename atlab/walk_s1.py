@@ -140,7 +140,6 @@ class S1WalkInfo:
     lpa_64k: bool  # 64KB granule descriptors carry OA[51:48] in bits [15:12]
     # Derived once (walk inputs are memoized per register snapshot) for the walk loop:
     pgshift: int = field(default=0, init=False, repr=False, compare=False)  # granule.pgshift
-    stride: int = field(default=0, init=False, repr=False, compare=False)  # granule.stride
     unpriv: bool = field(default=False, init=False, repr=False,
                          compare=False)  # regime.has_unprivileged
     #: (lsb, index mask) of the VA slice of each level from the start level to level 3.
@@ -150,7 +149,6 @@ class S1WalkInfo:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pgshift", self.granule.pgshift)
-        object.__setattr__(self, "stride", self.granule.stride)
         object.__setattr__(self, "unpriv", self.regime.has_unprivileged)
         object.__setattr__(self, "shifts", index_slices(self.ia_bits, self.sl, self.granule))
         rng = "TTBR1" if self.upper else "TTBR0"
@@ -236,11 +234,11 @@ def s1_control_registers(regime: Regime) -> tuple[str, str, str]:
     return f"TCR_{suffix}", f"SCTLR_{suffix}", f"MAIR_{suffix}"
 
 
-def effective_tbi(regime: Regime, tcr: int, va: int) -> bool:
-    """``EffectiveTBI()``: TCR_ELx.TBI1/TBI0 (by VA[55]) in the two-range regimes, TBI in the
-    EL2 and EL3 regimes."""
+def effective_tbi(regime: Regime, tcr: int, upper: bool) -> bool:
+    """``EffectiveTBI()``: TCR_ELx.TBI1/TBI0 (``upper``: VA[55]=1) in the two-range regimes,
+    TBI in the EL2 and EL3 regimes."""
     if regime.has_unprivileged:
-        return bool(tcr >> (38 if va >> 55 & 1 else 37) & 1)
+        return bool(tcr >> (38 if upper else 37) & 1)
     return bool(tcr >> 20 & 1)
 
 
@@ -250,7 +248,7 @@ def _range_params(
     has = features.has
     tcr_name, sctlr, mair_name = s1_control_registers(regime)
     tcr = regs[tcr_name]
-    tbi = effective_tbi(regime, tcr, int(upper) << 55)
+    tbi = effective_tbi(regime, tcr, upper)
     two_ranges = regime.has_unprivileged  # TCR_EL1 layout, TTBR0/TTBR1
     if two_ranges:
         n = 1 if upper else 0
@@ -570,7 +568,7 @@ def walk_s1_leaf(
     # Plain memory, no log, little-endian: read the words directly (same result, no call).
     direct = mem.words_get if (type(mem) is PhysMem and not logging and not ee) else None
     read64 = mem.read64
-    desc = desc_addr = desc_pa = 0
+    desc = desc_addr = desc_pa = lsb = 0
     kind = _INVALID
     final = FINAL_LEVEL
     s2_steps: list[WalkStep] | None = None
@@ -634,8 +632,8 @@ def walk_s1_leaf(
         break
     table_bits = table_bits >> 59 & 0xF
 
-    # Leaf: AArch64.S1NextWalkStateLeaf() and the checks at the end of AArch64.S1Walk().
-    lsb = (FINAL_LEVEL - level) * wi.stride + pgshift
+    # Leaf: AArch64.S1NextWalkStateLeaf() and the checks at the end of AArch64.S1Walk();
+    # lsb is still the leaf level's (level_lsb()).
     base = desc & ((1 << 48) - (1 << lsb))  # AArch64.S1LeafBase()
     if high:
         base |= desc_oa_high(desc, ds=wi.ds, lpa_64k=wi.lpa_64k)
