@@ -14,6 +14,7 @@ PAR_EL1=0xff00000045678b80 F=0 PA=0x45678000 ATTR=0xff SH=ISH NS=1
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from atlab.attrs import (
     ATTR_NORMAL_NC,
@@ -47,6 +48,8 @@ from atlab.sysregs import SysRegs
 from atlab.trace import Trace, WalkStep
 from atlab.walk_s1 import (
     LEAF_PERM_BITS,
+    S1Start,
+    S1WalkInfo,
     S1WalkResult,
     effective_tbi,
     s1_control_registers,
@@ -75,8 +78,10 @@ DEFAULT_RT = 1
 PAR_REPORTS_TABLE_ATTRIBUTES = True
 
 
-class _Stage2:
-    """Stage 2 as seen by a stage 1 walk (implements :class:`atlab.walk_s1.Stage2`)."""
+class Stage2Walker:
+    """Stage 2 as seen by a stage 1 walk and the AT's final IPA (implements
+    :class:`atlab.walk_s1.Stage2`).  :mod:`atlab.tlb` subclasses it to look stage 2 entries
+    up in a TLB first."""
 
     def __init__(self, info: S2WalkInfo | Fault, mem: PhysMem, features: FeatureSet) -> None:
         self.info = info
@@ -104,6 +109,19 @@ class _Stage2:
             assert res.fault is not None
             return res.fault
         return res[0]  # the PA
+
+
+class WalkCache(Protocol):
+    """What a TLB supplies to a walk (:mod:`atlab.tlb`): where a stage 1 walk may resume
+    (a walk cache hit) and the stage 2 to translate through."""
+
+    def s1_start(self, wi: S1WalkInfo, va: int) -> S1Start | None:
+        """The level, table and accumulated table bits to resume at, or None."""
+        ...
+
+    def stage2(self, info: S2WalkInfo | Fault, mem: PhysMem, features: FeatureSet
+               ) -> Stage2Walker:
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +191,14 @@ def run_at(
     pan: int | None = None,
     trace: bool = True,
     rt: int = DEFAULT_RT,
+    cache: WalkCache | None = None,
 ) -> AtResult:
     """Execute ``AT <op>, Xt`` with ``Xt = va`` at ``cur_el``.
 
     ``pan`` overrides PSTATE.PAN (else ``PSTATE_PAN`` from ``regs``).  ``mem`` may be
     written: hardware Access-flag updates (see :data:`atlab.walk_s2.AT_UPDATES_AF`).
+    ``cache`` supplies cached walk state (a TLB's walk cache and stage 2 entries, see
+    :mod:`atlab.tlb`); without it every descriptor is read from ``mem``.
     """
     features = _ALL_FEATURES if features is None else features
     va &= U64
@@ -198,7 +219,10 @@ def run_at(
     if trace:
         steps = []
         notes += plan.notes
-    s2 = None if plan.s2_info is None else _Stage2(plan.s2_info, mem, features)
+    s2: Stage2Walker | None = None
+    if plan.s2_info is not None:
+        s2 = (Stage2Walker(plan.s2_info, mem, features) if cache is None
+              else cache.stage2(plan.s2_info, mem, features))
     walk = ""  # the walk inputs, described
     perms: S1Perms | None = None
     ipa: int | None = None
@@ -235,7 +259,8 @@ def run_at(
         walk = wi.describe()  # computed once with the (memoized) walk inputs
         if trace:
             notes.append(walk)
-        leaf = walk_s1_leaf(wi, mem, va, features, s2=s2, trace=steps)
+        start = None if cache is None else cache.s1_start(wi, va)
+        leaf = walk_s1_leaf(wi, mem, va, features, s2=s2, trace=steps, start=start)
         if isinstance(leaf, S1WalkResult):
             assert leaf.fault is not None
             return _fault_result(head, leaf.fault, leaf.ended, ipa, perms, walk, steps, final,

@@ -538,6 +538,10 @@ def walk_s1(
 #: desc_pa, oa, table_bits) with the fields of :class:`S1WalkResult`.
 S1Leaf = tuple[int, int, int, int, int, int]
 
+#: Where a stage 1 walk resumes after a walk cache hit: (level, table address, the OR of the
+#: table descriptors read above it, unshifted as :func:`walk_s1_leaf` accumulates it).
+S1Start = tuple[int, int, int]
+
 
 def contiguous_bit(desc: int, level: int, granule: Granule) -> bool:
     """``AArch64.ContiguousBit()``: RES0 for 4KB level 0, 16KB level 1 and 64KB level 1
@@ -553,17 +557,23 @@ def walk_s1_leaf(
     *,
     s2: Stage2 | None = None,
     trace: list[WalkStep] | None = None,
+    start: S1Start | None = None,
 ) -> S1WalkResult | S1Leaf:
     """:func:`walk_s1`, returning a successful walk as a plain :data:`S1Leaf` tuple (the
     AT front end's fast path: no result object per walk) and a fault as an
-    :class:`S1WalkResult`."""
+    :class:`S1WalkResult`.  ``start`` resumes the walk below a cached table descriptor (a
+    walk cache hit, see :mod:`atlab.tlb`) instead of at the start level."""
     level = wi.sl
     table = wi.baddr
+    shifts = wi.shifts
+    table_bits = 0  # AArch64.S1ApplyTablePerms(): the OR of the table descriptors' bits
+    if start is not None:
+        level, table, table_bits = start
+        shifts = shifts[level - wi.sl:]
     pgshift, ee, oa_bits = wi.pgshift, wi.ee, wi.oa_bits
     oa_mask = (1 << 48) - (1 << pgshift)  # descriptor bits [47:pgshift]
     high = wi.ds or wi.lpa_64k  # descriptors carry OA[51:48] elsewhere
     tperms = not wi.hpd
-    table_bits = 0  # AArch64.S1ApplyTablePerms(): the OR of the table descriptors' bits
     logging = mem.logging
     # Plain memory, no log, little-endian: read the words directly (same result, no call).
     direct = mem.words_get if (type(mem) is PhysMem and not logging and not ee) else None
@@ -572,7 +582,7 @@ def walk_s1_leaf(
     kind = _INVALID
     final = FINAL_LEVEL
     s2_steps: list[WalkStep] | None = None
-    for lsb, imask in wi.shifts:  # from the start level to level 3
+    for lsb, imask in shifts:  # from the start level to level 3
         index = va >> lsb & imask
         desc_addr = table | index << 3
         if s2 is None:

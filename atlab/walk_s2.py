@@ -235,6 +235,7 @@ def walk_s2(
     s1ptw: bool,
     for_at: bool,
     trace: list[WalkStep] | None = None,
+    start: tuple[int, int] | None = None,
 ) -> S2Result:
     """Translate ``ipa`` through stage 2 and check the access (read, or ``write``).
 
@@ -244,7 +245,7 @@ def walk_s2(
     :data:`AT_UPDATES_AF`).
     """
     res = walk_s2_leaf(wi, mem, ipa, features, write=write, s1ptw=s1ptw, for_at=for_at,
-                       trace=trace)
+                       trace=trace, start=start)
     if isinstance(res, S2Result):
         return res
     pa, level, desc, memattr = res
@@ -284,10 +285,12 @@ def walk_s2_leaf(
     s1ptw: bool,
     for_at: bool,
     trace: list[WalkStep] | None = None,
+    start: tuple[int, int] | None = None,
 ) -> S2Result | S2Leaf:
     """:func:`walk_s2`, returning a successful translation as a plain :data:`S2Leaf` tuple
     (what a stage 1 table walk needs, without a result object per table access) and a fault
-    as an :class:`S2Result`."""
+    as an :class:`S2Result`.  ``start`` = (level, table address) resumes the walk below a
+    cached table descriptor (a walk cache hit, see :mod:`atlab.tlb`)."""
     # AArch64.IPAIsOutOfRange()
     if ipa >> wi.ia_bits:
         return _fault(FaultKind.TRANSLATION, 0, ipa, s1ptw,
@@ -308,7 +311,11 @@ def walk_s2_leaf(
     final = FINAL_LEVEL
     desc = desc_pa = lsb = 0
     kind = _INVALID
-    for lsb, imask in wi.shifts:  # from the start level to level 3
+    shifts = wi.shifts
+    if start is not None:
+        level, table = start
+        shifts = shifts[level - wi.sl:]
+    for lsb, imask in shifts:  # from the start level (or the resumed level) to level 3
         index = ipa >> lsb & imask
         desc_pa = table | index << 3
         if direct is not None:

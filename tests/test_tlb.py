@@ -21,8 +21,8 @@ from atlab import (
     run_at,
 )
 from atlab.builder import scenario_dict
-from atlab.nv import Context, NvSystem, emulate_at, reference_at
-from atlab.tlb import EntryKind, Tlb, TlbiOp, l0_handle_tlbi, shadow_check, tlb_context
+from atlab.nv import Context, NvSystem, emulate_at, l0_handle_tlbi, reference_at, shadow_check
+from atlab.tlb import EntryKind, Replacement, Tlb, TlbEntry, TlbiOp, TlbPolicy, tlb_context
 
 VA_G = 0x1000_0000  # global 4KB page, EL1 RW
 VA_NG = 0x1000_1000  # non-global (nG=1) 4KB page, EL1 RW / EL0 RW
@@ -38,7 +38,7 @@ def _system(*, s2: bool = False) -> tuple[SysRegs, PhysMem]:
     b.map(VA_BLK, 0x4200_0000, 0x20_0000, ap="EL1 RO")
     s2b = None
     if s2:
-        s2b = S2Builder(ipa_bits=40, tables=(0x4040_0000, 0x4050_0000), vmid=VMID)
+        s2b = S2Builder(ipa_bits=48, tables=(0x4040_0000, 0x4050_0000), vmid=VMID)
         s2b.map(0x4000_0000, 0x4000_0000, 0x4000_0000)  # IPA == PA, 1GB block
     sc = parse_scenario(scenario_dict(name="tlb", s1=[b], s2=s2b,
                                       sysregs={} if s2b else {"VTTBR_EL2": VMID << 48}))
@@ -50,22 +50,62 @@ def _leaf_pa(regs: SysRegs, mem: PhysMem, va: int) -> int:
     return run_at(AtOp.S1E1R, va, regs=regs, mem=mem).trace.steps[-1].desc_pa
 
 
+def _leaves(tlb: Tlb) -> list[TlbEntry]:
+    return [e for e in tlb.entries if e.kind.is_leaf]
+
+
 def test_miss_fill_then_hit() -> None:
     regs, mem = _system()
     first = Tlb().translate(AtOp.S1E1R, VA_G + 0x123, regs=regs, mem=mem)
-    assert not first.hit and first.entry is not None and len(first.tlb) == 1
+    assert not first.hit and first.entry is not None
     e = first.entry
-    assert (e.kind, e.regime, e.vmid, e.asid, e.va, e.size, e.level, e.oa) == (
+    assert (e.kind, e.regime, e.vmid, e.asid, e.ia, e.size, e.level, e.oa) == (
         EntryKind.S1, Regime.EL10, VMID, None, VA_G, 0x1000, 3, 0x4100_0000)
+    # D8.16: the table descriptors of levels 0-2 go to the walk cache; R_CHVGJ: they are
+    # non-global whatever the leaf's nG, so they carry the walk's ASID.
+    walks = [(w.kind, w.level, w.ia, w.size, w.asid) for w in first.tlb.entries
+             if not w.kind.is_leaf]
+    assert walks == [(EntryKind.S1_WALK, 0, 0, 1 << 39, ASID),
+                     (EntryKind.S1_WALK, 1, 0, 1 << 30, ASID),
+                     (EntryKind.S1_WALK, 2, 0x1000_0000 & ~0x1F_FFFF, 1 << 21, ASID)]
     second = first.tlb.translate(AtOp.S1E1R, VA_G + 0x800, regs=regs, mem=mem)
     assert second.hit and second.par == run_at(AtOp.S1E1R, VA_G + 0x800, regs=regs,
                                                mem=mem).par
-    assert second.tlb is first.tlb  # a hit allocates nothing
+    assert second.filled == () and len(second.tlb) == len(first.tlb)  # a hit allocates nothing
     assert second.result.trace.notes[0].startswith("TLB hit")
+    assert second.tlb.entries[-1] is e  # LRU: the entry used last is evicted last
+
+
+def test_walk_cache_resumes_below_the_cached_table() -> None:
+    """A neighbour page under the same level 2 table: only the level 3 descriptor is read."""
+    regs, mem = _system()
+    tlb = Tlb().translate(AtOp.S1E1R, VA_G, regs=regs, mem=mem).tlb
+    look = tlb.translate(AtOp.S1E1R, VA_NG, regs=regs, mem=mem)
+    assert not look.hit and [u.level for u in look.used] == [2]
+    assert [s.level for s in look.result.trace.steps] == [3]
+    assert look.par == run_at(AtOp.S1E1R, VA_NG, regs=regs, mem=mem).par
+
+
+def test_stale_table_descriptor_survives_vale1_not_vae1() -> None:
+    """C5.5 TLBI VALE1 removes last-level entries only (I_RTRQB); a changed *table*
+    descriptor needs TLBI VAE1, which also removes the walk cache entries for the VA."""
+    regs, mem = _system()
+    tlb = Tlb().translate(AtOp.S1E1R, VA_G, regs=regs, mem=mem).tlb
+    l2 = run_at(AtOp.S1E1R, VA_G, regs=regs, mem=mem).trace.steps[2]
+    assert l2.level == 2 and l2.kind == "table"
+    mem.poke(l2.desc_pa, 0)  # the whole 2MB is unmapped
+    want = run_at(AtOp.S1E1R, VA_G, regs=regs, mem=mem).par
+    assert want is not None and want.f
+    after_vale1 = tlb.tlbi(TlbiOp.VALE1, regs=regs, va=VA_G, asid=ASID).tlb
+    stale = after_vale1.translate(AtOp.S1E1R, VA_G, regs=regs, mem=mem)
+    assert not stale.hit and [u.level for u in stale.used] == [2]
+    assert stale.par is not None and stale.par.pa == 0x4100_0000  # old table, old leaf
+    after_vae1 = tlb.tlbi(TlbiOp.VAE1, regs=regs, va=VA_G, asid=ASID).tlb
+    assert after_vae1.translate(AtOp.S1E1R, VA_G, regs=regs, mem=mem).par == want
 
 
 def test_stale_entry_until_tlbi_vae1() -> None:
-    """D8 TLB maintenance: a change to a valid descriptor is not seen until a TLBI."""
+    """D8.17 TLB maintenance: a change to a valid descriptor is not seen until a TLBI."""
     regs, mem = _system()
     tlb = Tlb().translate(AtOp.S1E1R, VA_G, regs=regs, mem=mem).tlb
     leaf = _leaf_pa(regs, mem, VA_G)
@@ -77,51 +117,207 @@ def test_stale_entry_until_tlbi_vae1() -> None:
     assert not now.hit and now.par is not None and now.par.pa == 0x4A00_0000
 
 
+def _filled(*, s2: bool = False, regs_change: dict[str, int] | None = None
+            ) -> tuple[SysRegs, Tlb]:
+    """S1-only: AT S1E1R of VA_G, VA_NG, VA_BLK -> 3 leaves (VA_NG nG=1, ASID 5) and 4
+    walk cache entries (L0 0+512GB, L1 0+1GB, L2 0x10000000+2MB, L1 0x40000000+1GB).
+    With ``s2``: AT S12E1R of VA_G -> 3 S1_WALK, 1 S12, and (IPA 0x40000000+1GB block) 1 S2
+    leaf and 1 S2_WALK (L0)."""
+    regs, mem = _system(s2=s2)
+    tlb = Tlb()
+    for va in (VA_G,) if s2 else (VA_G, VA_NG, VA_BLK):
+        tlb = tlb.translate(AtOp.S12E1R if s2 else AtOp.S1E1R, va, regs=regs, mem=mem).tlb
+    return regs.replace(**(regs_change or {})), tlb
+
+
+def _count(entries: tuple[TlbEntry, ...]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for e in entries:
+        out[e.kind.name] = out.get(e.kind.name, 0) + 1
+    return out
+
+
+_OTHER_VMID = {"VTTBR_EL2": 7 << 48}
+
+
 @pytest.mark.parametrize(
-    ("op", "kw", "va", "regs_change", "removed"),
+    ("op", "kw", "s2", "regs_change", "removed"),
     [
-        # C5.5 TLBI VMALLE1: every EL1&0 entry of the current VMID.
-        (TlbiOp.VMALLE1, {}, VA_NG, {}, True),
-        (TlbiOp.VMALLE1, {}, VA_NG, {"VTTBR_EL2": 7 << 48}, False),
-        # TLBI VAE1: the VA, global entries or the operand's ASID.
-        (TlbiOp.VAE1, {"va": VA_NG, "asid": ASID}, VA_NG, {}, True),
-        (TlbiOp.VAE1, {"va": VA_NG, "asid": ASID + 1}, VA_NG, {}, False),
-        (TlbiOp.VAE1, {"va": VA_G, "asid": ASID + 1}, VA_G, {}, True),
-        (TlbiOp.VAE1, {"va": VA_G + 0x1000 * 9}, VA_G, {}, False),
-        (TlbiOp.VAE1, {"va": VA_BLK + 0x1F_F000}, VA_BLK, {}, True),
-        (TlbiOp.VAE1, {"va": VA_G | 0xAB << 56}, VA_G, {}, True),
-        # TLBI VAAE1: the VA, every ASID.
-        (TlbiOp.VAAE1, {"va": VA_NG}, VA_NG, {}, True),
-        # TLBI ASIDE1: non-global entries of that ASID only.
-        (TlbiOp.ASIDE1, {"asid": ASID}, VA_NG, {}, True),
-        (TlbiOp.ASIDE1, {"asid": ASID}, VA_G, {}, False),
-        # TLBI ALLE1: every VMID.
-        (TlbiOp.ALLE1, {}, VA_G, {"VTTBR_EL2": 7 << 48}, True),
-        # TLBI IPAS2E1: stage 2 only entries; not required to touch stage 1 entries.
-        (TlbiOp.IPAS2E1, {"ipa": 0x4100_0000}, VA_G, {}, False),
-        (TlbiOp.VMALLS12E1, {}, VA_G, {}, True),
+        # C5.5 TLBI VMALLE1 (TLBIOp_VMALL): every stage 1 entry of the current VMID, every
+        # ASID, any level; not the stage 2 only entries.
+        (TlbiOp.VMALLE1, {}, False, {}, {"S1": 3, "S1_WALK": 4}),
+        (TlbiOp.VMALLE1, {}, False, _OTHER_VMID, {}),
+        (TlbiOp.VMALLE1, {}, True, {}, {"S1_WALK": 3, "S12": 1}),
+        # TLBI VAE1: walk cache entries of the ASID, global leaves, nG leaves of the ASID.
+        (TlbiOp.VAE1, {"va": VA_NG, "asid": ASID}, False, {}, {"S1": 1, "S1_WALK": 3}),
+        (TlbiOp.VAE1, {"va": VA_NG, "asid": ASID + 1}, False, {}, {}),
+        (TlbiOp.VAE1, {"va": VA_G, "asid": ASID + 1}, False, {}, {"S1": 1}),
+        (TlbiOp.VAE1, {"va": VA_G + 0x1000 * 9, "asid": ASID + 1}, False, {}, {}),
+        (TlbiOp.VAE1, {"va": VA_BLK + 0x1F_F000, "asid": ASID + 1}, False, {}, {"S1": 1}),
+        (TlbiOp.VAE1, {"va": VA_G | 0xAB << 56, "asid": ASID + 1}, False, {}, {"S1": 1}),
+        # TLBI VALE1: the final level only.
+        (TlbiOp.VALE1, {"va": VA_NG, "asid": ASID}, False, {}, {"S1": 1}),
+        # TLBI VAAE1 / VAALE1: the VA, every ASID.
+        (TlbiOp.VAAE1, {"va": VA_NG}, False, {}, {"S1": 1, "S1_WALK": 3}),
+        (TlbiOp.VAALE1, {"va": VA_NG}, False, {}, {"S1": 1}),
+        # TLBI ASIDE1: non-global entries of the ASID (walk cache entries are non-global).
+        (TlbiOp.ASIDE1, {"asid": ASID}, False, {}, {"S1": 1, "S1_WALK": 4}),
+        (TlbiOp.ASIDE1, {"asid": ASID + 1}, False, {}, {}),
+        # TLBI ALLE1: every VMID, both stages.
+        (TlbiOp.ALLE1, {}, False, _OTHER_VMID, {"S1": 3, "S1_WALK": 4}),
+        (TlbiOp.ALLE1IS, {}, True, _OTHER_VMID, {"S1_WALK": 3, "S12": 1, "S2": 1,
+                                                  "S2_WALK": 1}),
+        # TLBI VMALLS12E1: both stages of the current VMID (R_GNJPZ).
+        (TlbiOp.VMALLS12E1, {}, True, {}, {"S1_WALK": 3, "S12": 1, "S2": 1, "S2_WALK": 1}),
+        (TlbiOp.VMALLS12E1, {}, True, _OTHER_VMID, {}),
+        # TLBI IPAS2E1: stage 2 only entries from any level; combined entries need not go.
+        (TlbiOp.IPAS2E1, {"ipa": 0x4100_0000}, True, {}, {"S2": 1, "S2_WALK": 1}),
+        (TlbiOp.IPAS2E1IS, {"ipa": 0x80_0000_0000 - 0x1000}, True, {}, {"S2_WALK": 1}),
+        (TlbiOp.IPAS2LE1, {"ipa": 0x4100_0000}, True, {}, {"S2": 1}),
+        (TlbiOp.IPAS2E1, {"ipa": 0x4100_0000}, False, {}, {}),
         # TLBI VAE2 / ALLE2: the EL2 regimes only.
-        (TlbiOp.VAE2, {"va": VA_G}, VA_G, {}, False),
-        (TlbiOp.ALLE2, {}, VA_G, {}, False),
+        (TlbiOp.VAE2, {"va": VA_G}, False, {}, {}),
+        (TlbiOp.ALLE2, {}, False, {}, {}),
     ],
-    ids=["VMALLE1", "VMALLE1-other-VMID", "VAE1-nG-same-ASID", "VAE1-nG-other-ASID",
-         "VAE1-global-any-ASID", "VAE1-other-VA", "VAE1-inside-2MB-block", "VAE1-top-byte",
-         "VAAE1-nG", "ASIDE1-nG", "ASIDE1-keeps-global", "ALLE1-other-VMID",
-         "IPAS2E1-keeps-S1", "VMALLS12E1", "VAE2-keeps-EL10", "ALLE2-keeps-EL10"],
+    ids=["VMALLE1", "VMALLE1-other-VMID", "VMALLE1-keeps-S2", "VAE1-nG-same-ASID",
+         "VAE1-nG-other-ASID", "VAE1-global-any-ASID", "VAE1-other-VA", "VAE1-inside-2MB-block",
+         "VAE1-top-byte-ignored", "VALE1-last-level", "VAAE1", "VAALE1", "ASIDE1",
+         "ASIDE1-other-ASID", "ALLE1-every-VMID", "ALLE1IS-both-stages", "VMALLS12E1",
+         "VMALLS12E1-other-VMID", "IPAS2E1-keeps-S12", "IPAS2E1-walk-level",
+         "IPAS2LE1-last-level", "IPAS2E1-no-S2", "VAE2-keeps-EL10", "ALLE2-keeps-EL10"],
 )
-def test_tlbi_scope(op: TlbiOp, kw: dict[str, Any], va: int, regs_change: dict[str, int],
-                    removed: bool) -> None:
-    regs, mem = _system()
-    tlb = Tlb().translate(AtOp.S1E1R, va, regs=regs, mem=mem).tlb
-    res = tlb.tlbi(op, regs=regs.replace(**regs_change), **kw)
-    assert (len(res.removed) == 1) is removed
-    assert len(res.tlb) == (0 if removed else 1)
+def test_tlbi_scope(op: TlbiOp, kw: dict[str, Any], s2: bool, regs_change: dict[str, int],
+                    removed: dict[str, int]) -> None:
+    regs, tlb = _filled(s2=s2, regs_change=regs_change)
+    res = tlb.tlbi(op, regs=regs, **kw)
+    assert _count(res.removed) == removed
+    assert len(res.tlb) == len(tlb) - len(res.removed)
 
 
-def test_tlbi_missing_operand() -> None:
+def _el2_system(*, e2h: int, tge: int) -> tuple[SysRegs, PhysMem, Tlb]:
+    """EL2 (E2H=0) or EL2&0 (E2H=1) tables; AT S1E2R of VA_G and VA_NG fills the TLB."""
+    regime = Regime.EL20 if e2h else Regime.EL2
+    b = S1Builder(regime, tables=(0x4020_0000, 0x4030_0000), asid=ASID)
+    ap = "EL1 RW" if e2h else "RW"
+    b.map(VA_G, 0x4100_0000, 0x1000, ap=ap)
+    b.map(VA_NG, 0x4100_1000, 0x1000, ap=ap, ng=bool(e2h))
+    sc = parse_scenario(scenario_dict(name="el2", s1=[b], sysregs={
+        "HCR_EL2": 0x8000_0000 | e2h << 34 | tge << 27}))
+    regs, mem = sc.regs, sc.fresh_memory()
+    tlb = Tlb()
+    for va in (VA_G, VA_NG):
+        tlb = tlb.translate(AtOp.S1E2R, va, regs=regs, mem=mem).tlb
+    assert {e.regime for e in tlb.entries} == {regime}
+    return regs, mem, tlb
+
+
+@pytest.mark.parametrize(
+    ("e2h", "tge", "op", "kw", "removed"),
+    [
+        # An EL1 TLBI at EL2 with {E2H,TGE}={1,1} applies to EL2&0 (ELIsInHost(EL0)).
+        (1, 1, TlbiOp.VMALLE1, {}, {"S1": 2, "S1_WALK": 3}),
+        (1, 0, TlbiOp.VMALLE1, {}, {}),
+        (1, 1, TlbiOp.ASIDE1, {"asid": ASID}, {"S1": 1, "S1_WALK": 3}),
+        # TLBI VAE2 with E2H=1: EL2&0, the ASID operand counts for nG entries.
+        (1, 0, TlbiOp.VAE2, {"va": VA_NG, "asid": ASID + 1}, {}),
+        (1, 0, TlbiOp.VAE2, {"va": VA_NG, "asid": ASID}, {"S1": 1, "S1_WALK": 3}),
+        (1, 0, TlbiOp.VALE2, {"va": VA_G}, {"S1": 1}),
+        # E2H=0: the EL2 regime has no ASID (R_SHVGC): any operand matches.
+        (0, 0, TlbiOp.VAE2, {"va": VA_NG, "asid": 9}, {"S1": 1, "S1_WALK": 3}),
+        (0, 0, TlbiOp.VAE1, {"va": VA_NG}, {}),
+        (0, 0, TlbiOp.ALLE2, {}, {"S1": 2, "S1_WALK": 3}),
+        (1, 1, TlbiOp.ALLE2IS, {}, {"S1": 2, "S1_WALK": 3}),
+    ],
+    ids=["E2H1-TGE1-VMALLE1->EL20", "E2H1-TGE0-VMALLE1->EL10", "E2H1-TGE1-ASIDE1",
+         "E2H1-VAE2-other-ASID", "E2H1-VAE2-ASID", "E2H1-VALE2", "E2H0-VAE2-no-ASID",
+         "E2H0-VAE1-keeps-EL2", "E2H0-ALLE2", "E2H1-ALLE2IS"],
+)
+def test_tlbi_scope_el2(e2h: int, tge: int, op: TlbiOp, kw: dict[str, Any],
+                        removed: dict[str, int]) -> None:
+    regs, _, tlb = _el2_system(e2h=e2h, tge=tge)
+    assert _count(tlb.tlbi(op, regs=regs, **kw).removed) == removed
+
+
+@pytest.mark.parametrize(
+    ("op", "hcr", "outcome"),
+    [
+        # I_XMYBL: EL2 TLBIs at EL1 are UNDEFINED unless HCR_EL2.NV=1 traps them (EC 0x18).
+        (TlbiOp.IPAS2E1IS, 0, "undefined"),
+        (TlbiOp.IPAS2E1IS, 1 << 42, "trapped"),
+        (TlbiOp.VMALLS12E1, 1 << 42, "trapped"),
+        # HCR_EL2.TTLB traps the EL1 ones; HCR_EL2.FB broadcasts them.
+        (TlbiOp.VAE1, 1 << 25, "trapped"),
+        (TlbiOp.VAE1, 0, "local"),
+        (TlbiOp.VAE1, 1 << 9, "broadcast"),
+        (TlbiOp.VAE1IS, 0, "broadcast"),
+    ],
+    ids=["IPAS2E1IS-EL1-UNDEFINED", "IPAS2E1IS-EL1-NV-trap", "VMALLS12E1-EL1-NV-trap",
+         "VAE1-EL1-TTLB-trap", "VAE1-EL1-local", "VAE1-EL1-FB-broadcast", "VAE1IS-broadcast"],
+)
+def test_tlbi_at_el1(op: TlbiOp, hcr: int, outcome: str) -> None:
+    regs, tlb = _filled()
+    regs = regs.replace(HCR_EL2=regs["HCR_EL2"] | hcr)
+    kw = {"va": VA_G} if "va" in op.operands else {"ipa": 0x4100_0000} if "ipa" in op.operands else {}
+    res = tlb.tlbi(op, regs=regs, cur_el=1, rt=3, **kw)
+    if outcome in ("undefined", "trapped"):
+        assert res.exception is not None and res.tlb is tlb and res.removed == ()
+        assert res.exception.ec == (0x18 if outcome == "trapped" else 0)
+        if outcome == "trapped":  # ISS: Op0=01 Op2 Op1 CRn=8 Rt CRm Direction=0
+            i = op.info
+            want = 1 << 20 | i.op2 << 17 | i.op1 << 14 | 8 << 10 | 3 << 5 | i.crm << 1
+            assert res.exception.iss == want
+    else:
+        assert res.exception is None and res.broadcast is (outcome == "broadcast")
+
+
+def test_tlbi_encodings_match_the_assembler(tmp_path: Any) -> None:
+    """Every TlbiOp's (op1, CRm, op2) is what binutils assembles for ``tlbi <name>``."""
+    import shutil
+    import subprocess
+    asm = shutil.which("aarch64-linux-gnu-as")
+    if asm is None:
+        pytest.skip("aarch64-linux-gnu-as not installed (CI installs binutils-aarch64-linux-gnu)")
+    ops = list(TlbiOp)
+    src = tmp_path / "t.s"
+    src.write_text("".join(f"tlbi {o.name.lower()}{', x1' if o.operands else ''}\n"
+                           for o in ops))
+    obj = tmp_path / "t.o"
+    subprocess.run([asm, "-o", str(obj), str(src)], check=True)
+    objcopy = shutil.which("aarch64-linux-gnu-objcopy")
+    assert objcopy is not None
+    raw = tmp_path / "t.bin"
+    subprocess.run([objcopy, "-O", "binary", "-j", ".text", str(obj), str(raw)], check=True)
+    data = raw.read_bytes()
+    for n, o in enumerate(ops):
+        word = int.from_bytes(data[4 * n:4 * n + 4], "little")
+        # SYS: 1101 0101 0000 1 op1 CRn CRm op2 Rt
+        i = o.info
+        assert (word >> 16 & 7, word >> 12 & 0xF, word >> 8 & 0xF, word >> 5 & 7) == (
+            i.op1, 8, i.crm, i.op2), o.name
+
+
+def test_tlbi_operand_errors() -> None:
     regs, _ = _system()
     with pytest.raises(AtlabError, match="needs the operand va"):
         Tlb().tlbi(TlbiOp.VAE1, regs=regs)
+    with pytest.raises(AtlabError, match="takes no ipa operand"):
+        Tlb().tlbi(TlbiOp.VAE1, regs=regs, va=0, ipa=0)
+    with pytest.raises(AtlabError, match="capacity"):
+        TlbPolicy(capacity=0)
+
+
+@pytest.mark.parametrize("replacement", [Replacement.FIFO, Replacement.LRU])
+def test_capacity_and_replacement(replacement: Replacement) -> None:
+    """A full TLB evicts (FIFO: the first allocated; LRU: the least recently used)."""
+    regs, mem = _system()
+    tlb = Tlb(policy=TlbPolicy(capacity=2, replacement=replacement, walk_cache=False))
+    tlb = tlb.translate(AtOp.S1E1R, VA_G, regs=regs, mem=mem).tlb
+    tlb = tlb.translate(AtOp.S1E1R, VA_BLK, regs=regs, mem=mem).tlb
+    tlb = tlb.translate(AtOp.S1E1R, VA_G, regs=regs, mem=mem).tlb  # a hit: LRU reorders
+    look = tlb.translate(AtOp.S1E1R, VA_NG, regs=regs, mem=mem)
+    assert len(look.tlb) == 2 and len(look.evicted) == 1
+    gone = look.evicted[0].ia
+    assert gone == (VA_G if replacement is Replacement.FIFO else VA_BLK)
 
 
 def test_asid_tagging() -> None:
@@ -139,7 +335,9 @@ def test_asid_tagging() -> None:
 def test_faults_not_cached_permission_faults_are() -> None:
     regs, mem = _system()
     miss = Tlb().translate(AtOp.S1E1R, 0x2000_0000, regs=regs, mem=mem)  # unmapped
-    assert miss.par is not None and miss.par.f and miss.entry is None and not miss.tlb.entries
+    # R_XCLRD: a Translation fault is never cached (the valid table descriptors above it are).
+    assert miss.par is not None and miss.par.f and miss.entry is None
+    assert not _leaves(miss.tlb) and len(miss.tlb) == 2
     perm = Tlb().translate(AtOp.S1E1W, VA_BLK, regs=regs, mem=mem)  # EL1 RO block
     assert perm.par is not None and perm.par.f and perm.entry is not None
     assert perm.entry.oa is None and perm.entry.size == 0x20_0000

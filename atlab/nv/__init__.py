@@ -9,11 +9,13 @@ software walk that reads L1's (or L2's) tables through the stages L0 knows about
 - :mod:`atlab.nv.model`: the three levels as data (:class:`NvSystem`).
 - :mod:`atlab.nv.routing`: where an AT goes (:func:`route_at`).
 - :mod:`atlab.nv.emulate`: the emulation (:func:`emulate_at`) and its reference.
+- :mod:`atlab.nv.shadow`: the shadow stage 2 as L0's TLB of L1's stage 2: trapped TLBIs.
 """
 
 from atlab.nv.emulate import KvmBehaviour, NvAtResult, emulate_at, reference_at
 from atlab.nv.model import NvSystem, load_nv_scenarios, parse_nv_scenario
 from atlab.nv.routing import Context, LoadedHcr, Route, RouteKind, loaded_hcr_el2, route_at
+from atlab.nv.shadow import ShadowCheck, l0_handle_tlbi, shadow_check
 
 __all__ = [
     "Context",
@@ -23,10 +25,13 @@ __all__ = [
     "NvSystem",
     "Route",
     "RouteKind",
+    "ShadowCheck",
     "emulate_at",
+    "l0_handle_tlbi",
     "load_nv_scenarios",
     "loaded_hcr_el2",
     "parse_nv_scenario",
     "reference_at",
     "route_at",
+    "shadow_check",
 ]

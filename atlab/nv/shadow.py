@@ -1,0 +1,104 @@
+"""The shadow stage 2 is L0's TLB of L1's stage 2: how L0 keeps it coherent.
+
+L1 never has its stage 2 resident; the hardware walks the shadow stage 2, which L0 fills
+lazily from L1's stage 2.  Like a TLB it may be stale for exactly as long as a real TLB of
+L1's stage 2 could be: until L1 executes a TLBI that covers the change.  L1 runs at EL1 with
+HCR_EL2.NV=1, so its EL2 TLBIs (IPAS2E1, VMALLS12E1, ALLE1 ...) trap to L0 (EC 0x18,
+I_XMYBL), which unmaps the shadow entries the TLBI covers (KVM: ``handle_ipas2e1is``,
+``handle_vmalls12e1is``, ``handle_alle1is`` in ``arch/arm64/kvm/sys_regs.c``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from atlab.errors import AtlabError
+from atlab.nv.model import S2_ATTR_BITS, L0Event, NvSystem, page_of
+from atlab.tlb import TlbiOp, TlbiScope, size_text
+from atlab.walk_s1 import Granule, level_lsb
+from atlab.walk_s2 import S2WalkInfo, setup_s2_walk, walk_s2
+
+__all__ = ["ShadowCheck", "l0_handle_tlbi", "shadow_check"]
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowCheck:
+    """One shadow stage 2 entry against what L1's stage 2 (then L0's) says now."""
+
+    l2_ipa: int
+    shadow_pa: int
+    now_pa: int | None  # None: L1's stage 2 no longer maps the page (or it is unbacked)
+    why: str
+
+    @property
+    def stale(self) -> bool:
+        return self.now_pa != self.shadow_pa
+
+    def __str__(self) -> str:
+        now = "unmapped" if self.now_pa is None else f"{self.now_pa:#x}"
+        state = "STALE" if self.stale else "ok"
+        return (f"shadow L2 IPA {self.l2_ipa:#x} -> PA {self.shadow_pa:#x}; L1's stage 2 now "
+                f"gives {now} ({self.why}): {state}")
+
+
+def shadow_check(system: NvSystem) -> list[ShadowCheck]:
+    """Compare every shadow stage 2 entry with a fresh walk of L1's stage 2 (read in L1's
+    IPA space, without faulting anything in) followed by L0's stage 2."""
+    out = []
+    info = setup_s2_walk(system.vregs, system.features)
+    flat = system.flat_l1_memory()
+    for l2_ipa, entry in sorted(system.shadow.items()):
+        pa = page_of(entry & ~S2_ATTR_BITS)  # an entry may carry L1's attribute bits
+        if not isinstance(info, S2WalkInfo):
+            out.append(ShadowCheck(l2_ipa, pa, None, f"L1's stage 2 is misconfigured: {info}"))
+            continue
+        res = walk_s2(info, flat, l2_ipa, system.features, write=False, s1ptw=True,
+                      for_at=False)
+        if res.fault is not None:
+            out.append(ShadowCheck(l2_ipa, pa, None, f"L1's stage 2: {res.fault}"))
+            continue
+        backing = system.backing.get(page_of(res.pa))
+        why = f"L2 IPA -> L1 IPA {page_of(res.pa):#x}"
+        out.append(ShadowCheck(l2_ipa, pa, backing, why if backing is not None
+                               else why + ", which L0 has not backed"))
+    return out
+
+
+def _max_block(granule: Granule) -> int:
+    """The largest block a stage 2 of this granule can map (level 1 for 4KB, else level 2)."""
+    return 1 << level_lsb(1 if granule is Granule.K4 else 2, granule)
+
+
+def l0_handle_tlbi(system: NvSystem, op: TlbiOp, *, ipa: int | None = None) -> tuple[int, ...]:
+    """L0's reaction to a TLBI that L1 executed at vEL2 and that trapped.  The shadow stage
+    2 is a TLB of L1's stage 2, so L0 drops the shadow entries the TLBI covers; the next
+    stage 2 abort on them makes L0 walk L1's stage 2 again.  Returns the L2 IPA pages removed.
+
+    - IPAS2E1, IPAS2LE1 (and the IS forms): ``ipa`` is IPA[51:12] from Xt[39:0].  Without a
+      TTL hint L0 cannot know the size of the entry L1 invalidates, so it unmaps the range of
+      the largest block L1's stage 2 granule allows around it (as KVM does).  The last-level
+      form needs no more care: the shadow holds no walk cache of L1's tables.
+    - VMALLS12E1, ALLE1 (and the IS forms): the whole shadow stage 2.
+    - Stage 1 only TLBIs (VMALLE1, VAE1, ...) leave the shadow stage 2 alone.
+    """
+    # SIMPLIFIED: one shadow stage 2 (one L1 VMID), and L0's own hardware TLB is not
+    # modelled (KVM follows the unmap with TLBI IPAS2E1IS + TLBI VMALLE1IS on the shadow VMID).
+    scope = op.info.scope
+    if scope is TlbiScope.IPA:
+        if ipa is None:
+            raise AtlabError(f"{op} needs the operand ipa")
+        info = setup_s2_walk(system.vregs, system.features)
+        granule = info.granule if isinstance(info, S2WalkInfo) else Granule.K4
+        size = _max_block(granule)
+        lo = ipa & ~(size - 1)
+        gone = tuple(p for p in sorted(system.shadow) if lo <= p < lo + size)
+        why = f"{op} {ipa:#x}: L0 unmaps the shadow range {lo:#x}+{size_text(size)}"
+    elif scope in (TlbiScope.VMALLS12, TlbiScope.ALL_E1):
+        gone = tuple(sorted(system.shadow))
+        why = f"{op}: L0 unmaps the whole shadow stage 2"
+    else:
+        return ()
+    for page in gone:
+        del system.shadow[page]
+    system.events.append(L0Event(f"{why} ({len(gone)} entries)"))
+    return gone
