@@ -21,7 +21,18 @@ from atlab import (
     run_at,
 )
 from atlab.builder import scenario_dict
-from atlab.nv import Context, NvSystem, emulate_at, l0_handle_tlbi, reference_at, shadow_check
+from atlab.nv import (
+    Context,
+    NvSystem,
+    emulate_at,
+    l0_handle_tlbi,
+    l1_tlbi,
+    reference_at,
+    shadow_check,
+)
+from atlab.nv.model import S2_ATTR_BITS, page_of
+from atlab.par import Par
+from atlab.pe import Machine
 from atlab.tlb import EntryKind, Replacement, Tlb, TlbEntry, TlbiOp, TlbPolicy, tlb_context
 
 VA_G = 0x1000_0000  # global 4KB page, EL1 RW
@@ -413,6 +424,202 @@ def test_tlbi_then_translate_equals_fresh_walk(
     assert got.par == want.par
 
 
+# --- properties: what a never-invalidated TLB may return, and the required TLBI sequences ------
+
+class _Chosen(PhysMem):
+    """Memory where each word read takes one of the values its PA has held: ``choice`` says
+    which (an index into ``history[pa]``), the current value otherwise; records the reads."""
+
+    __slots__ = ("choice", "history", "reads")
+
+    def __init__(self, history: dict[int, list[int]], choice: dict[int, int]) -> None:
+        super().__init__(logging=False)
+        self.history, self.choice, self.reads = history, choice, []
+
+    def peek(self, pa: int) -> int:
+        values = self.history.get(pa, [0])
+        return values[self.choice.get(pa, len(values) - 1)]
+
+    def read64(self, pa: int, *, big_endian: bool = False, purpose: str = "") -> int:
+        self.reads.append(pa)
+        return self.peek(pa)
+
+
+def _possible_pars(op: AtOp, va: int, regs: SysRegs, history: dict[int, list[int]]
+                   ) -> set[Par | None]:
+    """Every PAR a walk can give when each descriptor it reads may hold any value it has
+    held since the TLB was empty (D8.16/D8.17: entries of any level may be stale)."""
+    out: set[Par | None] = set()
+    seen: set[frozenset[tuple[int, int]]] = set()
+    todo: list[dict[int, int]] = [{}]
+    while todo:
+        choice = todo.pop()
+        key = frozenset(choice.items())
+        if key in seen:
+            continue
+        seen.add(key)
+        mem = _Chosen(history, choice)
+        out.add(run_at(op, va, regs=regs, mem=mem, trace=False).par)
+        for pa in mem.reads:
+            if pa not in choice:
+                for i in range(len(history.get(pa, [0]))):
+                    todo.append({**choice, pa: i})
+    return out
+
+
+def _descriptor_pas(regs: SysRegs, mem: PhysMem, ops: tuple[AtOp, ...]) -> list[int]:
+    """The PAs of every descriptor (both stages) the walks of _VAS read."""
+    pas: set[int] = set()
+    for va in _VAS:
+        res = run_at(ops[-1], va, regs=regs, mem=mem)
+        for step in (*res.trace.steps, *res.trace.final_s2):
+            pas.add(step.desc_pa)
+            pas.update(sub.desc_pa for sub in step.s2)
+    return sorted(pas)
+
+
+_EDITS = ("remap", "invalid", "ro", "el0")
+
+
+def _edit(desc: int, how: str) -> int:
+    return {"remap": desc ^ 0x0800_0000, "invalid": 0, "ro": desc | 0b10 << 6,
+            "el0": desc | 0b01 << 6}[how]
+
+
+_program = st.lists(st.one_of(
+    st.tuples(st.just("at"), st.sampled_from(range(4)), st.sampled_from(_VAS)),
+    st.tuples(st.just("edit"), st.integers(0, 30), st.sampled_from(_EDITS))), max_size=12)
+
+
+@pytest.mark.parametrize(("s2", "policy"), [
+    (False, TlbPolicy(walk_cache=False, stage2_entries=False)),
+    (True, TlbPolicy(walk_cache=False, stage2_entries=False)),
+    (False, TlbPolicy()),
+    (True, TlbPolicy()),
+], ids=["S1-leaves-only", "S12-leaves-only", "S1-walk-cache", "S12-walk-cache-and-S2"])
+@settings(max_examples=40, deadline=None)
+@given(program=_program)
+def test_never_invalidated_tlb_returns_a_walk_that_was_valid(
+        s2: bool, policy: TlbPolicy, program: list[tuple[str, int, Any]]) -> None:
+    """An infinite TLB, never invalidated.  With leaf entries only, every AT returns what a
+    walk of the same op and tags returned at some earlier time or returns now.  With walk
+    caches and stage 2 entries an earlier table descriptor may lead to a later leaf, so
+    each descriptor may hold any value it has held: every result is one of those walks."""
+    regs, mem = _system(s2=s2)
+    ops = (AtOp.S1E1R, AtOp.S1E1W, AtOp.S1E0R, AtOp.S12E1R if s2 else AtOp.S1E0W)
+    pas = _descriptor_pas(regs, mem, ops)
+    history: dict[int, list[int]] = {pa: [mem.peek(pa)] for pa in pas}
+    states = [dict(mem)]  # memory after each change: the walks a cached leaf can replay
+    tlb = Tlb(policy=policy)
+    for kind, a, b in program:
+        if kind == "edit":
+            pa = pas[a % len(pas)]
+            mem.poke(pa, _edit(mem.peek(pa), b))
+            history[pa].append(mem.peek(pa))
+            states.append(dict(mem))
+            continue
+        op, va = ops[a], b + 0x88
+        look = tlb.translate(op, va, regs=regs, mem=mem)
+        tlb = look.tlb
+        if not policy.walk_cache and not policy.stage2_entries:
+            # The same tags: the op's regime, VMID and ASID (regs do not change here).
+            assert look.par in {run_at(op, va, regs=regs, mem=PhysMem(state)).par
+                                for state in states}
+        else:
+            assert look.par in _possible_pars(op, va, regs, history)
+
+
+_REQUIRED: dict[str, tuple[tuple[TlbiOp, str], ...]] = {
+    # D8.17: a changed leaf -> TLBI VALE1 of its VA (VAE1 would do too).
+    "s1-leaf": ((TlbiOp.VALE1IS, "va"),),
+    # A changed table descriptor: every VA below it may be cached -> TLBI VMALLE1.
+    "s1-table": ((TlbiOp.VMALLE1IS, ""),),
+    # I_CKZGP: a changed stage 2 descriptor -> TLBI IPAS2E1, DSB, TLBI VMALLE1.
+    "s2": ((TlbiOp.IPAS2E1IS, "ipa"), (TlbiOp.VMALLE1IS, "")),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(fills=st.lists(st.tuples(st.sampled_from(range(4)), st.sampled_from(_VAS)), max_size=6),
+       change=st.sampled_from(sorted(_REQUIRED)), target=st.sampled_from(_VAS),
+       which=st.sampled_from(_VAS), how=st.sampled_from(_EDITS), op=st.sampled_from(range(4)),
+       isb=st.booleans())
+def test_required_tlbi_sequence_then_translate_equals_fresh_walk(
+        fills: list[tuple[int, int]], change: str, target: int, which: int, how: str, op: int,
+        isb: bool) -> None:
+    """After the change and the architecturally required TLBI sequence, each TLBI followed
+    by a DSB and the last by an ISB (R_BLDZX), an AT equals a walk of memory as it is now
+    (and, on the model's latest-completion policy, without the ISB the issuing PE may still
+    hold the old entry)."""
+    regs, mem = _system(s2=True)
+    ops = (AtOp.S1E1R, AtOp.S1E1W, AtOp.S1E0R, AtOp.S12E1R)
+    m = Machine(regs, mem)
+    for o, va in fills:
+        m.at(ops[o], va)
+    res = run_at(AtOp.S12E1R, which, regs=regs, mem=mem)
+    s1 = [s for s in res.trace.steps if s.kind != "not read"]
+    if change == "s1-leaf":
+        pa, ipa = s1[-1].desc_pa, 0
+    elif change == "s1-table":
+        pa, ipa = s1[len(s1) // 2 - 1].desc_pa, 0
+    else:
+        s2 = res.trace.final_s2[-1]
+        pa, ipa = s2.desc_pa, which & ~0xFFF
+    m.store(pa, _edit(mem.peek(pa), how))
+    for tlbi, arg in _REQUIRED[change]:
+        kw: dict[str, int] = {}
+        if arg == "va":
+            kw = {"va": which, "asid": ASID}
+        elif arg == "ipa":
+            kw = {"ipa": ipa}
+        m.tlbi(tlbi, **kw)
+        m.dsb()
+    if isb:
+        m.isb()
+        assert m.pending() == []
+    got = m.at(ops[op], target + 0x88).par
+    want = run_at(ops[op], target + 0x88, regs=regs, mem=mem).par
+    if isb:
+        assert got == want
+    elif got != want:  # only a stale entry the last TLBIs cover may explain a difference
+        assert m.pending()
+
+
+def test_broadcast_reaches_other_pes_at_the_dsb() -> None:
+    """R_YNJCP: an ...IS TLBI completes on the other PEs of the domain at the issuer's DSB;
+    a non-shareable one leaves their entries (stale) in place."""
+    regs, mem = _system()
+    for op, stale_on_pe1 in ((TlbiOp.VAE1, True), (TlbiOp.VAE1IS, False)):
+        m = Machine(regs, mem.copy() if hasattr(mem, "copy") else PhysMem(dict(mem)), pes=2)
+        m.at(AtOp.S1E1R, VA_G, pe=0)
+        m.at(AtOp.S1E1R, VA_G, pe=1)
+        leaf = _leaf_pa(regs, m.mem, VA_G)
+        m.store(leaf, (m.mem.peek(leaf) & ~0xFFFF_FFFF_F000) | 0x4A00_0000)
+        m.tlbi(op, va=VA_G)
+        assert m.at(AtOp.S1E1R, VA_G, pe=1).hit  # not complete before the DSB
+        m.dsb()
+        pe1 = m.at(AtOp.S1E1R, VA_G, pe=1)
+        assert pe1.hit is stale_on_pe1
+        assert pe1.par is not None and pe1.par.pa == (0x4100_0000 if stale_on_pe1 else 0x4A00_0000)
+        assert m.at(AtOp.S1E1R, VA_G, pe=0).hit  # the issuer: complete only after an ISB
+        m.isb()
+        pe0 = m.at(AtOp.S1E1R, VA_G, pe=0)
+        assert not pe0.hit and pe0.par is not None and pe0.par.pa == 0x4A00_0000
+
+
+def test_msr_takes_effect_at_the_isb() -> None:
+    regs, mem = _system()
+    m = Machine(regs, mem)
+    m.msr("SCTLR_EL1", regs["SCTLR_EL1"] & ~1)  # stage 1 off
+    assert not m.at(AtOp.S1E1R, VA_G).par.f  # type: ignore[union-attr]
+    m.isb()
+    assert m.at(AtOp.S1E1R, VA_G).par.pa == VA_G  # type: ignore[union-attr]
+    with pytest.raises(AtlabError):
+        m.msr("NOT_A_REG", 0)
+    with pytest.raises(AtlabError, match="no PE3"):
+        m.dsb(pe=3)
+
+
 # --- the shadow stage 2 -------------------------------------------------------------------------
 
 def _nv_system() -> tuple[NvSystem, S2Builder]:
@@ -469,3 +676,64 @@ def test_l0_handle_tlbi_scopes() -> None:
     assert len(l0_handle_tlbi(system, TlbiOp.VMALLS12E1)) == n and not system.shadow
     with pytest.raises(AtlabError):
         l0_handle_tlbi(system, TlbiOp.IPAS2E1)
+
+
+def test_shadow_is_a_tlb_of_l1_stage2_forgotten_and_done_tlbi() -> None:
+    """The shadow stage 2 behaves as the stage 2 entries of a TLB on a machine that runs L1
+    natively: the same L2 IPA pages, stale at the same moments, and the same PAR for L2's
+    AT when that TLB holds just those entries (no stage 1 leaves: the NV model does not
+    model L0's hardware TLB).  A forgotten TLBI leaves both stale; L1's trapped TLBI
+    IPAS2E1 makes L0 unmap the shadow entry as the TLBI removes the hardware entry."""
+    system, s2 = _nv_system()
+    va = 0x1234_5678_9000
+    emulate_at(system, AtOp.S1E1R, va)
+    flat = system.flat_l1_memory()
+    ref = Tlb(policy=TlbPolicy(walk_cache=False)).translate(
+        AtOp.S1E1R, va, regs=system.vregs, mem=flat, cur_el=1).tlb
+    hw = Tlb(tuple(e for e in ref.entries if e.kind is EntryKind.S2), ref.policy, ref.next_seq)
+
+    def same_pages() -> None:
+        assert {e.ia: system.backing[e.oa] for e in hw.entries} == {
+            ipa: page_of(pa & ~S2_ATTR_BITS) for ipa, pa in system.shadow.items()}
+
+    same_pages()
+    # L1 moves the level 3 table (L2 IPA 0x40203000) to L1 IPA 0x40260000, scrubs the old
+    # page, and forgets TLBI IPAS2E1.
+    l3 = 0x4020_3000
+    view = system.l1_view()
+    for off in range(0, 0x1000, 8):
+        view.write64(0x4026_0000 + off, view.peek(l3 + off))
+    before = dict(s2.words())
+    s2.unmap(l3, 0x1000)
+    s2.map(l3, 0x4026_0000, 0x1000)
+    for ipa, value in dict(s2.words()).items():
+        if before.get(ipa) != value:
+            view.write64(ipa, value)
+    for off in range(0, 0x1000, 8):
+        view.write64(l3 + off, 0)
+    flat = system.flat_l1_memory()
+    fresh = run_at(AtOp.S1E1R, va, regs=system.vregs, mem=flat, cur_el=1).par
+    assert fresh is not None and fresh.pa == 0x8000_0000
+    stale_nv = emulate_at(system, AtOp.S1E1R, va).par
+    stale_hw = hw.translate(AtOp.S1E1R, va, regs=system.vregs, mem=flat, cur_el=1).par
+    assert stale_nv is not None and stale_nv.f and stale_nv == stale_hw  # the scrubbed page
+    same_pages()
+    # Now L1 does it right: TLBI IPAS2E1 traps (HCR_EL2.NV=1) and L0 unmaps the shadow page.
+    done = l1_tlbi(system, TlbiOp.IPAS2E1IS, ipa=l3)
+    assert done.exception is not None and done.exception.ec == 0x18 and l3 in done.unmapped
+    hw = hw.tlbi(TlbiOp.IPAS2E1IS, regs=system.vregs, ipa=l3).tlb
+    assert l3 not in system.shadow and l3 not in {e.ia for e in hw.entries}
+    # Without a TTL hint L0 unmaps the whole block range around the IPA: more than the
+    # hardware TLBI removes, which the architecture allows (R_MMZTY, over-invalidation).
+    assert set(system.shadow) < {e.ia for e in hw.entries}
+    assert emulate_at(system, AtOp.S1E1R, va).par == fresh
+    assert hw.translate(AtOp.S1E1R, va, regs=system.vregs, mem=flat, cur_el=1).par == fresh
+
+
+def test_l1_stage1_tlbi_leaves_the_shadow() -> None:
+    system, _ = _nv_system()
+    emulate_at(system, AtOp.S1E1R, 0x1234_5678_9000)
+    n = len(system.shadow)
+    res = l1_tlbi(system, TlbiOp.VAE1, va=0x1234_5678_9000)
+    assert res.exception is not None and res.unmapped == () and len(system.shadow) == n
+    assert "TTLB" in res.exception.reason

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 from atlab.errors import AtlabError
 from atlab.nv.model import S2_ATTR_BITS, L0Event, NvSystem, page_of
-from atlab.tlb import TlbiOp, TlbiScope, size_text
+from atlab.nv.routing import Context, loaded_hcr_el2
+from atlab.syndrome import TakenException
+from atlab.tlb import Tlb, TlbiOp, TlbiScope, size_text
 from atlab.walk_s1 import Granule, level_lsb
 from atlab.walk_s2 import S2WalkInfo, setup_s2_walk, walk_s2
 
-__all__ = ["ShadowCheck", "l0_handle_tlbi", "shadow_check"]
+__all__ = ["L1Tlbi", "ShadowCheck", "l0_handle_tlbi", "l1_tlbi", "shadow_check"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +104,46 @@ def l0_handle_tlbi(system: NvSystem, op: TlbiOp, *, ipa: int | None = None) -> t
         del system.shadow[page]
     system.events.append(L0Event(f"{why} ({len(gone)} entries)"))
     return gone
+
+
+@dataclass(frozen=True, slots=True)
+class L1Tlbi:
+    """A TLBI L1 executed at vEL2: the exception that took it to L0 (None: it ran on the
+    hardware), the shadow stage 2 pages L0 unmapped, and the story."""
+
+    op: TlbiOp
+    exception: TakenException | None
+    unmapped: tuple[int, ...]
+    story: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "; ".join(self.story)
+
+
+def l1_tlbi(system: NvSystem, op: TlbiOp, *, va: int | None = None, asid: int | None = None,
+            ipa: int | None = None) -> L1Tlbi:
+    """L1, at vEL2 (the hardware's EL1 with HCR_EL2.NV=1), executes ``TLBI <op>``.
+
+    - An EL2 instruction (IPAS2E1, VMALLS12E1, ALLE1, ...E2) traps to L0 (I_XMYBL, EC 0x18);
+      for the ones that cover L1's stage 2, L0 unmaps the shadow entries
+      (:func:`l0_handle_tlbi`).
+    - An EL1 instruction: KVM runs vEL2 with HCR_EL2.TTLB=1 unless vHCR_EL2.{E2H,TGE} is
+      {1,1} (the hardware EL1 context is not L2's, so L0 must apply it to L2's VMID:
+      ``handle_tlbi_el1``); it covers stage 1 only and leaves the shadow stage 2 alone.
+    """
+    hcr = loaded_hcr_el2(Context.L1_VEL2, system.vregs, system.features).value
+    e2h_tge = (system.vregs.field("HCR_EL2", "E2H"), system.vregs.field("HCR_EL2", "TGE"))
+    if not op.info.is_el2_op and e2h_tge != (1, 1):
+        hcr |= 1 << 25  # HCR_EL2.TTLB, as KVM sets it for such a vEL2
+    res = Tlb().tlbi(op, regs=system.vregs.replace(HCR_EL2=hcr), va=va, asid=asid, ipa=ipa,
+                     features=system.features, cur_el=1)
+    if res.exception is None:
+        return L1Tlbi(op, None, (), (f"{op} runs on the hardware (L1's own EL2&0 context)",))
+    story = [f"{op} at vEL2 traps to L0 ({res.why}, EC {res.exception.ec:#x})"]
+    gone = l0_handle_tlbi(system, op, ipa=ipa)
+    if op.info.scope in (TlbiScope.IPA, TlbiScope.VMALLS12, TlbiScope.ALL_E1):
+        story.append(f"L0 unmaps {len(gone)} shadow stage 2 entr{'y' if len(gone) == 1 else 'ies'}")
+    else:
+        story.append("stage 1 only: L0 invalidates the hardware TLB for L2's VMID; the shadow "
+                     "stage 2 stays")
+    return L1Tlbi(op, res.exception, gone, tuple(story))
