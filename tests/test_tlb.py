@@ -588,9 +588,9 @@ def test_required_tlbi_sequence_then_translate_equals_fresh_walk(
 def test_broadcast_reaches_other_pes_at_the_dsb() -> None:
     """R_YNJCP: an ...IS TLBI completes on the other PEs of the domain at the issuer's DSB;
     a non-shareable one leaves their entries (stale) in place."""
-    regs, mem = _system()
     for op, stale_on_pe1 in ((TlbiOp.VAE1, True), (TlbiOp.VAE1IS, False)):
-        m = Machine(regs, mem.copy() if hasattr(mem, "copy") else PhysMem(dict(mem)), pes=2)
+        regs, mem = _system()
+        m = Machine(regs, mem, pes=2)
         m.at(AtOp.S1E1R, VA_G, pe=0)
         m.at(AtOp.S1E1R, VA_G, pe=1)
         leaf = _leaf_pa(regs, m.mem, VA_G)
