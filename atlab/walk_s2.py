@@ -315,7 +315,7 @@ def walk_s2_leaf(
     if start is not None:
         level, table = start
         shifts = shifts[level - wi.sl:]
-    for lsb, imask in shifts:  # from the start level (or the resumed level) to level 3
+    for lsb, imask in shifts:  # from the start level to level 3
         index = ipa >> lsb & imask
         desc_pa = table | index << 3
         if direct is not None:
