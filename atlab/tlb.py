@@ -476,8 +476,10 @@ class _Session:
         if not self.tlb.policy.walk_cache:
             return
         steps = [s for s in res.trace.steps if not s.is_write]
-        prefix: dict[int, int] = {pa: v for e in self.used if e.kind is EntryKind.S1_WALK
-                                  for pa, v in e.words}
+        # Everything cached that this walk used (the walk cache entry it resumed from, the
+        # stage 2 entries and walk cache entries of its table accesses): a later walk that
+        # resumes from a new entry must see the same words.
+        prefix = dict(self.supplied)
         start_bits = max((e.table_bits for e in self.used if e.kind is EntryKind.S1_WALK),
                          default=0)
         tbits = start_bits

@@ -563,8 +563,9 @@ def test_required_tlbi_sequence_then_translate_equals_fresh_walk(
     elif change == "s1-table":
         pa, ipa = s1[len(s1) // 2 - 1].desc_pa, 0
     else:
-        s2 = res.trace.final_s2[-1]
-        pa, ipa = s2.desc_pa, which & ~0xFFF
+        s2 = res.trace.final_s2[-1]  # the stage 2 leaf of the final IPA (stage 1's output)
+        assert res.ipa is not None
+        pa, ipa = s2.desc_pa, res.ipa & ~0xFFF
     m.store(pa, _edit(mem.peek(pa), how))
     for tlbi, arg in _REQUIRED[change]:
         kw: dict[str, int] = {}
