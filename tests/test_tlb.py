@@ -268,7 +268,11 @@ def test_tlbi_scope_el2(e2h: int, tge: int, op: TlbiOp, kw: dict[str, Any],
 def test_tlbi_at_el1(op: TlbiOp, hcr: int, outcome: str) -> None:
     regs, tlb = _filled()
     regs = regs.replace(HCR_EL2=regs["HCR_EL2"] | hcr)
-    kw = {"va": VA_G} if "va" in op.operands else {"ipa": 0x4100_0000} if "ipa" in op.operands else {}
+    kw: dict[str, int] = {}
+    if "va" in op.operands:
+        kw = {"va": VA_G}
+    elif "ipa" in op.operands:
+        kw = {"ipa": 0x4100_0000}
     res = tlb.tlbi(op, regs=regs, cur_el=1, rt=3, **kw)
     if outcome in ("undefined", "trapped"):
         assert res.exception is not None and res.tlb is tlb and res.removed == ()

@@ -96,7 +96,7 @@ def test_removed_rows_greyed_and_struck() -> None:
 def test_new_and_used_rows_on_a_miss() -> None:
     """TLBI VALE1 removes the leaf only (last level): the next walk resumes from the level 2
     walk cache entry (used) and fills a new leaf."""
-    regs, mem, trace = _system()
+    regs, mem, _ = _system()
     first = Tlb().translate(AtOp.S1E1R, VA, regs=regs, mem=mem)
     fig = tlb_table(first)
     assert _states(fig) == {1: "new", 2: "new", 3: "new", LEAF_SEQ: "new"}
@@ -177,7 +177,7 @@ def test_misuse_raises_atlab_error(source: object, kw: dict[str, object], match:
 
 
 def test_tlb_view_orders_live_entries_first() -> None:
-    regs, mem, trace = _system()
+    regs, mem, _ = _system()
     m = Machine(regs, mem)
     m.at(AtOp.S1E1R, VA)
     m.tlbi(TlbiOp.VALE1, va=VA, asid=ASID)

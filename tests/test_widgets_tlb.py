@@ -28,7 +28,7 @@ def test_is_a_widget_with_a_picture() -> None:
     assert tx.error.message == "" and tx.picture.value[:4] == b"\x89PNG"
     assert tx.position == 0 and tx.events == [] and tx.final_pa is None and tx.stale is None
     assert tx.meta["rows"] == [] and "Press Step" in tx.verdict_html.value
-    assert "VA for the VA" not in tx.tlbi_help.value and "TLBI VAE1" in tx.tlbi_help.value
+    assert "TLBI VAE1: stage 1 entries for the VA" in tx.tlbi_help.value
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,8 @@ def test_step_by_step_listing_and_picture() -> None:
     kinds = [e.kind for e in tx.events]
     assert kinds == ["at", "store", "tlbi", "dsb", "at"]
     assert tx.listing_html.value.count("atlab-tlb-current") == 1
-    assert "▶ <code>AT S1E1R" in tx.listing_html.value
+    current = tx.listing_html.value.split("atlab-tlb-current")[1].split("</li>")[0]
+    assert "▶" in current and "AT S1E1R, 0x10000000" in current
     tx.step()  # at the end: nothing runs
     assert len(tx.events) == 5 and tx.error.message == ""
     tx.reset_button.click()

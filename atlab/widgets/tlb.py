@@ -213,7 +213,8 @@ class TlbExplorer(w.VBox):  # type: ignore[misc]
 
     @property
     def done(self) -> bool:
-        return self.position >= len(self.program)
+        """The program has run to its end (False while the input is invalid)."""
+        return self.machine is not None and self.position >= len(self.program)
 
     @property
     def events(self) -> list[PeEvent]:
@@ -255,13 +256,18 @@ class TlbExplorer(w.VBox):  # type: ignore[misc]
     @guarded
     def run_all(self) -> None:
         """Run the rest of the program."""
+        self._ready()
         while not self.done:
             self._step()
 
-    def _step(self) -> None:
+    def _ready(self) -> None:
         if self.machine is None or self.new_pa_value is None:
             self._parse_new_pa()  # raises what is wrong with it
             raise AtlabError("press Reset first (the program is not set up)")
+
+    def _step(self) -> None:
+        self._ready()
+        assert self.machine is not None and self.new_pa_value is not None
         while not self.done and self.program[self.position].skipped:
             self.position += 1
         if self.done:
@@ -321,14 +327,15 @@ class TlbExplorer(w.VBox):  # type: ignore[misc]
         last = self._last_run()
         for i, ins in enumerate(self.program):
             text = html.escape(ins.text)
+            code = f"<code style='white-space:nowrap'>{text}</code>"
             if ins.skipped:
                 items.append(f"<li style='color:#707070'><s>{text}</s> (forgotten)</li>")
             elif i == last:
-                items.append(f"<li class='atlab-tlb-current'><b>▶ <code>{text}</code></b></li>")
+                items.append(f"<li class='atlab-tlb-current'><b>▶ {code}</b></li>")
             elif i < self.position:
-                items.append(f"<li>✓ <code>{text}</code></li>")
+                items.append(f"<li>✓ {code}</li>")
             else:
-                items.append(f"<li style='color:#707070'><code>{text}</code></li>")
+                items.append(f"<li style='color:#707070'>{code}</li>")
         return "<b>program (PE0)</b><ol style='margin:0'>" + "".join(items) + "</ol>"
 
     def _last_run(self) -> int:
