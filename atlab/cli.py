@@ -2,8 +2,9 @@
 
 ``atlab run FILE [--full] [--check]`` runs every AT op of a scenario file;
 ``atlab decode par|desc|reg ...`` decodes values; ``atlab ptdump FILE [--regime R] [--ttbr N]
-[--wx]`` lists the mapped ranges of a scenario's tables.  Bad input gives one line on stderr and
-exit status 2; ``--check`` mismatches give exit status 1.
+[--wx]`` lists the mapped ranges of a scenario's tables; ``atlab tlb run FILE [--check]``
+runs a scenario's ``program`` (stores, MSR, TLBI, DSB, ISB and AT through per-PE TLBs).  Bad
+input gives one line on stderr and exit status 2; ``--check`` mismatches give exit status 1.
 """
 
 from __future__ import annotations
@@ -125,6 +126,37 @@ def cmd_nv_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tlb_run(args: argparse.Namespace) -> int:
+    from atlab.pe import load_tlb_programs
+
+    failures = 0
+    out = []
+    for n, prog in enumerate(load_tlb_programs(args.file)):
+        machine, problems = prog.run()
+        if args.json:
+            out.append([{"pe": e.pe, "insn": e.text, "note": e.note,
+                         "par": None if e.lookup is None or e.lookup.par is None
+                         else f"0x{e.lookup.par.value:016x}",
+                         "hit": None if e.lookup is None else e.lookup.hit}
+                        for e in machine.history])
+        else:
+            if n:
+                print()
+            print(f"# {prog.scenario.name}")
+            print(machine)
+            for pe, tlb in enumerate(machine.tlbs):
+                print(f"PE{pe} {tlb}")
+        for problem in problems:
+            print(f"MISMATCH {prog.scenario.name}: {problem}", file=sys.stderr)
+        failures += len(problems)
+    if args.json:
+        print(json.dumps(out if len(out) > 1 else out[0]))
+    if args.check:
+        print(f"checked: {failures} mismatches", file=sys.stderr)
+        return 1 if failures else 0
+    return 0
+
+
 def cmd_ptdump(args: argparse.Namespace) -> int:
     from atlab.ptdump import ptdump, ptdump_s2
 
@@ -193,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     nv_run.add_argument("--kvm", action="store_true",
                         help="apply KVM's known deviations from the architecture")
     nv_run.set_defaults(func=cmd_nv_run)
+    tlb = sub.add_parser("tlb", help="TLBs: run a program of stores, TLBIs, DSB, ISB and ATs")
+    tlb_sub = tlb.add_subparsers(dest="tlb_cmd", required=True)
+    tlb_run = tlb_sub.add_parser("run", help="run the program of each scenario in a file")
+    tlb_run.add_argument("file")
+    tlb_run.add_argument("--json", action="store_true", help="one JSON record per instruction")
+    tlb_run.add_argument("--check", action="store_true",
+                         help="compare with expected_par/expected_hit; exit 1 on mismatch")
+    tlb_run.set_defaults(func=cmd_tlb_run)
     return p
 
 

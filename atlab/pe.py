@@ -34,16 +34,20 @@ store is seen by the next walk at once (the walker reads memory; only the TLB is
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from atlab.errors import AtlabError
 from atlab.features import FeatureSet
 from atlab.memory import PhysMem
+from atlab.par import Par
 from atlab.regime import AtOp
-from atlab.sysregs import SysRegs
-from atlab.tlb import Tlb, TlbEntry, TlbiOp, TlbiResult, TlbLookup, TlbPolicy
+from atlab.scenario import MISSING, Scenario, parse_scenario, read_file
+from atlab.sysregs import SysRegs, parse_int
+from atlab.tlb import Replacement, Tlb, TlbEntry, TlbiOp, TlbiResult, TlbLookup, TlbPolicy
 
-__all__ = ["Machine", "PeEvent"]
+__all__ = ["STEP_KINDS", "Machine", "PeEvent", "Step", "TlbProgram", "load_tlb_programs",
+           "parse_tlb_program"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +159,9 @@ class Machine:
         targets = tuple(range(self.pes)) if res.broadcast else (pe,)
         self._pending.append(_Pending(op, regs, {"va": va, "asid": asid, "ipa": ipa},
                                       self.cur_el, pe, targets))
-        where = "every PE" if res.broadcast else f"PE{pe}"
-        self._log(pe, "tlbi", text, f"issued for {where}; complete after DSB" +
-                  (" + ISB" if pe in targets else ""), tlbi=res)
+        note = (f"broadcast: complete on the other PEs at the DSB, on PE{pe} after DSB + ISB"
+                if res.broadcast else f"for PE{pe}: complete after DSB + ISB")
+        self._log(pe, "tlbi", text, note, tlbi=res)
 
     def dsb(self, *, pe: int = 0) -> None:
         """DSB: the TLBIs ``pe`` issued complete on the other PEs (R_YNJCP)."""
@@ -214,3 +218,196 @@ def _removed_note(removed: list[tuple[int, TlbEntry]], verb: str) -> str:
     if not removed:
         return ""
     return f"{verb} the TLBI: " + ", ".join(f"PE{pe} #{e.seq}" for pe, e in removed) + " gone"
+
+
+# --- programs in scenario files -----------------------------------------------------------------
+
+#: The instruction keys a program step may have (exactly one per step).
+STEP_KINDS = ("at", "store", "msr", "tlbi", "dsb", "isb")
+_STEP_KEYS = {
+    "at": {"va", "pan", "expected_par", "expected_pa", "expected_hit"},
+    "store": {"value"},
+    "msr": {"value"},
+    "tlbi": {"va", "asid", "ipa"},
+    "dsb": set(),
+    "isb": set(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One instruction of a program: ``kind`` is a :data:`STEP_KINDS` name; ``arg`` the
+    operation (an :class:`AtOp`, a :class:`TlbiOp`, a register name, or the PA stored to)."""
+
+    kind: str
+    pe: int
+    arg: AtOp | TlbiOp | str | int | None = None
+    operands: tuple[tuple[str, int], ...] = ()
+    expected_par: int | None = None  # checked when ``check_par``
+    check_par: bool = False
+    expected_hit: bool | None = None
+    expected_pa: int | None = None  # a successful PAR with this PA
+
+
+@dataclass(frozen=True, slots=True)
+class TlbProgram:
+    """A scenario (registers and memory) and a program to run on ``pes`` PEs."""
+
+    scenario: Scenario
+    steps: tuple[Step, ...]
+    pes: int = 1
+    policy: TlbPolicy = field(default_factory=TlbPolicy)
+
+    def machine(self) -> Machine:
+        sc = self.scenario
+        return Machine(sc.regs, sc.fresh_memory(), pes=self.pes, policy=self.policy,
+                       features=sc.features, cur_el=sc.el)
+
+    def run(self) -> tuple[Machine, list[str]]:
+        """Run every step; return the machine and the expectation mismatches."""
+        m = self.machine()
+        problems: list[str] = []
+        for n, s in enumerate(self.steps):
+            ops = dict(s.operands)
+            if s.kind == "at":
+                assert isinstance(s.arg, AtOp)
+                look = m.at(s.arg, ops["va"], pe=s.pe, pan=ops.get("pan"))
+                got = look.result.par
+                if s.check_par and (None if got is None else got.masked()) != (
+                        None if s.expected_par is None else Par(s.expected_par).masked()):
+                    want = "no PAR" if s.expected_par is None else str(Par(s.expected_par))
+                    problems.append(f"step {n} (AT {s.arg.name}): expected {want}, got "
+                                    f"{got if got is not None else look.result.exception}")
+                if s.expected_pa is not None and (got is None or got.f or got.pa
+                                                  != s.expected_pa):
+                    problems.append(f"step {n} (AT {s.arg.name}): expected PA "
+                                    f"{s.expected_pa:#x}, got "
+                                    f"{got if got is not None else look.result.exception}")
+                if s.expected_hit is not None and look.hit is not s.expected_hit:
+                    problems.append(f"step {n} (AT {s.arg.name}): expected a TLB "
+                                    f"{'hit' if s.expected_hit else 'miss'}, got a "
+                                    f"{'hit' if look.hit else 'miss'}")
+            elif s.kind == "store":
+                assert isinstance(s.arg, int)
+                m.store(s.arg, ops["value"], pe=s.pe)
+            elif s.kind == "msr":
+                assert isinstance(s.arg, str)
+                m.msr(s.arg, ops["value"], pe=s.pe)
+            elif s.kind == "tlbi":
+                assert isinstance(s.arg, TlbiOp)
+                m.tlbi(s.arg, pe=s.pe, **ops)
+            elif s.kind == "dsb":
+                m.dsb(pe=s.pe)
+            else:
+                m.isb(pe=s.pe)
+        return m, problems
+
+
+def _parse_step(raw: object, n: int, pes: int) -> Step:
+    if not isinstance(raw, Mapping):
+        raise AtlabError(f"program step {n} must be a mapping such as {{tlbi: VAE1, va: 0x1000}}")
+    kinds = [k for k in STEP_KINDS if k in raw]
+    if len(kinds) != 1:
+        raise AtlabError(f"program step {n} needs exactly one of {', '.join(STEP_KINDS)}")
+    kind = kinds[0]
+    extra = set(map(str, raw)) - {kind, "pe"} - _STEP_KEYS[kind]
+    if extra:
+        raise AtlabError(f"program step {n} ({kind}): unknown key(s) {', '.join(sorted(extra))}")
+    pe = raw.get("pe", 0)
+    if isinstance(pe, bool) or not isinstance(pe, int) or not 0 <= pe < pes:
+        raise AtlabError(f"program step {n}: 'pe' must be 0..{pes - 1}, not {pe!r}")
+    value = raw[kind]
+    ops = {k: parse_int(raw[k], what=f"program step {n} {k}") for k in
+           ("va", "asid", "ipa", "value", "pan") if k in raw}
+    if kind == "at":
+        if "va" not in ops:
+            raise AtlabError(f"program step {n} (at): needs 'va'")
+        op = AtOp.parse(str(value))
+        exp = raw.get("expected_par", MISSING)
+        hit = raw.get("expected_hit")
+        if hit is not None and not isinstance(hit, bool):
+            raise AtlabError(f"program step {n}: 'expected_hit' must be true or false")
+        pa = raw.get("expected_pa")
+        return Step(kind, pe, op, tuple(ops.items()),
+                    None if exp is None or exp is MISSING else
+                    parse_int(exp, what=f"program step {n} expected_par"),
+                    exp is not MISSING, hit,
+                    None if pa is None else parse_int(pa, what=f"program step {n} expected_pa"))
+    if kind == "tlbi":
+        name = str(value).upper().removeprefix("TLBI ").strip()
+        try:
+            op_t = TlbiOp[name]
+        except KeyError:
+            raise AtlabError(f"program step {n}: unknown TLBI {value!r} (one of "
+                             f"{', '.join(o.name for o in TlbiOp)})") from None
+        for k in ("va", "asid", "ipa"):
+            if k in ops and k not in op_t.operands:
+                raise AtlabError(f"program step {n}: {op_t} takes no {k} operand")
+        for k in op_t.operands:
+            if k not in ops and k != "asid":
+                raise AtlabError(f"program step {n}: {op_t} needs the operand {k}")
+        return Step(kind, pe, op_t, tuple(ops.items()))
+    if kind in ("store", "msr"):
+        if "value" not in ops:
+            raise AtlabError(f"program step {n} ({kind}): needs 'value'")
+        if kind == "store":
+            pa = parse_int(value, what=f"program step {n} store address")
+            if pa & 7:
+                raise AtlabError(f"program step {n}: store address {pa:#x} is not 8-byte "
+                                 "aligned")
+            return Step(kind, pe, pa, tuple(ops.items()))
+        SysRegs().replace(**{str(value): ops["value"]})  # a known register and a fitting value
+        return Step(kind, pe, str(value), tuple(ops.items()))
+    if value not in (True, None, "ISH", "SY", "NSH", "ish", "sy", "nsh"):
+        raise AtlabError(f"program step {n}: {kind} takes true (or a domain such as ISH), "
+                         f"not {value!r}")
+    return Step(kind, pe)
+
+
+def parse_tlb_program(obj: object, *, source: str = "<program>", index: int | None = None
+                      ) -> TlbProgram:
+    """A scenario with a ``program`` (a list of steps), ``pes`` and a ``tlb`` policy."""
+    sc = parse_scenario(obj, source=source, index=index)
+    assert isinstance(obj, Mapping)
+    where = f"{source}: {sc.name}"
+    try:
+        pes = obj.get("pes", 1)
+        if isinstance(pes, bool) or not isinstance(pes, int) or not 1 <= pes <= 8:
+            raise AtlabError(f"'pes' must be 1..8, not {pes!r}")
+        raw_policy = obj.get("tlb") or {}
+        if not isinstance(raw_policy, Mapping):
+            raise AtlabError("'tlb' must be a mapping (capacity, replacement, walk_cache, "
+                             "stage2_entries)")
+        extra = set(map(str, raw_policy)) - {"capacity", "replacement", "walk_cache",
+                                             "stage2_entries"}
+        if extra:
+            raise AtlabError(f"'tlb': unknown key(s) {', '.join(sorted(extra))}")
+        try:
+            replacement = Replacement(str(raw_policy.get("replacement", "lru")).lower())
+        except ValueError:
+            raise AtlabError("'tlb.replacement' must be fifo or lru") from None
+        capacity = raw_policy.get("capacity")
+        if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)):
+            raise AtlabError(f"'tlb.capacity' must be a number or null, not {capacity!r}")
+        flags = {}
+        for k in ("walk_cache", "stage2_entries"):
+            v = raw_policy.get(k, True)
+            if not isinstance(v, bool):
+                raise AtlabError(f"'tlb.{k}' must be true or false")
+            flags[k] = v
+        policy = TlbPolicy(capacity, replacement, flags["walk_cache"], flags["stage2_entries"])
+        raw = obj.get("program")
+        if not isinstance(raw, Sequence) or isinstance(raw, str | bytes) or not raw:
+            raise AtlabError("'program' must be a non-empty list of steps")
+        steps = tuple(_parse_step(s, n, pes) for n, s in enumerate(raw))
+    except AtlabError as exc:
+        raise AtlabError(f"{where}: {exc}") from None
+    return TlbProgram(sc, steps, pes, policy)
+
+
+def load_tlb_programs(path: str) -> list[TlbProgram]:
+    """Every program scenario in a JSON or YAML file (one mapping or a list)."""
+    obj = read_file(path)
+    items = obj if isinstance(obj, list) else [obj]
+    return [parse_tlb_program(o, source=path, index=i if isinstance(obj, list) else None)
+            for i, o in enumerate(items)]
