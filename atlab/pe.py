@@ -46,8 +46,13 @@ from atlab.scenario import MISSING, Scenario, parse_scenario, read_file
 from atlab.sysregs import SysRegs, parse_int
 from atlab.tlb import Replacement, Tlb, TlbEntry, TlbiOp, TlbiResult, TlbLookup, TlbPolicy
 
-__all__ = ["STEP_KINDS", "Machine", "PeEvent", "Step", "TlbProgram", "load_tlb_programs",
-           "parse_tlb_program"]
+__all__ = ["DSB_DOMAINS", "STEP_KINDS", "Machine", "PeEvent", "Step", "TlbProgram",
+           "load_tlb_programs", "parse_tlb_program"]
+
+
+#: The DSB domains (the barrier's option): Inner Shareable, Full system, Outer Shareable,
+#: Non-shareable.
+DSB_DOMAINS = ("ISH", "SY", "OSH", "NSH")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +168,22 @@ class Machine:
                 if res.broadcast else f"for PE{pe}: complete after DSB + ISB")
         self._log(pe, "tlbi", text, note, tlbi=res)
 
-    def dsb(self, *, pe: int = 0) -> None:
-        """DSB: the TLBIs ``pe`` issued complete on the other PEs (R_YNJCP)."""
+    def dsb(self, *, pe: int = 0, domain: str = "ISH") -> None:
+        """DSB <domain>: the TLBIs ``pe`` issued complete on the other PEs (R_YNJCP) — when
+        the domain covers them: ``NSH`` completes them on ``pe`` only (R_PSMWS: a DSB NSH is
+        enough for a local TLBI, not for a broadcast one)."""
         self._check(pe)
+        dom = domain.upper()
+        if dom not in DSB_DOMAINS:
+            raise AtlabError(f"DSB {domain}: the domain is one of {', '.join(DSB_DOMAINS)}")
         removed: list[tuple[int, TlbEntry]] = []
         for p in self._pending:
             if p.issuer == pe:
                 p.synced = True
-                removed += self._complete(p, [t for t in p.targets if t != pe])
+                if dom != "NSH":
+                    removed += self._complete(p, [t for t in p.targets if t != pe])
         self._gc()
-        self._log(pe, "dsb", "DSB ISH", _removed_note(removed, "completes"),
+        self._log(pe, "dsb", f"DSB {dom}", _removed_note(removed, "completes"),
                   removed=tuple(removed))
 
     def isb(self, *, pe: int = 0) -> None:
@@ -208,6 +219,8 @@ class Machine:
         return out
 
     def _gc(self) -> None:
+        # A TLBI stays pending while some target has not completed it.  After a DSB NSH the
+        # other PEs may never complete it; it then stays pending until a DSB ISH/SY.
         self._pending = [p for p in self._pending if set(p.targets) - p.done]
 
     def __str__(self) -> str:
@@ -297,7 +310,7 @@ class TlbProgram:
                 assert isinstance(s.arg, TlbiOp)
                 m.tlbi(s.arg, pe=s.pe, **ops)
             elif s.kind == "dsb":
-                m.dsb(pe=s.pe)
+                m.dsb(pe=s.pe, domain=s.arg if isinstance(s.arg, str) else "ISH")
             else:
                 m.isb(pe=s.pe)
         return m, problems
@@ -358,9 +371,12 @@ def _parse_step(raw: object, n: int, pes: int) -> Step:
             return Step(kind, pe, pa, tuple(ops.items()))
         SysRegs().replace(**{str(value): ops["value"]})  # a known register and a fitting value
         return Step(kind, pe, str(value), tuple(ops.items()))
-    if value not in (True, None, "ISH", "SY", "NSH", "ish", "sy", "nsh"):
-        raise AtlabError(f"program step {n}: {kind} takes true (or a domain such as ISH), "
-                         f"not {value!r}")
+    if kind == "dsb" and isinstance(value, str) and value.upper() in DSB_DOMAINS:
+        return Step(kind, pe, value.upper())
+    if value is not True and value is not None:
+        raise AtlabError(f"program step {n}: {kind} takes true" +
+                         (f" or a domain ({', '.join(DSB_DOMAINS)})" if kind == "dsb" else "") +
+                         f", not {value!r}")
     return Step(kind, pe)
 
 

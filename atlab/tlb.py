@@ -220,6 +220,22 @@ class TlbiOp(enum.Enum):
         return {_S.VA: ("va", "asid"), _S.VAA: ("va",), _S.ASID: ("asid",), _S.IPA: ("ipa",),
                 _S.VA_E2: ("va", "asid")}.get(self.info.scope, ())
 
+    def operands_from_xt(self, xt: int) -> dict[str, int]:
+        """The operands a TLBI takes from its register (C5.5): for the by-VA forms VA[55:12]
+        in Xt[43:0] and the ASID in Xt[63:48]; for ASIDE1 the ASID; for the IPAS2 forms
+        IPA[51:12] in Xt[39:0].  The TTL hint Xt[47:44] is not used (FEAT_TTL is not
+        modelled: every entry in scope is removed, which a wrong or absent hint allows)."""
+        if xt >> 64 or xt < 0:
+            raise AtlabError(f"{self}: Xt {xt:#x} does not fit in 64 bits")
+        out: dict[str, int] = {}
+        if "va" in self.operands:
+            out["va"] = (xt & mask(43, 0)) << 12
+        if "asid" in self.operands:
+            out["asid"] = xt >> 48
+        if "ipa" in self.operands:
+            out["ipa"] = (xt & mask(39, 0)) << 12
+        return out
+
     @property
     def encoding(self) -> str:
         i = self.info

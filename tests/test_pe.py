@@ -77,7 +77,7 @@ def test_json_records(capsys: pytest.CaptureFixture[str]) -> None:
         ({"program": [{"store": 0x40203004, "value": 0}]}, "is not 8-byte aligned"),
         ({"program": [{"store": 0x40203000}]}, "needs 'value'"),
         ({"program": [{"msr": "TCR_EL9", "value": 0}]}, "TCR_EL9"),
-        ({"program": [{"dsb": "XYZ"}]}, "dsb takes true"),
+        ({"program": [{"dsb": "XYZ"}]}, "dsb takes true or a domain"),
         ({"program": [{"isb": True, "pe": 1}]}, "'pe' must be 0..0"),
         ({"pes": 0}, "'pes' must be 1..8"),
         ({"tlb": {"capacity": 0}}, "TLB capacity must be at least 1"),

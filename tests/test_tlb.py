@@ -742,3 +742,36 @@ def test_l1_stage1_tlbi_leaves_the_shadow() -> None:
     res = l1_tlbi(system, TlbiOp.VAE1, va=0x1234_5678_9000)
     assert res.exception is not None and res.unmapped == () and len(system.shadow) == n
     assert "TTLB" in res.exception.reason
+
+
+def test_dsb_nsh_does_not_complete_a_broadcast_on_other_pes() -> None:
+    """R_PSMWS: DSB NSH suffices for a local TLBI, not for an ...IS one on the other PEs."""
+    regs, mem = _system()
+    m = Machine(regs, mem, pes=2)
+    m.at(AtOp.S1E1R, VA_G, pe=1)
+    m.tlbi(TlbiOp.VAE1IS, va=VA_G)
+    m.dsb(domain="NSH")
+    assert m.at(AtOp.S1E1R, VA_G, pe=1).hit and m.pending()
+    m.dsb(domain="ISH")
+    assert not m.at(AtOp.S1E1R, VA_G, pe=1).hit
+    with pytest.raises(AtlabError, match="the domain is one of"):
+        m.dsb(domain="LD")
+
+
+@pytest.mark.parametrize(
+    ("op", "xt", "want"),
+    [
+        # C5.5: Xt[63:48] ASID, Xt[47:44] TTL (ignored), Xt[43:0] VA[55:12].
+        (TlbiOp.VAE1IS, 5 << 48 | 0x3 << 44 | 0x1_0000, {"va": 0x1000_0000, "asid": 5}),
+        (TlbiOp.VAE1, 0xFFF_FFFF_FFFF, {"va": 0xFF_FFFF_FFFF_F000, "asid": 0}),
+        (TlbiOp.VAAE1, 7 << 48 | 0x4_0000, {"va": 0x4000_0000}),
+        (TlbiOp.ASIDE1, 0xABCD << 48, {"asid": 0xABCD}),
+        # IPAS2E1: IPA[51:12] in Xt[39:0]; bits above are NS / TTL / IPA[55:52] (not used).
+        (TlbiOp.IPAS2E1IS, 1 << 63 | 0xF_FFFF_FFFF, {"ipa": 0xF_FFFF_FFFF_F000}),
+        (TlbiOp.VMALLE1, 0x1234, {}),
+    ],
+    ids=["VAE1IS-ASID-TTL", "VAE1-VA55", "VAAE1-no-ASID", "ASIDE1-16bit", "IPAS2E1IS-NS",
+         "VMALLE1-no-operand"],
+)
+def test_operands_from_xt(op: TlbiOp, xt: int, want: dict[str, int]) -> None:
+    assert op.operands_from_xt(xt) == want
