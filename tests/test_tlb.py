@@ -767,7 +767,7 @@ def test_dsb_nsh_does_not_complete_a_broadcast_on_other_pes() -> None:
         (TlbiOp.VAAE1, 7 << 48 | 0x4_0000, {"va": 0x4000_0000}),
         (TlbiOp.ASIDE1, 0xABCD << 48, {"asid": 0xABCD}),
         # IPAS2E1: IPA[51:12] in Xt[39:0]; bits above are NS / TTL / IPA[55:52] (not used).
-        (TlbiOp.IPAS2E1IS, 1 << 63 | 0xF_FFFF_FFFF, {"ipa": 0xF_FFFF_FFFF_F000}),
+        (TlbiOp.IPAS2E1IS, 1 << 63 | 0xFF_FFFF_FFFF, {"ipa": 0xF_FFFF_FFFF_F000}),
         (TlbiOp.VMALLE1, 0x1234, {}),
     ],
     ids=["VAE1IS-ASID-TTL", "VAE1-VA55", "VAAE1-no-ASID", "ASIDE1-16bit", "IPAS2E1IS-NS",
