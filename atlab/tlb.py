@@ -59,7 +59,7 @@ import dataclasses
 import enum
 import html
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from atlab.at import AtResult, Stage2Walker, run_at, s1_enabled
 from atlab.bits import bit, bits, mask
@@ -78,7 +78,7 @@ from atlab.regime import (
 )
 from atlab.syndrome import TakenException, trapped_sys, undefined
 from atlab.sysregs import SysRegs
-from atlab.trace import WalkStep
+from atlab.trace import Trace, WalkStep
 from atlab.walk_s1 import S1Start, S1WalkInfo, next_table_base
 from atlab.walk_s2 import S2Result, S2WalkInfo, setup_s2_walk, stage2_enabled, walk_s2
 
@@ -125,7 +125,8 @@ class Replacement(enum.Enum):
 class TlbPolicy:
     """The model's choices where the architecture allows many (all deterministic).
 
-    ``capacity``: total entries (every kind counts), None = unlimited.  ``walk_cache``:
+    ``capacity``: total entries (every kind counts), None = unlimited, 0 = a TLB that
+    holds nothing (the other extreme the architecture allows: every lookup walks).  ``walk_cache``:
     cache table descriptors (``S1_WALK``/``S2_WALK``).  ``stage2_entries``: cache stage 2
     leaves separately (``S2``), as well as combined ``S12`` leaves."""
 
@@ -135,8 +136,8 @@ class TlbPolicy:
     stage2_entries: bool = True
 
     def __post_init__(self) -> None:
-        if self.capacity is not None and self.capacity < 1:
-            raise AtlabError(f"TLB capacity must be at least 1 (or None), not {self.capacity}")
+        if self.capacity is not None and self.capacity < 0:
+            raise AtlabError(f"TLB capacity must be 0 or more (or None), not {self.capacity}")
 
 
 class TlbiScope(enum.Enum):
@@ -265,7 +266,9 @@ class TlbEntry:
     ``regs`` the registers of that walk: a hit replays the walk on them, so the result is
     computed by the same code as :func:`atlab.run_at`.  ``table_bits``: a stage 1 walk cache
     entry's hierarchical permission bits (the OR of the table descriptors' bits [62:59]).
-    ``seq`` numbers allocations (the TLB's order of filling)."""
+    ``seq`` numbers allocations (the TLB's order of filling); ``filled_by`` and ``walk`` say
+    which lookup allocated the entry and show the walk it made (for a stage 2 entry, the stage
+    2 walk of that IPA)."""
 
     kind: EntryKind
     regime: Regime
@@ -281,6 +284,8 @@ class TlbEntry:
     table_bits: int = 0
     shape: tuple[object, ...] = ()  # walk cache: the walk geometry it is valid for
     seq: int = 0
+    filled_by: str = ""  # the lookup whose walk allocated it
+    walk: Trace | None = field(default=None, repr=False, compare=False)  # that walk
 
     @property
     def is_global(self) -> bool:
@@ -438,8 +443,9 @@ class _Session:
     :class:`atlab.at.WalkCache`) and what it used and allocated."""
 
     def __init__(self, tlb: Tlb, regime: Regime, vmid: int | None, asid: int | None,
-                 regs: SysRegs) -> None:
+                 regs: SysRegs, origin: str) -> None:
         self.tlb = tlb
+        self.origin = origin
         self.regime = regime
         self.vmid = vmid
         self.asid = asid  # a walk cache entry is non-global (R_CHVGJ): it has the ASID
@@ -460,6 +466,7 @@ class _Session:
         self.notes.append(note)
 
     def fill(self, **kw: object) -> TlbEntry:
+        kw.setdefault("filled_by", self.origin)
         e = TlbEntry(seq=self.seq, **kw)  # type: ignore[arg-type]
         self.seq += 1
         self.fills.append(e)
@@ -511,7 +518,7 @@ class _Session:
                       ia=va & ~(size - 1), size=size, level=s.level,
                       oa=next_table_base(s.raw, wi.granule, wi.ds, wi.lpa_64k),
                       words=tuple(sorted(prefix.items())), regs=self.regs,
-                      features=features, table_bits=tbits, shape=_shape(wi))
+                      features=features, table_bits=tbits, shape=_shape(wi), walk=res.trace)
 
     # --- stage 2 -----------------------------------------------------------------------------
     def s2_lookup(self, ipa: int) -> TlbEntry | None:
@@ -532,6 +539,8 @@ class _Session:
 
     def fill_s2(self, ipa: int, steps: list[WalkStep], res: S2Result, wi: S2WalkInfo,
                 start: TlbEntry | None, features: FeatureSet) -> None:
+        origin = f"{self.origin}: stage 2 walk of IPA {ipa:#x}"
+        walk = Trace(tuple(steps), ended=res.ended)
         prefix: dict[int, int] = dict(start.words) if start is not None else {}
         reads = [s for s in steps if not s.is_write]
         for i, s in enumerate(reads):
@@ -542,7 +551,7 @@ class _Session:
                           asid=None, ia=ipa & ~(size - 1), size=size, level=s.level,
                           oa=next_table_base(s.raw, wi.granule, wi.ds, wi.lpa_64k),
                           words=tuple(sorted(prefix.items())), regs=self.regs,
-                          features=features, shape=_shape(wi))
+                          features=features, shape=_shape(wi), filled_by=origin, walk=walk)
         prefix.update(_words(s for s in steps if s.is_write))
         leaf = _leaf(steps)
         if (not self.tlb.policy.stage2_entries or leaf is None
@@ -553,7 +562,8 @@ class _Session:
         self.fill(kind=EntryKind.S2, regime=Regime.EL10, vmid=self.vmid, asid=None, ia=base,
                   size=size, level=leaf.level,
                   oa=None if res.fault is not None else res.pa - (ipa - base),
-                  words=tuple(sorted(prefix.items())), regs=self.regs, features=features)
+                  words=tuple(sorted(prefix.items())), regs=self.regs, features=features,
+                  filled_by=origin, walk=walk)
 
 
 def _shape(wi: S1WalkInfo | S2WalkInfo) -> tuple[object, ...]:
@@ -658,7 +668,7 @@ class Tlb:
             tr = dataclasses.replace(res.trace, notes=(note, *res.trace.notes))
             tlb = self._touch((entry,))
             return TlbLookup(dataclasses.replace(res, trace=tr), True, entry, tlb, (entry,))
-        ses = _Session(self, regime, vmid, asid, regs)
+        ses = _Session(self, regime, vmid, asid, regs, f"AT {op.name} {va:#x}")
         res = run_at(op, va, regs=regs, mem=mem, features=features, cur_el=cur_el,
                      pan=pan_now, cache=ses)
         ses.fill_s1_walks(res, va, features)
@@ -835,4 +845,5 @@ def _leaf_entry(res: AtResult, ses: _Session, kind: EntryKind, asid: int | None,
     words.update(_words((*res.trace.steps, *res.trace.final_s2)))
     return ses.fill(kind=kind, regime=ses.regime, vmid=ses.vmid, asid=asid if ng else None,
                     ia=base, size=size, level=leaf.level, oa=oa,
-                    words=tuple(sorted(words.items())), regs=regs, features=features)
+                    words=tuple(sorted(words.items())), regs=regs, features=features,
+                    walk=res.trace)

@@ -80,7 +80,7 @@ def test_json_records(capsys: pytest.CaptureFixture[str]) -> None:
         ({"program": [{"dsb": "XYZ"}]}, "dsb takes true or a domain"),
         ({"program": [{"isb": True, "pe": 1}]}, "'pe' must be 0..0"),
         ({"pes": 0}, "'pes' must be 1..8"),
-        ({"tlb": {"capacity": 0}}, "TLB capacity must be at least 1"),
+        ({"tlb": {"capacity": -1}}, "TLB capacity must be 0 or more"),
         ({"tlb": {"replacement": "random"}}, "'tlb.replacement' must be fifo or lru"),
         ({"tlb": {"walk_cache": "no"}}, "'tlb.walk_cache' must be true or false"),
         ({"tlb": {"size": 4}}, "'tlb': unknown key(s) size"),
@@ -88,7 +88,7 @@ def test_json_records(capsys: pytest.CaptureFixture[str]) -> None:
     ids=["empty", "not-a-list", "step-not-mapping", "two-instructions", "at-no-va",
          "bad-at-op", "unknown-key", "bad-hex", "bad-expected-hit", "bad-tlbi", "tlbi-no-va",
          "tlbi-extra-operand", "store-unaligned", "store-no-value", "msr-bad-reg", "dsb-bad",
-         "pe-out-of-range", "pes-zero", "capacity-zero", "bad-replacement",
+         "pe-out-of-range", "pes-zero", "capacity-negative", "bad-replacement",
          "bad-walk-cache", "tlb-unknown-key"],
 )
 def test_malformed_programs_give_one_line(change: dict[str, Any], message: str,

@@ -318,7 +318,7 @@ def test_tlbi_operand_errors() -> None:
     with pytest.raises(AtlabError, match="takes no ipa operand"):
         Tlb().tlbi(TlbiOp.VAE1, regs=regs, va=0, ipa=0)
     with pytest.raises(AtlabError, match="capacity"):
-        TlbPolicy(capacity=0)
+        TlbPolicy(capacity=-1)
 
 
 @pytest.mark.parametrize("replacement", [Replacement.FIFO, Replacement.LRU])
@@ -775,3 +775,27 @@ def test_dsb_nsh_does_not_complete_a_broadcast_on_other_pes() -> None:
 )
 def test_operands_from_xt(op: TlbiOp, xt: int, want: dict[str, int]) -> None:
     assert op.operands_from_xt(xt) == want
+
+
+def test_an_empty_tlb_always_walks() -> None:
+    """D8.16: a TLB may hold nothing; capacity 0 is that TLB: no entry, never stale."""
+    regs, mem = _system()
+    tlb = Tlb(policy=TlbPolicy(capacity=0))
+    first = tlb.translate(AtOp.S1E1R, VA_G, regs=regs, mem=mem)
+    assert len(first.tlb) == 0 and len(first.evicted) == 4
+    leaf = _leaf_pa(regs, mem, VA_G)
+    mem.poke(leaf, (mem.peek(leaf) & ~0xFFFF_FFFF_F000) | 0x4A00_0000)
+    again = first.tlb.translate(AtOp.S1E1R, VA_G, regs=regs, mem=mem)
+    assert not again.hit and again.par is not None and again.par.pa == 0x4A00_0000
+
+
+def test_an_entry_records_the_walk_that_filled_it() -> None:
+    regs, mem = _system(s2=True)
+    look = Tlb().translate(AtOp.S12E1R, VA_G + 0x10, regs=regs, mem=mem)
+    assert look.entry is not None and look.entry.walk is not None
+    assert look.entry.walk.steps == look.result.trace.steps
+    assert look.entry.filled_by == f"AT S12E1R {VA_G + 0x10:#x}"
+    s2 = next(e for e in look.tlb.entries if e.kind is EntryKind.S2)
+    assert s2.filled_by.startswith(f"AT S12E1R {VA_G + 0x10:#x}: stage 2 walk of IPA")
+    assert s2.walk is not None and s2.walk.steps and s2.walk.steps[-1].stage == 2
+    assert {pa for pa, _ in s2.words} == {st.desc_pa for st in s2.walk.steps}
