@@ -706,8 +706,10 @@ class Tlb:
         (an ASID field not given reads as 0).
 
         At EL1 an EL2 instruction is UNDEFINED, or trapped to EL2 with HCR_EL2.NV=1 (EC
-        0x18); an EL1 instruction traps with HCR_EL2.TTLB=1 and is broadcast with
-        HCR_EL2.FB=1.  The result then carries the exception and the TLB is unchanged."""
+        0x18); an EL1 instruction traps with HCR_EL2.TTLB=1 (its IS form also with
+        HCR_EL2.TTLBIS=1, FEAT_EVT) and is broadcast with HCR_EL2.FB=1.  A trapped or
+        UNDEFINED TLBI's result carries the exception, and the TLB is unchanged.
+        ``tools.difftest --tlbi`` compares these rules with QEMU."""
         features = features if features is not None else FeatureSet.all()
         info = op.info
         given = {"va": va, "ipa": ipa, "asid": asid}
@@ -722,7 +724,9 @@ class Tlb:
         hcr = regs["HCR_EL2"]
         broadcast = info.shareable
         if cur_el == 1:
-            enc = (info.op1, 8, info.crm, info.op2, rt)
+            # ISS.Rt: the register named in the instruction; the forms without an operand
+            # are encoded with Rt=0b11111 (XZR).
+            enc = (info.op1, 8, info.crm, info.op2, rt if op.operands else 31)
             if info.is_el2_op:
                 if bit(hcr, 42):  # HCR_EL2.NV
                     return TlbiResult(self, (), trapped_sys(*enc, f"{op} at EL1 with "
@@ -732,6 +736,9 @@ class Tlb:
             if bit(hcr, 25):  # HCR_EL2.TTLB
                 return TlbiResult(self, (), trapped_sys(*enc, f"{op} at EL1 with "
                                   "HCR_EL2.TTLB=1 traps to EL2"), why="trapped (TTLB)")
+            if info.shareable and bit(hcr, 54):  # HCR_EL2.TTLBIS (FEAT_EVT): the IS forms
+                return TlbiResult(self, (), trapped_sys(*enc, f"{op} at EL1 with "
+                                  "HCR_EL2.TTLBIS=1 traps to EL2"), why="trapped (TTLBIS)")
             broadcast = broadcast or bool(bit(hcr, 9))  # HCR_EL2.FB
         hits = _tlbi_matcher(op, regs, features, cur_el, va, asid or 0, ipa)
         removed = tuple(e for e in self.entries if hits(e))

@@ -261,9 +261,13 @@ def test_tlbi_scope_el2(e2h: int, tge: int, op: TlbiOp, kw: dict[str, Any],
         (TlbiOp.VAE1, 0, "local"),
         (TlbiOp.VAE1, 1 << 9, "broadcast"),
         (TlbiOp.VAE1IS, 0, "broadcast"),
+        # HCR_EL2.TTLBIS (FEAT_EVT) traps the IS forms only.
+        (TlbiOp.VAE1IS, 1 << 54, "trapped"),
+        (TlbiOp.VAE1, 1 << 54, "local"),
     ],
     ids=["IPAS2E1IS-EL1-UNDEFINED", "IPAS2E1IS-EL1-NV-trap", "VMALLS12E1-EL1-NV-trap",
-         "VAE1-EL1-TTLB-trap", "VAE1-EL1-local", "VAE1-EL1-FB-broadcast", "VAE1IS-broadcast"],
+         "VAE1-EL1-TTLB-trap", "VAE1-EL1-local", "VAE1-EL1-FB-broadcast", "VAE1IS-broadcast",
+         "VAE1IS-EL1-TTLBIS-trap", "VAE1-EL1-TTLBIS-local"],
 )
 def test_tlbi_at_el1(op: TlbiOp, hcr: int, outcome: str) -> None:
     regs, tlb = _filled()
@@ -279,7 +283,8 @@ def test_tlbi_at_el1(op: TlbiOp, hcr: int, outcome: str) -> None:
         assert res.exception.ec == (0x18 if outcome == "trapped" else 0)
         if outcome == "trapped":  # ISS: Op0=01 Op2 Op1 CRn=8 Rt CRm Direction=0
             i = op.info
-            want = 1 << 20 | i.op2 << 17 | i.op1 << 14 | 8 << 10 | 3 << 5 | i.crm << 1
+            rt = 3 if op.operands else 31  # the forms without an operand encode XZR
+            want = 1 << 20 | i.op2 << 17 | i.op1 << 14 | 8 << 10 | rt << 5 | i.crm << 1
             assert res.exception.iss == want
     else:
         assert res.exception is None and res.broadcast is (outcome == "broadcast")

@@ -1,5 +1,5 @@
 """``python -m tools.difftest [--seed S ...] [--count N] [--tags T ...] [--record-corpus PATH]
-[--replay PATH] [--coverage [--coverage-html]]``.
+[--replay PATH] [--coverage [--coverage-html]] [--tlbi]``.
 
 - default: generate ``--count`` scenarios per seed, run them through QEMU and atlab, compare
   (a summary table by tag; shrunk reproducers in ``artifacts/difftest/``).  Scenarios tagged
@@ -7,6 +7,8 @@
   FEAT_ATS1A which QEMU lacks) are not sent to QEMU; they are counted apart.
 - ``--record-corpus PATH``: write the scenarios with QEMU's answers (the committed corpus).
 - ``--replay PATH``: compare atlab with a recorded corpus (no QEMU needed).
+- ``--tlbi``: the TLBI scenarios instead (:mod:`tools.difftest.tlbi`): which TLB maintenance
+  instructions trap, are UNDEFINED or execute under generated HCR_EL2 values.
 - ``--coverage``: atlab only (no QEMU needed): run the generated scenarios under coverage.py
   (trace on and off) and print lines/branches reached per walker file, the unreached lines
   with the reason, and a per-tag table of the lines each tag reaches and the lines only that
@@ -27,6 +29,7 @@ from pathlib import Path
 from tools.difftest.compare import compare, record, replay, run_model, run_qemu
 from tools.difftest.covreport import HTML_DIR, measure
 from tools.difftest.generator import generate, is_atlab_only
+from tools.difftest.tlbi import compare_tlbi, generate_tlbi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,7 +49,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="atlab only: walker line/branch coverage by tag (no QEMU)")
     p.add_argument("--coverage-html", action="store_true",
                    help=f"with --coverage: also write an HTML report to {HTML_DIR}/")
+    p.add_argument("--tlbi", action="store_true",
+                   help="compare TLBI traps/UNDEFINED/execution instead of AT (QEMU needed)")
     args = p.parse_args(argv)
+
+    if args.tlbi:
+        bad = 0
+        for seed in args.seed:
+            rep = compare_tlbi(generate_tlbi(seed, args.count))
+            print(f"seed {seed}: {rep.summary()}")
+            for scn, i, m, q in rep.mismatches[:20]:
+                print(f"MISMATCH {scn['name']} el={scn['el']} HCR_EL2={scn['sysregs']['HCR_EL2']}"
+                      f" {scn['ops'][i]['op']} Xt={scn['ops'][i]['va']}: atlab {m} / QEMU {q}")
+            bad += len(rep.mismatches)
+        return 1 if bad else 0
 
     if args.coverage:
         cov = measure(args.seed, args.count,

@@ -86,11 +86,19 @@ REGISTERS: tuple[str, ...] = (
     "MAIR_EL1", "MAIR_EL2", "MAIR_EL3", "VTCR_EL2", "VTTBR_EL2",
     "SCTLR_EL1", "SCTLR_EL2", "SCTLR_EL3",
 )  # fmt: skip
-# The harness's AT stubs (at_table in harness.S), in order.
-OPS: tuple[str, ...] = (
+# The harness's AT stubs (at_table in harness.S), in order, then its TLBI stubs ("TLBI <op>",
+# in atlab.tlb.TlbiOp order; the op's "va" is the Xt operand, and only an exception counts).
+AT_OPS: tuple[str, ...] = (
     "S1E1R", "S1E1W", "S1E0R", "S1E0W", "S1E1RP", "S1E1WP", "S1E1A",
     "S1E2R", "S1E2W", "S1E2A", "S12E1R", "S12E1W", "S12E0R", "S12E0W", "S1E3R", "S1E3W",
 )  # fmt: skip
+TLBI_OPS: tuple[str, ...] = (
+    "VMALLE1", "VMALLE1IS", "VAE1", "VAE1IS", "ASIDE1", "ASIDE1IS", "VAAE1", "VAAE1IS",
+    "VALE1", "VALE1IS", "VAALE1", "VAALE1IS", "IPAS2E1IS", "IPAS2LE1IS", "IPAS2E1",
+    "IPAS2LE1", "ALLE2IS", "VAE2IS", "ALLE1IS", "VALE2IS", "VMALLS12E1IS", "ALLE2", "VAE2",
+    "ALLE1", "VALE2", "VMALLS12E1",
+)  # fmt: skip
+OPS: tuple[str, ...] = AT_OPS + tuple(f"TLBI {name}" for name in TLBI_OPS)
 
 QEMU_ARGS: tuple[str, ...] = (
     "-M", "virt,virtualization=on,secure=on", "-cpu", "max", "-m", "1G",

@@ -349,7 +349,7 @@ sctlr_el3_restore:
         isb
         ret
 
-        // ---- AT stubs -----------------------------------------------------------------------
+        // ---- AT (and TLBI) stubs ------------------------------------------------------------
         // Entry i (8 bytes) is driver.py's OPS[i]: the AT instruction on the VA in x1.  The
         // FEAT_ATS1A ops, unknown to binutils 2.40, are written as SYS: AT S1E1A is
         // SYS #0, C7, C9, #2 and AT S1E2A is SYS #4, C7, C9, #2.
@@ -386,6 +386,60 @@ at_table:
         at      s1e3r, x1               // 14
         b       at_done
         at      s1e3w, x1               // 15
+        b       at_done
+        // TLBI stubs (driver.py's OPS "TLBI ...", in atlab.tlb.TlbiOp order): only whether
+        // and where they trap is compared; the PAR read after one is meaningless.
+        tlbi    vmalle1                 // 16
+        b       at_done
+        tlbi    vmalle1is               // 17
+        b       at_done
+        tlbi    vae1, x1                // 18
+        b       at_done
+        tlbi    vae1is, x1              // 19
+        b       at_done
+        tlbi    aside1, x1              // 20
+        b       at_done
+        tlbi    aside1is, x1            // 21
+        b       at_done
+        tlbi    vaae1, x1               // 22
+        b       at_done
+        tlbi    vaae1is, x1             // 23
+        b       at_done
+        tlbi    vale1, x1               // 24
+        b       at_done
+        tlbi    vale1is, x1             // 25
+        b       at_done
+        tlbi    vaale1, x1              // 26
+        b       at_done
+        tlbi    vaale1is, x1            // 27
+        b       at_done
+        tlbi    ipas2e1is, x1           // 28
+        b       at_done
+        tlbi    ipas2le1is, x1          // 29
+        b       at_done
+        tlbi    ipas2e1, x1             // 30
+        b       at_done
+        tlbi    ipas2le1, x1            // 31
+        b       at_done
+        tlbi    alle2is                 // 32
+        b       at_done
+        tlbi    vae2is, x1              // 33
+        b       at_done
+        tlbi    alle1is                 // 34
+        b       at_done
+        tlbi    vale2is, x1             // 35
+        b       at_done
+        tlbi    vmalls12e1is            // 36
+        b       at_done
+        tlbi    alle2                   // 37
+        b       at_done
+        tlbi    vae2, x1                // 38
+        b       at_done
+        tlbi    alle1                   // 39
+        b       at_done
+        tlbi    vale2, x1               // 40
+        b       at_done
+        tlbi    vmalls12e1              // 41
         b       at_done
 at_done:
         isb                             // PAR_EL1 is read by EL3 after this
