@@ -27,6 +27,7 @@ from atlab.nv import (
     emulate_at,
     l0_handle_tlbi,
     l1_tlbi,
+    l2_access,
     reference_at,
     shadow_check,
 )
@@ -804,3 +805,33 @@ def test_an_entry_records_the_walk_that_filled_it() -> None:
     assert s2.filled_by.startswith(f"AT S12E1R {VA_G + 0x10:#x}: stage 2 walk of IPA")
     assert s2.walk is not None and s2.walk.steps and s2.walk.steps[-1].stage == 2
     assert {pa for pa, _ in s2.words} == {st.desc_pa for st in s2.walk.steps}
+
+
+def test_l2_reaches_the_old_page_until_l1s_tlbi() -> None:
+    """L1 moves L2's data page (L2 IPA 0x80000000) to L1 IPA 0x90000000 and forgets TLBI
+    IPAS2E1: L2's loads still land on the old page through the stale shadow entry, while
+    L1's tables say the new one; L1's (trapped) TLBI makes L0 drop the entry, and the next
+    load lands on the new page."""
+    system, s2 = _nv_system()
+    va, old_ipa, new_ipa = 0x1234_5678_9000, 0x8000_0000, 0x9000_0000
+    first = l2_access(system, va + 0x18)
+    assert first.ipa == old_ipa + 0x18 and first.pa == system.backing[old_ipa] + 0x18
+    before = dict(s2.words())
+    s2.unmap(old_ipa, 0x1000)
+    s2.map(old_ipa, new_ipa, 0x1000)
+    view = system.l1_view()
+    for ipa, value in dict(s2.words()).items():
+        if before.get(ipa) != value:
+            view.write64(ipa, value)
+    view.write64(new_ipa, 0x1234)  # L1 gives the new page some content (L0 backs it)
+    new_pa = system.backing[new_ipa]
+    assert [c.l2_ipa for c in shadow_check(system) if c.stale] == [old_ipa]
+    stale = l2_access(system, va)
+    assert stale.pa == first.pa - 0x18 != new_pa  # the old page: no TLBI yet
+    done = l1_tlbi(system, TlbiOp.IPAS2E1IS, ipa=old_ipa)
+    assert old_ipa in done.unmapped
+    fresh = l2_access(system, va + 0x18)
+    assert fresh.pa == new_pa + 0x18 and "L0 walks L1's stage 2" in " ".join(fresh.story)
+    with pytest.raises(AtlabError, match="not L2 at EL1"):
+        system.context = Context.L1_VEL2
+        l2_access(system, va)

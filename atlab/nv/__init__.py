@@ -15,12 +15,21 @@ software walk that reads L1's (or L2's) tables through the stages L0 knows about
 from atlab.nv.emulate import KvmBehaviour, NvAtResult, emulate_at, reference_at
 from atlab.nv.model import NvSystem, load_nv_scenarios, parse_nv_scenario
 from atlab.nv.routing import Context, LoadedHcr, Route, RouteKind, loaded_hcr_el2, route_at
-from atlab.nv.shadow import L1Tlbi, ShadowCheck, l0_handle_tlbi, l1_tlbi, shadow_check
+from atlab.nv.shadow import (
+    L1Tlbi,
+    L2Access,
+    ShadowCheck,
+    l0_handle_tlbi,
+    l1_tlbi,
+    l2_access,
+    shadow_check,
+)
 
 __all__ = [
     "Context",
     "KvmBehaviour",
     "L1Tlbi",
+    "L2Access",
     "LoadedHcr",
     "NvAtResult",
     "NvSystem",
@@ -30,6 +39,7 @@ __all__ = [
     "emulate_at",
     "l0_handle_tlbi",
     "l1_tlbi",
+    "l2_access",
     "load_nv_scenarios",
     "loaded_hcr_el2",
     "parse_nv_scenario",

@@ -13,14 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from atlab.errors import AtlabError
+from atlab.nv.emulate import emulate_at
 from atlab.nv.model import S2_ATTR_BITS, L0Event, NvSystem, page_of
 from atlab.nv.routing import Context, loaded_hcr_el2
+from atlab.regime import AtOp
 from atlab.syndrome import TakenException
 from atlab.tlb import Tlb, TlbiOp, TlbiScope, size_text
 from atlab.walk_s1 import Granule, level_lsb
-from atlab.walk_s2 import S2WalkInfo, setup_s2_walk, walk_s2
+from atlab.walk_s2 import S2WalkInfo, setup_s2_walk, stage2_enabled, walk_s2
 
-__all__ = ["L1Tlbi", "ShadowCheck", "l0_handle_tlbi", "l1_tlbi", "shadow_check"]
+__all__ = ["L1Tlbi", "L2Access", "ShadowCheck", "l0_handle_tlbi", "l1_tlbi", "l2_access",
+           "shadow_check"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +150,63 @@ def l1_tlbi(system: NvSystem, op: TlbiOp, *, va: int | None = None, asid: int | 
         story.append("stage 1 only: L0 invalidates the hardware TLB for L2's VMID; the shadow "
                      "stage 2 stays")
     return L1Tlbi(op, res.exception, gone, tuple(story))
+
+
+@dataclass(frozen=True, slots=True)
+class L2Access:
+    """Where a load (or store) L2 executes at ``va`` lands: its stage 1 on the hardware, then
+    the shadow stage 2 (filled by L0 from L1's stage 2 on a miss).  ``pa`` is None when the
+    access faults (``fault`` says which stage and why)."""
+
+    va: int
+    ipa: int | None
+    pa: int | None
+    fault: str
+    story: tuple[str, ...]
+
+    def __str__(self) -> str:
+        if self.pa is None:
+            return f"L2 access at VA {self.va:#x}: {self.fault}"
+        return f"L2 access at VA {self.va:#x} -> L2 IPA {self.ipa:#x} -> PA {self.pa:#x}"
+
+
+def l2_access(system: NvSystem, va: int, *, write: bool = False) -> L2Access:
+    """A load or store by L2 (running at EL1) at ``va``, as the hardware performs it: L2's
+    stage 1 walk (through the shadow stage 2, which L0 fills on a stage 2 abort), then the
+    shadow stage 2 for the data page.  A stale shadow entry is used as it is: that is how a
+    TLBI L1 forgot shows up."""
+    if system.context is not Context.L2_EL1:
+        raise AtlabError(f"l2_access: the system runs {system.context.value}, not L2 at EL1")
+    at = emulate_at(system, AtOp.S1E1W if write else AtOp.S1E1R, va)
+    story = list(at.narration)
+    if at.par is None or at.par.f:
+        return L2Access(va, None, None, f"stage 1: {at.par or at.exception}", tuple(story))
+    ipa = at.par.pa | (va & 0xFFF)
+    if not stage2_enabled(system.vregs):
+        pa = system.l1_ipa_to_pa(ipa, allocate=True)
+        assert pa is not None
+        return L2Access(va, ipa, pa, "", (*story, "L1's stage 2 is off: L2 IPA = L1 IPA"))
+    page = page_of(ipa)
+    if page not in system.shadow:
+        info = setup_s2_walk(system.vregs, system.features)
+        if not isinstance(info, S2WalkInfo):
+            return L2Access(va, ipa, None, f"L1's stage 2 is misconfigured: {info}",
+                            tuple(story))
+        l1 = walk_s2(info, system.l1_view(), ipa, system.features, write=write, s1ptw=False,
+                     for_at=False)
+        if l1.fault is not None:
+            return L2Access(va, ipa, None, f"L1's stage 2: {l1.fault} (L0 injects the abort "
+                            "into L1)", tuple(story))
+        backing = system.l1_ipa_to_pa(l1.pa, allocate=True)
+        assert backing is not None
+        system.shadow[page] = page_of(backing) | (l1.desc & S2_ATTR_BITS)
+        story.append(f"stage 2 abort on the access at L2 IPA {page:#x}: L0 walks L1's stage "
+                     f"2 (-> L1 IPA {page_of(l1.pa):#x} -> PA {page_of(backing):#x}) and adds "
+                     "the shadow entry")
+    entry = system.shadow[page]
+    if write and entry & S2_ATTR_BITS and not entry >> 7 & 1:  # S2AP[1]: no write
+        return L2Access(va, ipa, None, "shadow stage 2: no write permission (L1's S2AP; L0 "
+                        "injects the abort into L1)", tuple(story))
+    pa = page_of(entry & ~S2_ATTR_BITS) | (ipa & 0xFFF)
+    story.append(f"shadow stage 2: L2 IPA {page:#x} -> PA {page_of(pa):#x}")
+    return L2Access(va, ipa, pa, "", tuple(story))
