@@ -645,6 +645,28 @@ def _nv_system() -> tuple[NvSystem, S2Builder]:
     return NvSystem(vregs=sc.regs, l1_memory=dict(sc.memory), context=Context.L2_EL1), s2
 
 
+def _l1_moves_page(system: NvSystem, s2: S2Builder, l2_ipa: int, new_l1_ipa: int, *,
+                   copy: bool) -> None:
+    """L1 points its stage 2 entry for the 4KB page ``l2_ipa`` at ``new_l1_ipa`` (copying
+    the page there and scrubbing the old one when ``copy``), writing only the stage 2 words
+    that change, and executes no TLBI."""
+    view = system.l1_view()
+    old_l1_ipa = s2.translate(l2_ipa)
+    assert old_l1_ipa is not None
+    if copy:
+        for off in range(0, 0x1000, 8):
+            view.write64(new_l1_ipa + off, view.peek(old_l1_ipa + off))
+    before = dict(s2.words())
+    s2.unmap(l2_ipa, 0x1000)
+    s2.map(l2_ipa, new_l1_ipa, 0x1000)
+    for ipa, value in dict(s2.words()).items():
+        if before.get(ipa) != value:
+            view.write64(ipa, value)
+    if copy:
+        for off in range(0, 0x1000, 8):
+            view.write64(old_l1_ipa + off, 0)
+
+
 def test_shadow_stale_until_l0_handles_ipas2e1() -> None:
     system, s2 = _nv_system()
     va = 0x1234_5678_9000
@@ -654,17 +676,7 @@ def test_shadow_stale_until_l0_handles_ipas2e1() -> None:
     # L1 moves L2 IPA 0x40203000 (the level 3 table) to L1 IPA 0x40260000 and scrubs the old
     # page, without TLBI IPAS2E1.
     l3 = 0x4020_3000
-    view = system.l1_view()
-    for off in range(0, 0x1000, 8):
-        view.write64(0x4026_0000 + off, view.peek(l3 + off))
-    before = dict(s2.words())
-    s2.unmap(l3, 0x1000)
-    s2.map(l3, 0x4026_0000, 0x1000)
-    for ipa, value in dict(s2.words()).items():
-        if before.get(ipa) != value:
-            view.write64(ipa, value)
-    for off in range(0, 0x1000, 8):
-        view.write64(l3 + off, 0)
+    _l1_moves_page(system, s2, l3, 0x4026_0000, copy=True)
     stale = [c for c in shadow_check(system) if c.stale]
     assert [c.l2_ipa for c in stale] == [l3]
     old = emulate_at(system, AtOp.S1E1R, va)
@@ -711,17 +723,7 @@ def test_shadow_is_a_tlb_of_l1_stage2_forgotten_and_done_tlbi() -> None:
     # L1 moves the level 3 table (L2 IPA 0x40203000) to L1 IPA 0x40260000, scrubs the old
     # page, and forgets TLBI IPAS2E1.
     l3 = 0x4020_3000
-    view = system.l1_view()
-    for off in range(0, 0x1000, 8):
-        view.write64(0x4026_0000 + off, view.peek(l3 + off))
-    before = dict(s2.words())
-    s2.unmap(l3, 0x1000)
-    s2.map(l3, 0x4026_0000, 0x1000)
-    for ipa, value in dict(s2.words()).items():
-        if before.get(ipa) != value:
-            view.write64(ipa, value)
-    for off in range(0, 0x1000, 8):
-        view.write64(l3 + off, 0)
+    _l1_moves_page(system, s2, l3, 0x4026_0000, copy=True)
     flat = system.flat_l1_memory()
     fresh = run_at(AtOp.S1E1R, va, regs=system.vregs, mem=flat, cur_el=1).par
     assert fresh is not None and fresh.pa == 0x8000_0000
@@ -816,14 +818,8 @@ def test_l2_reaches_the_old_page_until_l1s_tlbi() -> None:
     va, old_ipa, new_ipa = 0x1234_5678_9000, 0x8000_0000, 0x9000_0000
     first = l2_access(system, va + 0x18)
     assert first.ipa == old_ipa + 0x18 and first.pa == system.backing[old_ipa] + 0x18
-    before = dict(s2.words())
-    s2.unmap(old_ipa, 0x1000)
-    s2.map(old_ipa, new_ipa, 0x1000)
-    view = system.l1_view()
-    for ipa, value in dict(s2.words()).items():
-        if before.get(ipa) != value:
-            view.write64(ipa, value)
-    view.write64(new_ipa, 0x1234)  # L1 gives the new page some content (L0 backs it)
+    _l1_moves_page(system, s2, old_ipa, new_ipa, copy=False)
+    system.l1_view().write64(new_ipa, 0x1234)  # the new page gets content (L0 backs it)
     new_pa = system.backing[new_ipa]
     assert [c.l2_ipa for c in shadow_check(system) if c.stale] == [old_ipa]
     stale = l2_access(system, va)
