@@ -472,19 +472,27 @@ class _Session:
         self.fills.append(e)
         return e
 
-    # --- stage 1 walk cache ------------------------------------------------------------------
-    def s1_start(self, wi: S1WalkInfo, va: int) -> S1Start | None:
+    def deepest_walk(self, kind: EntryKind, ia: int, wi: S1WalkInfo | S2WalkInfo
+                     ) -> TlbEntry | None:
+        """The walk cache entry of ``kind`` nearest the leaf that covers ``ia`` for this
+        translation's tags and walk geometry (stage 1: regime and the walk's ASID too)."""
         if not self.tlb.policy.walk_cache:
             return None
+        shape = _shape(wi)
         best: TlbEntry | None = None
         for e in self.entries():
-            if (e.kind is EntryKind.S1_WALK and e.regime is self.regime and e.vmid == self.vmid
-                    and e.asid == self.asid and e.covers(va) and e.shape == _shape(wi)
-                    and e.oa is not None and (best is None or e.level > best.level)):
+            if (e.kind is kind and e.vmid == self.vmid and e.covers(ia) and e.shape == shape
+                    and e.oa is not None and (best is None or e.level > best.level)
+                    and (kind is EntryKind.S2_WALK
+                         or (e.regime is self.regime and e.asid == self.asid))):
                 best = e
-        if best is None:
+        return best
+
+    # --- stage 1 walk cache ------------------------------------------------------------------
+    def s1_start(self, wi: S1WalkInfo, va: int) -> S1Start | None:
+        best = self.deepest_walk(EntryKind.S1_WALK, va, wi)
+        if best is None or best.oa is None:
             return None
-        assert best.oa is not None
         self.use(best, f"walk cache hit: #{best.seq}, the level {best.level} table descriptor "
                  f"for VA {best.ia:#x}+{size_text(best.size)}; the walk resumes at level "
                  f"{best.level + 1}, table {best.oa:#x} (the levels above are not read)")
@@ -526,16 +534,6 @@ class _Session:
             if e.kind is EntryKind.S2 and e.vmid == self.vmid and e.covers(ipa):
                 return e
         return None
-
-    def s2_start(self, ipa: int, wi: S2WalkInfo) -> TlbEntry | None:
-        if not self.tlb.policy.walk_cache:
-            return None
-        best: TlbEntry | None = None
-        for e in self.entries():
-            if (e.kind is EntryKind.S2_WALK and e.vmid == self.vmid and e.covers(ipa)
-                    and e.shape == _shape(wi) and (best is None or e.level > best.level)):
-                best = e
-        return best
 
     def fill_s2(self, ipa: int, steps: list[WalkStep], res: S2Result, wi: S2WalkInfo,
                 start: TlbEntry | None, features: FeatureSet) -> None:
@@ -596,7 +594,7 @@ class _TlbStage2(Stage2Walker):
             res = walk_s2(cached, _Snapshot(dict(e.words), self.mem), ipa, e.features,
                           write=write, s1ptw=s1ptw, for_at=for_at, trace=steps)
         else:
-            start = ses.s2_start(ipa, info)
+            start = ses.deepest_walk(EntryKind.S2_WALK, ipa, info)
             at = None
             if start is not None and start.oa is not None:
                 ses.use(start, f"stage 2 walk cache hit: #{start.seq} for IPA {ipa:#x}; the "
