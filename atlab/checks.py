@@ -1959,9 +1959,9 @@ def _run_maintenance(change: TableChange, insns: Any) -> str:
         parts = str(name).upper().replace(",", " ").split()
         if len(parts) == 2 and parts[0] == "TLBI":
             try:
-                op = TlbiOp[parts[1]]
-            except KeyError:
-                raise TypeError(f"item {i}: no TLBI {parts[1]} in the model") from None
+                op = TlbiOp.parse(parts[1])
+            except AtlabError as exc:
+                raise TypeError(f"item {i}: {exc}") from None
             if op.operands and not isinstance(xt, int):
                 raise TypeError(f"item {i}: {op} takes its operand in Xt (an int)")
             m.tlbi(op, **op.operands_from_xt(xt if isinstance(xt, int) else 0))

@@ -44,7 +44,16 @@ from atlab.par import Par
 from atlab.regime import AtOp
 from atlab.scenario import MISSING, Scenario, parse_scenario, read_file
 from atlab.sysregs import SysRegs, parse_int
-from atlab.tlb import Replacement, Tlb, TlbEntry, TlbiOp, TlbiResult, TlbLookup, TlbPolicy
+from atlab.tlb import (
+    Replacement,
+    Tlb,
+    TlbEntry,
+    TlbiOp,
+    TlbiRoute,
+    TlbLookup,
+    TlbPolicy,
+    tlbi_route,
+)
 
 __all__ = ["DSB_DOMAINS", "STEP_KINDS", "Machine", "PeEvent", "Step", "TlbProgram",
            "load_tlb_programs", "parse_tlb_program"]
@@ -65,7 +74,7 @@ class PeEvent:
     text: str
     note: str = ""
     lookup: TlbLookup | None = None
-    tlbi: TlbiResult | None = None
+    route: TlbiRoute | None = None  # how a TLBI executed (trapped, UNDEFINED, broadcast)
     removed: tuple[tuple[int, TlbEntry], ...] = ()
     tlbs: tuple[Tlb, ...] = ()
 
@@ -152,21 +161,20 @@ class Machine:
         ISB after it).  A trapped or UNDEFINED TLBI is logged with its exception."""
         self._check(pe)
         regs = self.regs[pe]
-        # Validate the operands and find out how it executes, without removing anything yet.
-        res = self.tlbs[pe].tlbi(op, regs=regs, va=va, asid=asid, ipa=ipa,
-                                 features=self.features, cur_el=self.cur_el)
+        op.check_operands(va=va, asid=asid, ipa=ipa)
+        res = tlbi_route(op, regs=regs, cur_el=self.cur_el)  # nothing is removed yet
         args = ", ".join(f"{k}={v:#x}" for k, v in (("va", va), ("asid", asid), ("ipa", ipa))
                          if v is not None)
         text = f"{op}" + (f" ({args})" if args else "")
         if res.exception is not None:
-            self._log(pe, "tlbi", text, f"{res.why}: {res.exception}", tlbi=res)
+            self._log(pe, "tlbi", text, f"{res.why}: {res.exception}", route=res)
             return
         targets = tuple(range(self.pes)) if res.broadcast else (pe,)
         self._pending.append(_Pending(op, regs, {"va": va, "asid": asid, "ipa": ipa},
                                       self.cur_el, pe, targets))
         note = (f"broadcast: complete on the other PEs at the DSB, on PE{pe} after DSB + ISB"
                 if res.broadcast else f"for PE{pe}: complete after DSB + ISB")
-        self._log(pe, "tlbi", text, note, tlbi=res)
+        self._log(pe, "tlbi", text, note, route=res)
 
     def dsb(self, *, pe: int = 0, domain: str = "ISH") -> None:
         """DSB <domain>: the TLBIs ``pe`` issued complete on the other PEs (R_YNJCP) — when
@@ -347,18 +355,11 @@ def _parse_step(raw: object, n: int, pes: int) -> Step:
                     exp is not MISSING, hit,
                     None if pa is None else parse_int(pa, what=f"program step {n} expected_pa"))
     if kind == "tlbi":
-        name = str(value).upper().removeprefix("TLBI ").strip()
         try:
-            op_t = TlbiOp[name]
-        except KeyError:
-            raise AtlabError(f"program step {n}: unknown TLBI {value!r} (one of "
-                             f"{', '.join(o.name for o in TlbiOp)})") from None
-        for k in ("va", "asid", "ipa"):
-            if k in ops and k not in op_t.operands:
-                raise AtlabError(f"program step {n}: {op_t} takes no {k} operand")
-        for k in op_t.operands:
-            if k not in ops and k != "asid":
-                raise AtlabError(f"program step {n}: {op_t} needs the operand {k}")
+            op_t = TlbiOp.parse(str(value))
+            op_t.check_operands(**{k: v for k, v in ops.items() if k in ("va", "asid", "ipa")})
+        except AtlabError as exc:
+            raise AtlabError(f"program step {n}: {exc}") from None
         return Step(kind, pe, op_t, tuple(ops.items()))
     if kind in ("store", "msr"):
         if "value" not in ops:

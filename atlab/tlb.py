@@ -91,8 +91,10 @@ __all__ = [
     "TlbPolicy",
     "TlbiOp",
     "TlbiResult",
+    "TlbiRoute",
     "TlbiScope",
     "tlb_context",
+    "tlbi_route",
 ]
 
 _LEAF_KINDS = ("page", "block")
@@ -220,6 +222,28 @@ class TlbiOp(enum.Enum):
         """The operands the instruction takes from Xt (``va``, ``asid``, ``ipa``)."""
         return {_S.VA: ("va", "asid"), _S.VAA: ("va",), _S.ASID: ("asid",), _S.IPA: ("ipa",),
                 _S.VA_E2: ("va", "asid")}.get(self.info.scope, ())
+
+    @classmethod
+    def parse(cls, text: str) -> TlbiOp:
+        """``"VAE1"``, ``"tlbi vae1is"`` ... (case ignored, the ``TLBI`` prefix optional)."""
+        name = str(text).strip().upper().removeprefix("TLBI").strip()
+        try:
+            return cls[name]
+        except KeyError:
+            raise AtlabError(f"unknown TLBI {text!r} (one of "
+                             f"{', '.join(o.name for o in cls)})") from None
+
+    def check_operands(self, *, va: int | None = None, asid: int | None = None,
+                       ipa: int | None = None) -> None:
+        """Raise :class:`AtlabError` for a missing operand (an ASID may be left out: its
+        field reads as 0) or one the instruction does not take."""
+        given = {"va": va, "asid": asid, "ipa": ipa}
+        for name in self.operands:
+            if given[name] is None and name != "asid":
+                raise AtlabError(f"{self} needs the operand {name}")
+        for name, value in given.items():
+            if value is not None and name not in self.operands:
+                raise AtlabError(f"{self} takes no {name} operand")
 
     def operands_from_xt(self, xt: int) -> dict[str, int]:
         """The operands a TLBI takes from its register (C5.5): for the by-VA forms VA[55:12]
@@ -701,48 +725,19 @@ class Tlb:
         """Execute ``TLBI <op>, Xt`` at ``cur_el`` with ``regs`` (which give the current
         VMID and HCR_EL2) and complete it (as the DSB after it would): the TLB without the
         entries it covers.  ``va``/``asid``/``ipa`` are the operands the op takes from Xt
-        (an ASID field not given reads as 0).
-
-        At EL1 an EL2 instruction is UNDEFINED, or trapped to EL2 with HCR_EL2.NV=1 (EC
-        0x18); an EL1 instruction traps with HCR_EL2.TTLB=1 (its IS form also with
-        HCR_EL2.TTLBIS=1, FEAT_EVT) and is broadcast with HCR_EL2.FB=1.  A trapped or
-        UNDEFINED TLBI's result carries the exception, and the TLB is unchanged.
-        ``tools.difftest --tlbi`` compares these rules with QEMU."""
+        (an ASID field not given reads as 0).  How it executes is :func:`tlbi_route`'s
+        answer: a trapped or UNDEFINED TLBI's result carries the exception, and the TLB is
+        unchanged."""
         features = features if features is not None else FeatureSet.all()
-        info = op.info
-        given = {"va": va, "ipa": ipa, "asid": asid}
-        for name in op.operands:
-            if given[name] is None and name != "asid":
-                raise AtlabError(f"{op} needs the operand {name}")
-        for name, value in given.items():
-            if value is not None and name not in op.operands:
-                raise AtlabError(f"{op} takes no {name} operand")
-        if cur_el not in (1, 2):
-            raise AtlabError(f"TLBI is modelled at EL1 and EL2, not EL{cur_el}")
-        hcr = regs["HCR_EL2"]
-        broadcast = info.shareable
-        if cur_el == 1:
-            # ISS.Rt: the register named in the instruction; the forms without an operand
-            # are encoded with Rt=0b11111 (XZR).
-            enc = (info.op1, 8, info.crm, info.op2, rt if op.operands else 31)
-            if info.is_el2_op:
-                if bit(hcr, 42):  # HCR_EL2.NV
-                    return TlbiResult(self, (), trapped_sys(*enc, f"{op} at EL1 with "
-                                      "HCR_EL2.NV=1 traps to EL2"), why="trapped (NV)")
-                return TlbiResult(self, (), undefined(1, f"{op} is an EL2 instruction"),
-                                  why="UNDEFINED at EL1")
-            if bit(hcr, 25):  # HCR_EL2.TTLB
-                return TlbiResult(self, (), trapped_sys(*enc, f"{op} at EL1 with "
-                                  "HCR_EL2.TTLB=1 traps to EL2"), why="trapped (TTLB)")
-            if info.shareable and bit(hcr, 54):  # HCR_EL2.TTLBIS (FEAT_EVT): the IS forms
-                return TlbiResult(self, (), trapped_sys(*enc, f"{op} at EL1 with "
-                                  "HCR_EL2.TTLBIS=1 traps to EL2"), why="trapped (TTLBIS)")
-            broadcast = broadcast or bool(bit(hcr, 9))  # HCR_EL2.FB
+        op.check_operands(va=va, asid=asid, ipa=ipa)
+        route = tlbi_route(op, regs=regs, cur_el=cur_el, rt=rt)
+        if route.exception is not None:
+            return TlbiResult(self, (), route.exception, why=route.why)
         hits = _tlbi_matcher(op, regs, features, cur_el, va, asid or 0, ipa)
         removed = tuple(e for e in self.entries if hits(e))
         kept = tuple(e for e in self.entries if not hits(e))
-        return TlbiResult(dataclasses.replace(self, entries=kept), removed, None, broadcast,
-                          op.describe())
+        return TlbiResult(dataclasses.replace(self, entries=kept), removed, None,
+                          route.broadcast, op.describe())
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -757,6 +752,46 @@ class Tlb:
         rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in entry_row(e))
                        + "</tr>" for e in self.entries)
         return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+@dataclass(frozen=True, slots=True)
+class TlbiRoute:
+    """How a TLBI executes: the exception it takes instead (trapped or UNDEFINED), or
+    whether it is broadcast to the Inner Shareable domain."""
+
+    exception: TakenException | None
+    broadcast: bool
+    why: str
+
+
+def tlbi_route(op: TlbiOp, *, regs: SysRegs, cur_el: int = 2, rt: int = 1) -> TlbiRoute:
+    """Where ``TLBI <op>, X<rt>`` executed at ``cur_el`` goes (C5.5, D24.2 HCR_EL2).
+
+    At EL1 an EL2 instruction is UNDEFINED, or trapped to EL2 with HCR_EL2.NV=1 (EC 0x18,
+    I_XMYBL); an EL1 instruction traps with HCR_EL2.TTLB=1 (its IS form also with
+    HCR_EL2.TTLBIS=1, FEAT_EVT) and is broadcast with HCR_EL2.FB=1.  ``tools.difftest
+    --tlbi`` compares these rules with QEMU."""
+    if cur_el not in (1, 2):
+        raise AtlabError(f"TLBI is modelled at EL1 and EL2, not EL{cur_el}")
+    info = op.info
+    if cur_el == 2:
+        return TlbiRoute(None, info.shareable, "executed at EL2")
+    hcr = regs["HCR_EL2"]
+    # ISS.Rt: the register named in the instruction; the forms without an operand are
+    # encoded with Rt=0b11111 (XZR).
+    enc = (info.op1, 8, info.crm, info.op2, rt if op.operands else 31)
+    if info.is_el2_op:
+        if bit(hcr, 42):  # HCR_EL2.NV
+            return TlbiRoute(trapped_sys(*enc, f"{op} at EL1 with HCR_EL2.NV=1 traps to EL2"),
+                             False, "trapped (NV)")
+        return TlbiRoute(undefined(1, f"{op} is an EL2 instruction"), False,
+                         "UNDEFINED at EL1")
+    for n, name, applies in ((25, "TTLB", True), (54, "TTLBIS", info.shareable)):
+        if applies and bit(hcr, n):
+            return TlbiRoute(trapped_sys(*enc, f"{op} at EL1 with HCR_EL2.{name}=1 traps to "
+                                         "EL2"), False, f"trapped ({name})")
+    broadcast = info.shareable or bool(bit(hcr, 9))  # HCR_EL2.FB
+    return TlbiRoute(None, broadcast, "executed at EL1" + (" (broadcast)" if broadcast else ""))
 
 
 _COLUMNS = ("#", "kind", "regime", "VMID", "ASID", "input", "size", "level", "output")

@@ -18,7 +18,7 @@ from atlab.nv.model import S2_ATTR_BITS, L0Event, NvSystem, page_of
 from atlab.nv.routing import Context, loaded_hcr_el2
 from atlab.regime import AtOp
 from atlab.syndrome import TakenException
-from atlab.tlb import Tlb, TlbiOp, TlbiScope, size_text
+from atlab.tlb import TlbiOp, TlbiScope, size_text, tlbi_route
 from atlab.walk_s1 import Granule, level_lsb
 from atlab.walk_s2 import S2WalkInfo, setup_s2_walk, stage2_enabled, walk_s2
 
@@ -138,8 +138,8 @@ def l1_tlbi(system: NvSystem, op: TlbiOp, *, va: int | None = None, asid: int | 
     e2h_tge = (system.vregs.field("HCR_EL2", "E2H"), system.vregs.field("HCR_EL2", "TGE"))
     if not op.info.is_el2_op and e2h_tge != (1, 1):
         hcr |= 1 << 25  # HCR_EL2.TTLB, as KVM sets it for such a vEL2
-    res = Tlb().tlbi(op, regs=system.vregs.replace(HCR_EL2=hcr), va=va, asid=asid, ipa=ipa,
-                     features=system.features, cur_el=1)
+    op.check_operands(va=va, asid=asid, ipa=ipa)
+    res = tlbi_route(op, regs=system.vregs.replace(HCR_EL2=hcr), cur_el=1)
     if res.exception is None:
         return L1Tlbi(op, None, (), (f"{op} runs on the hardware (L1's own EL2&0 context)",))
     story = [f"{op} at vEL2 traps to L0 ({res.why}, EC {res.exception.ec:#x})"]

@@ -1,6 +1,7 @@
 """The TLBI differential test: which TLB maintenance instructions trap, are UNDEFINED or
-execute, at EL1 and EL2, under generated HCR_EL2 values — atlab (:meth:`atlab.tlb.Tlb.tlbi`)
-against QEMU ``-cpu max`` (the harness's TLBI stubs, ``tools/hw``).
+execute, at EL1 and EL2, under generated HCR_EL2 values — atlab
+(:func:`atlab.tlb.tlbi_route`) against QEMU ``-cpu max`` (the harness's TLBI stubs,
+``tools/hw``, with the operand in x1).
 
 What a TLB *holds* cannot be compared this way: QEMU's AT always walks (R_NPZWX lets it) and
 its TLBIs invalidate more than the architecture requires.  What is compared is exact: no
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atlab import AtlabError, SysRegs
-from atlab.tlb import Tlb, TlbiOp
+from atlab.tlb import TlbiOp, tlbi_route
 from tools.difftest.outcome import Outcome
 
 #: HCR_EL2 bits the generator sets at random (name, bit).
@@ -66,10 +67,7 @@ def run_model_tlbi(scn: Mapping[str, Any]) -> list[Outcome]:
         return [Outcome("error", text=str(exc))] * len(scn["ops"])
     out = []
     for op in scn["ops"]:
-        tlbi = TlbiOp[str(op["op"]).removeprefix(PREFIX)]
-        xt = int(str(op["va"]), 0)
-        res = Tlb().tlbi(tlbi, regs=regs, cur_el=int(scn["el"]), **tlbi.operands_from_xt(xt))
-        e = res.exception
+        e = tlbi_route(TlbiOp.parse(op["op"]), regs=regs, cur_el=int(scn["el"])).exception
         out.append(Outcome("done") if e is None else
                    Outcome("exc", el=e.target_el, esr=e.esr, far=e.far, hpfar=e.hpfar))
     return out
