@@ -68,6 +68,7 @@ from atlab.faults import Fault, FaultKind
 from atlab.features import FeatureSet
 from atlab.memory import PhysMem, byteswap64
 from atlab.par import Par
+from atlab.ptdump import human_size
 from atlab.regime import (
     AtOp,
     Disposition,
@@ -390,10 +391,8 @@ class TlbiResult:
 
 
 def size_text(size: int) -> str:
-    for unit, shift in (("TB", 40), ("GB", 30), ("MB", 20), ("KB", 10)):
-        if size >= 1 << shift:
-            return f"{size >> shift}{unit}"
-    return f"{size}B"
+    """An entry's size as ``4KB``, ``2MB``, ``1GB``... (sizes are powers of two)."""
+    return human_size(size) + "B"
 
 
 def tlb_context(op: AtOp, regs: SysRegs, features: FeatureSet | None = None
