@@ -28,7 +28,7 @@ from atlab.at import AtResult, run_at
 from atlab.bits import bit, bits, set_bits
 from atlab.faults import Fault, FaultKind
 from atlab.features import Feature
-from atlab.nv.model import L0_VTCR, S2_ATTR_BITS, NvSystem, page_of
+from atlab.nv.model import L0_VTCR, NvSystem, page_of
 from atlab.nv.routing import Context, Route, RouteKind, loaded_hcr_el2, route_at
 from atlab.par import Par
 from atlab.regime import AtOp, Regime, compute_translation_regime
@@ -308,9 +308,7 @@ def _run_l2_in_hardware(system: NvSystem, op: AtOp, va: int, route: Route,
                 raise AssertionError(f"stage 2 abort at L2 IPA {l2_ipa:#x} that L1's stage 2 "
                                      "does not explain")
             return _inject(system, op, va, route, story, l1w.fault, l2_ipa)
-        pa = system.l1_ipa_to_pa(l1.pa, allocate=True)
-        assert pa is not None
-        system.shadow[page_of(l2_ipa)] = page_of(pa) | (l1.desc & S2_ATTR_BITS)
+        pa = system.add_shadow(l2_ipa, l1.pa, l1.desc)
         story.append(f"L0 walks L1's stage 2: L2 IPA {l2_ipa:#x} -> L1 IPA {l1.pa:#x} -> "
                      f"PA {pa:#x}; adds it to the shadow stage 2 and retries")
     raise AssertionError("shadow stage 2 did not converge")  # pragma: no cover

@@ -117,6 +117,15 @@ class NvSystem:
                                        "(a hole in its stage 2)"))
         return pa_page | (ipa & 0xFFF)
 
+    def add_shadow(self, l2_ipa: int, l1_ipa: int, l1_desc: int) -> int:
+        """L0 backs L1 IPA ``l1_ipa`` (what L1's stage 2 gave for ``l2_ipa``, from its leaf
+        ``l1_desc``) and maps the L2 IPA page to it in the shadow stage 2, with L1's stage 2
+        attribute bits; returns the PA page."""
+        pa = self.l1_ipa_to_pa(l1_ipa, allocate=True)
+        assert pa is not None
+        self.shadow[page_of(l2_ipa)] = page_of(pa) | (l1_desc & S2_ATTR_BITS)
+        return page_of(pa)
+
     def l1_view(self) -> IpaSpace:
         """L1's IPA space as memory, through L0's stage 2 (used by the software walker)."""
         return IpaSpace(self)

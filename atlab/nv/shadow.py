@@ -197,11 +197,9 @@ def l2_access(system: NvSystem, va: int, *, write: bool = False) -> L2Access:
         if l1.fault is not None:
             return L2Access(va, ipa, None, f"L1's stage 2: {l1.fault} (L0 injects the abort "
                             "into L1)", tuple(story))
-        backing = system.l1_ipa_to_pa(l1.pa, allocate=True)
-        assert backing is not None
-        system.shadow[page] = page_of(backing) | (l1.desc & S2_ATTR_BITS)
+        backing = system.add_shadow(page, l1.pa, l1.desc)
         story.append(f"stage 2 abort on the access at L2 IPA {page:#x}: L0 walks L1's stage "
-                     f"2 (-> L1 IPA {page_of(l1.pa):#x} -> PA {page_of(backing):#x}) and adds "
+                     f"2 (-> L1 IPA {page_of(l1.pa):#x} -> PA {backing:#x}) and adds "
                      "the shadow entry")
     entry = system.shadow[page]
     if write and entry & S2_ATTR_BITS and not entry >> 7 & 1:  # S2AP[1]: no write
