@@ -28,6 +28,7 @@ from atlab.at import AtResult, run_at
 from atlab.bits import bit, bits, set_bits
 from atlab.faults import Fault, FaultKind
 from atlab.features import Feature
+from atlab.nv.kvm import DEVIATIONS, KvmAtResult, fast_par_accepted, kvm_at
 from atlab.nv.model import L0_VTCR, NvSystem, page_of
 from atlab.nv.routing import Context, Route, RouteKind, loaded_hcr_el2, route_at
 from atlab.par import Par
@@ -39,19 +40,20 @@ from atlab.walk_s2 import S2WalkInfo, setup_s2_walk, stage2_enabled, walk_s2
 
 @dataclass(frozen=True, slots=True)
 class KvmBehaviour:
-    """Named places where KVM's emulation differs from the architecture (off by default).
+    """Emulate the AT as KVM ``version`` does (:mod:`atlab.nv.kvm`, judged by KVM's own at.c)
+    instead of as the architecture requires.
 
-    ``s2_fault_level_from_s1``: for a stage 2 fault during the stage 1 walk, KVM reports the
-    *stage 1* level of the walk instead of the stage 2 level the Arm ARM and QEMU report.
-    ``no_par_bit11_on_s12``: KVM's PAR for a successful AT S12E* lacks RES1 bit 11.
+    ``fast_path``: L0 first tries the hardware AT on a loaded context (at.c's
+    ``__kvm_at_s1e01_fast``/``__kvm_at_s1e2``); ``False`` is a fast path that always fails,
+    as in the userspace build of at.c in ``fails`` mode, so the software walker always runs.
     """
 
-    s2_fault_level_from_s1: bool = False
-    no_par_bit11_on_s12: bool = False
+    version: str = "6.12"
+    fast_path: bool = True
 
     @staticmethod
-    def kvm() -> KvmBehaviour:
-        return KvmBehaviour(True, True)
+    def kvm(version: str = "6.12", *, fast_path: bool = True) -> KvmBehaviour:
+        return KvmBehaviour(version, fast_path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +70,14 @@ class NvAtResult:
     fast_path_accepted: bool | None = None
     software: AtResult | None = None
     narration: tuple[str, ...] = ()
+    kvm: KvmAtResult | None = None
 
     @property
     def path(self) -> str:
         if self.route.kind is not RouteKind.TRAP_L0:
             return str(self.route.kind.value)
+        if self.op.is_s12 and self.fast_path_accepted:
+            return "fast path (stage 1) + software walk of L1's stage 2"
         return "fast path" if self.fast_path_accepted else "software walker"
 
     def outcome(self) -> str:
@@ -160,21 +165,17 @@ def _accept_fast(res: AtResult) -> tuple[bool, str]:
     return False, f"{fault}: the hardware could not walk L1's view of the tables"
 
 
-def _apply_kvm(par: Par, res: AtResult, op: AtOp, kvm: KvmBehaviour) -> Par:
-    value = par.value
-    if kvm.s2_fault_level_from_s1 and par.f and par.s and par.ptw:
-        s1_levels = [s.level for s in res.trace.steps if s.stage == 1 and not s.is_write]
-        if s1_levels:
-            value = set_bits(value, 2, 1, s1_levels[-1] & 3)
-    if kvm.no_par_bit11_on_s12 and op.is_s12 and not par.f:
-        value &= ~(1 << 11)
-    return Par(value)
-
-
 def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None = None,
-               trace: bool = True) -> NvAtResult:
-    """Execute ``AT <op>`` from ``system.context`` and return what the guest sees."""
-    kvm = kvm or KvmBehaviour()
+               trace: bool = True, pan: int | None = None) -> NvAtResult:
+    """Execute ``AT <op>`` from ``system.context`` and return what the guest sees: as the
+    architecture requires (``kvm=None``) or as KVM does (``kvm=KvmBehaviour(...)``).
+    ``pan`` overrides the guest's PSTATE.PAN for this AT."""
+    if pan is not None and pan != system.pan:
+        saved, system.pan = system.pan, pan & 1
+        try:
+            return emulate_at(system, op, va, kvm=kvm, trace=trace)
+        finally:
+            system.pan = saved
     vregs, feats = system.vregs, system.features
     ctx = system.context
     route = route_at(ctx, op, vregs, feats)
@@ -218,6 +219,8 @@ def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None 
                          "hardware stage 2 is L0's own stage 2 for L1")
     hw_regs = _reuse(system, hw_regs.replace(VTTBR_EL2=vttbr))
     hw_op = _HW_OP.get(op, op)
+    if kvm is not None:
+        return _emulate_as_kvm(system, op, va, route, story, kvm, hw_regs, hw_op, own, trace)
     fast = run_at(hw_op, va, regs=hw_regs, mem=system.mem, features=feats, cur_el=2,
                   pan=system.pan, trace=trace)
     accepted, why = _accept_fast(fast)
@@ -225,34 +228,81 @@ def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None 
     if accepted and not op.is_s12:
         assert fast.par is not None
         story.append(f"fast path accepted ({why})")
-        par = _apply_kvm(fast.par, fast, op, kvm)
-        story.append(f"=> L1 reads {par}")
-        return NvAtResult(op, va, ctx, route, par, None, fast, True, narration=tuple(story))
+        story.append(f"=> L1 reads {fast.par}")
+        return NvAtResult(op, va, ctx, route, fast.par, None, fast, True,
+                          narration=tuple(story))
     if accepted:
         story.append(f"fast path gave the stage 1 result ({why}); AT {op.name} still needs "
                      "L1's stage 2, which is never resident: software walk")
     else:
         story.append(f"fast path rejected ({why}); falling back to the software walker")
     # SIMPLIFIED: for AT S12E* the software walker redoes stage 1 as well as L1's stage 2.
-    before = len(system.events)
     soft = run_at(op, va, regs=vregs, mem=system.l1_view(), features=feats, cur_el=2,
                   pan=system.pan, trace=trace)
     # L2's tables (the EL1&0 regime under L1's stage 2) live in L2 IPA space.
     l2_tables = choice.regime is Regime.EL10 and stage2_enabled(vregs)
     for step in soft.trace.steps:
-        where = system.l1_ipa_to_pa(step.desc_pa, allocate=False)
+        where = system.backed_pa(step.desc_pa)
         real = "unbacked" if where is None else f"{where:#x}"
-        stage = "L2 IPA" if l2_tables else "L1 IPA"
-        story.append(f"software walk: {step}  [{stage} {step.desc_addr:#x} -> L1 IPA "
-                     f"{step.desc_pa:#x} -> PA {real}]")
+        if l2_tables:
+            hop = f"L2 IPA {step.desc_addr:#x} -> L1 IPA {step.desc_pa:#x} -> PA {real}"
+        else:
+            hop = f"L1 IPA {step.desc_pa:#x} -> PA {real}"
+        story.append(f"software walk: {step}  [{hop}, read with kvm_read_guest()]")
     for s2 in soft.trace.final_s2:
         story.append(f"software walk of L1's stage 2: {s2}")
-    for ev in system.events[before:]:
-        story.append(f"L0 (invisible to L1): {ev.what}")
-    soft_par = None if soft.par is None else _apply_kvm(soft.par, soft, op, kvm)
-    story.append(f"=> L1 reads {soft_par if soft_par is not None else soft.exception}")
-    return NvAtResult(op, va, ctx, route, soft_par, soft.exception, fast, accepted, soft,
+    story.append("L0's stage 2 for L1 is unchanged: the software walker reads L1's memory "
+                 "through the host's mapping, so its holes stay holes")
+    story.append(f"=> L1 reads {soft.par if soft.par is not None else soft.exception}")
+    return NvAtResult(op, va, ctx, route, soft.par, soft.exception, fast, accepted, soft,
                       tuple(story))
+
+
+def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: list[str],
+                    kvm: KvmBehaviour, hw_regs: SysRegs, hw_op: AtOp, own: bool,
+                    trace: bool) -> NvAtResult:
+    """The trapped AT as KVM ``kvm.version`` handles it: the hardware fast path where at.c
+    tries one, then :func:`atlab.nv.kvm.kvm_at` (at.c's acceptance rule and software path)."""
+    vregs, feats = system.vregs, system.features
+    fast: AtResult | None = None
+    fast_par: int | None = None
+    e2h, tge = vregs.field("HCR_EL2", "E2H"), vregs.field("HCR_EL2", "TGE")
+    if not kvm.fast_path:
+        story.append("fast path: fails (no hardware AT in this configuration)")
+    elif not own and not (e2h and tge) and not system.shadow_mmu:
+        story.append("fast path: lookup_s2_mmu() finds no shadow stage 2 MMU for L1's "
+                     "VTTBR_EL2: straight to the software walker")
+    elif op is AtOp.S1E2A and not feats.has(Feature.ATS1A):
+        pass  # handle_at_s1e2 injects UNDEFINED before any AT runs
+    else:
+        if not own and e2h and tge:
+            story.append("vHCR_EL2.{E2H,TGE}={1,1}: no MMU switch, the live vEL2 context is "
+                         "the right one")
+        fast = run_at(hw_op, va, regs=hw_regs, mem=system.mem, features=feats, cur_el=2,
+                      pan=system.pan, trace=trace)
+        # __kvm_at() fails only if the AT instruction itself takes an exception.
+        fast_par = None if fast.par is None else fast.par.value
+        story.append(f"hardware {hw_op} -> {fast.par or fast.exception}")
+    res = kvm_at(op, va, vregs=vregs, mem=system.l1_view(), features=feats, pan=system.pan,
+                 version=kvm.version, fast_par=fast_par)
+    accepted = fast_par is not None and fast_par_accepted(fast_par)
+    if fast_par is not None:
+        story.append("fast path accepted (success or a stage 1 permission fault)" if accepted
+                     else "fast path rejected: at.c replays the AT in software")
+    for line in res.steps:
+        story.append(f"KVM {kvm.version}: {line}")
+    for name in sorted(res.fired):
+        story.append(f"KVM {kvm.version} departs from the Arm ARM here: {name} "
+                     f"({DEVIATIONS[name].summary})")
+    if res.undef:
+        exc = undefined(2, f"KVM injects UNDEFINED for AT {op.name}")
+        story.append(f"=> {exc}")
+        return NvAtResult(op, va, system.context, route, None, exc, fast, accepted,
+                          narration=tuple(story), kvm=res)
+    par = Par(res.par if res.par is not None else 0)
+    story.append(f"=> L1 reads {par}")
+    return NvAtResult(op, va, system.context, route, par, None, fast, accepted,
+                      narration=tuple(story), kvm=res)
 
 
 def _reuse(system: NvSystem, regs: SysRegs) -> SysRegs:

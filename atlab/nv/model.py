@@ -69,8 +69,12 @@ class NvSystem:
         context: Context = Context.L1_VEL2,
         features: FeatureSet | None = None,
         pan: int = 0,
+        shadow_mmu: bool = True,
     ) -> None:
         self.vregs = vregs
+        #: Whether L0 finds a shadow stage 2 MMU for L1's current VTTBR_EL2 (KVM's
+        #: ``lookup_s2_mmu()``); without one KVM's fast path for AT S1E0*/S1E1* gives up.
+        self.shadow_mmu = shadow_mmu
         self.features = features if features is not None else FeatureSet.all()
         if self.features.pa_max < 48:
             # L0 keeps its own tables at PA bit 47 and places L1's memory above 4GB.
@@ -99,23 +103,45 @@ class NvSystem:
         self._next_free = max([*self.backing.values(), pa_offset], default=pa_offset) + 0x1000
 
     # --- L0's memory management -----------------------------------------------------------
-    def l1_ipa_to_pa(self, ipa: int, *, allocate: bool) -> int | None:
-        """Where L1 IPA ``ipa`` really is; faults the page into L0's stage 2 if it is a hole
-        (invisible to L1).  Unbacked pages read as zero (``None``) unless ``allocate``."""
-        page = page_of(ipa)
+    def backed_pa(self, ipa: int) -> int | None:
+        """Where L1 IPA ``ipa`` really is (``None``: never allocated), with no side effect:
+        what the host's own mapping of L1's memory gives (``kvm_read_guest()``)."""
+        pa_page = self.backing.get(page_of(ipa))
+        return None if pa_page is None else pa_page | (ipa & 0xFFF)
+
+    def allocate_backing(self, page: int) -> int:
+        """The PA page backing L1 IPA page ``page`` in the host, allocated if needed (L0's
+        stage 2 for L1 is not changed)."""
         pa_page = self.backing.get(page)
         if pa_page is None:
-            if not allocate:
-                return None
             pa_page = self._next_free
             self._next_free += 0x1000
             self.backing[page] = pa_page
             self.events.append(L0Event(f"L0 allocates PA {pa_page:#x} for L1 IPA {page:#x}"))
+        return pa_page
+
+    def l1_ipa_to_pa(self, ipa: int, *, allocate: bool) -> int | None:
+        """Where L1 IPA ``ipa`` really is, after L1 itself accessed it: a hole takes a stage 2
+        fault to L0, which faults the page into its stage 2 (invisible to L1).  Unbacked pages
+        read as zero (``None``) unless ``allocate``."""
+        page = page_of(ipa)
+        if page not in self.backing and not allocate:
+            return None
+        pa_page = self.allocate_backing(page)
         if page not in self.l0_mapped:
             self.l0_mapped.add(page)
             self.events.append(L0Event(f"L0 faults in L1 IPA {page:#x} -> PA {pa_page:#x} "
                                        "(a hole in its stage 2)"))
         return pa_page | (ipa & 0xFFF)
+
+    def l1_access(self, ipa: int) -> int:
+        """L1 loads from its IPA ``ipa`` (e.g. it reads its own page table): a hole in L0's
+        stage 2 is a stage 2 fault that L0 handles by mapping the page.  This, not an emulated
+        AT, is what fills L0's stage 2 (KVM's software walker reads through the host mapping).
+        Returns the PA."""
+        pa = self.l1_ipa_to_pa(ipa, allocate=True)
+        assert pa is not None
+        return pa
 
     def add_shadow(self, l2_ipa: int, l1_ipa: int, l1_desc: int) -> int:
         """L0 backs L1 IPA ``l1_ipa`` (what L1's stage 2 gave for ``l2_ipa``, from its leaf
@@ -178,8 +204,10 @@ class NvSystem:
 
 
 class IpaSpace(PhysMem):
-    """L1's IPA space seen through L0's stage 2: reads and writes go to the backing PA;
-    holes are faulted in by L0 on the way (and logged as L0 events)."""
+    """L1's IPA space as L0's software walker sees it: through the host's own mapping of L1's
+    memory (``kvm_read_guest()``), so a hole in L0's stage 2 for L1 stays a hole.  Reads of
+    never-allocated pages give 0; a write (a hardware Access flag update by the architectural
+    walker) allocates the page in the host, still without mapping it in L0's stage 2."""
 
     __slots__ = ("system",)
 
@@ -188,7 +216,7 @@ class IpaSpace(PhysMem):
         self.system = system
 
     def read64(self, pa: int, *, big_endian: bool = False, purpose: str = "") -> int:
-        real = self.system.l1_ipa_to_pa(pa, allocate=False)
+        real = self.system.backed_pa(pa)
         value = 0 if real is None else self.system.mem.read64(real, big_endian=big_endian,
                                                                purpose=purpose)
         if self.logging:
@@ -198,12 +226,11 @@ class IpaSpace(PhysMem):
         return value
 
     def write64(self, pa: int, value: int, *, big_endian: bool = False, purpose: str = "") -> None:
-        real = self.system.l1_ipa_to_pa(pa, allocate=True)
-        assert real is not None
+        real = self.system.allocate_backing(page_of(pa)) | (pa & 0xFFF)
         self.system.mem.write64(real, value, big_endian=big_endian, purpose=purpose)
 
     def peek(self, pa: int) -> int:
-        real = self.system.l1_ipa_to_pa(pa, allocate=False)
+        real = self.system.backed_pa(pa)
         return 0 if real is None else self.system.mem.peek(real)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
