@@ -323,13 +323,13 @@ def run_at(
             attr = combine_s1_s2(s1_attr, ATTR_NORMAL_NC if s2.info.cd and res.attr >> 4
                                  else res.attr)
         sh = combine_shareability(s1_sh, res.sh)
-        par = Par.success(res.pa, attr, 0b10 if attr in _PAR_SH_IS_OSH else sh)
+        par = Par.success(res.pa, attr, 0b10 if attr in PAR_SH_IS_OSH else sh)
         ended = f"{plan.op_text}: IPA {ipa:#x} -> PA {res.pa:#x} ({res.ended})" if trace else ""
         return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk,
                         _trace(steps, final, ended, notes))
 
     # PAR_EL1.SH: 0b10 for Device and Normal Inner+Outer Non-cacheable memory.
-    par = Par.success(ipa, s1_attr, 0b10 if s1_attr in _PAR_SH_IS_OSH else s1_sh)
+    par = Par.success(ipa, s1_attr, 0b10 if s1_attr in PAR_SH_IS_OSH else s1_sh)
     ended = (f"{plan.op_text}: VA {va:#x} -> {'IPA' if s2 is not None else 'PA'} {ipa:#x}"
              if trace else "")
     return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk,
@@ -363,7 +363,7 @@ _NO_TRACE = Trace()
 _ALL_FEATURES = FeatureSet.all()
 
 #: MAIR bytes for which PAR_EL1.SH reads 0b10 (par_shareability() as a lookup table).
-_PAR_SH_IS_OSH = frozenset(a for a in range(256) if par_shareability(decode_mair_attr(a), 0) == 2)
+PAR_SH_IS_OSH = frozenset(a for a in range(256) if par_shareability(decode_mair_attr(a), 0) == 2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -374,11 +374,13 @@ def _inject(system: NvSystem, op: AtOp, va: int, route: Route, story: list[str],
     return NvAtResult(op, va, Context.L2_EL1, route, None, exc, narration=tuple(story))
 
 
-def reference_at(system: NvSystem, op: AtOp, va: int) -> AtResult | TakenException:
+def reference_at(system: NvSystem, op: AtOp, va: int, *,
+                 pan: int | None = None) -> AtResult | TakenException:
     """What the guest must see: the plain AT with L1's registers at a real EL2 (or L2 at a
-    real EL1) and L1's IPA space as physical memory."""
+    real EL1) and L1's IPA space as physical memory (``pan`` overrides PSTATE.PAN)."""
     if system.context is Context.L2_EL0:
         return undefined(1, "AT at EL0")
     el = 2 if system.context is Context.L1_VEL2 else 1
     return run_at(op, va, regs=system.vregs, mem=system.flat_l1_memory(),
-                  features=system.features, cur_el=el, pan=system.pan, trace=False)
+                  features=system.features, cur_el=el,
+                  pan=system.pan if pan is None else pan & 1, trace=False)

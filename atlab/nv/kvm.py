@@ -24,6 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from atlab.at import PAR_SH_IS_OSH
+from atlab.attrs import (
+    combine_s1_s2,
+    combine_shareability,
+    fwb_combine,
+    s2_constrain_reserved_memattr,
+    s2_memattr_to_attr,
+)
 from atlab.bits import bit, bits, mask
 from atlab.errors import AtlabError
 from atlab.features import Feature, FeatureSet
@@ -106,6 +114,20 @@ DEVIATIONS: Mapping[str, KvmDeviation] = _dev(
                  "descriptor/TTBR bits 51:48 are ignored",
                  "AArch64.S1OAOutOfRange / AArch64.PhysicalAddressSize with FEAT_LPA/LPA2 "
                  "(52-bit OA)", Verdict.BUG),
+    KvmDeviation("no-hardware-af-update",
+                 "with TCR_ELx.HA=1 an AF=0 descriptor is neither updated nor checked: no "
+                 "stage 2 write permission is needed for the update",
+                 "AArch64.S1Translate with FEAT_HAFDBS: the AF update is a write, checked at "
+                 "stage 2 (R_SXQJJ)", Verdict.BUG),
+    KvmDeviation("no-dirty-state",
+                 "a DBM=1 descriptor with hardware dirty state (TCR_ELx.HD, VTCR_EL2.HD) is "
+                 "read-only (AP[2] / S2AP[1] taken as is)",
+                 "AArch64.S1DirectBasePermissions / AArch64.S2CheckPermissions: with hardware "
+                 "dirty state, DBM=1 makes the descriptor writable-clean", Verdict.BUG),
+    KvmDeviation("no-hcr-ptw",
+                 "HCR_EL2.PTW is ignored: a stage 1 table in stage 2 Device memory is read",
+                 "AArch64.S2Translate for a stage 1 walk with HCR_EL2.PTW=1: a stage 2 "
+                 "Permission fault on Device memory", Verdict.BUG),
     KvmDeviation("no-52bit-blocks",
                  "a block at level 0 (4KB, DS=1) or level 1 (16KB DS=1, 64KB) is a "
                  "translation fault", "AArch64.BlockDescSupported (R_JWRJW)", Verdict.BUG),
@@ -137,6 +159,14 @@ DEVIATIONS: Mapping[str, KvmDeviation] = _dev(
                  "'Address size fault'), and AT S12E* keeps the stage 1 PAR",
                  "AArch64.S2InvalidSL / S2InconsistentSL: a stage 2 Translation fault at "
                  "level 0", Verdict.BUG),
+    KvmDeviation("s2-addrsz-l0-lost",
+                 "for AT S12E*, a stage 2 Address size fault at level 0 (FSC 0) is taken for "
+                 "no fault: PAR reports a stage 2 Permission fault at level 0",
+                 "AArch64.S2Walk: Address size fault, level 0 (FSC 0b000000)", Verdict.BUG),
+    KvmDeviation("s2-no-ds",
+                 "VTCR_EL2.DS (52-bit stage 2 with 4KB/16KB, SL2) is ignored",
+                 "AArch64.S2WalkParams / AArch64.S2StartLevel with VTCR_EL2.DS=1 "
+                 "(FEAT_LPA2)", Verdict.BUG),
     KvmDeviation("s2-block-levels",
                  "stage 2 blocks allowed only from level 1 (4KB) / 2 (16KB, 64KB): no level 0 "
                  "or 52-bit level 1 blocks", "AArch64.BlockDescSupported", Verdict.BUG),
@@ -144,6 +174,19 @@ DEVIATIONS: Mapping[str, KvmDeviation] = _dev(
                  "a stage 2 descriptor with AF=0 is an Access flag fault even with "
                  "VTCR_EL2.HA=1", "AArch64.S2CheckPermissions with VTCR_EL2.HA "
                  "(FEAT_HAFDBS)", Verdict.BUG),
+    KvmDeviation("sh-reserved-as-nsh",
+                 "a descriptor SH=0b01 (reserved) is reported as Non-shareable",
+                 "SH=0b01 is CONSTRAINED UNPREDICTABLE (R_YNLHN): atlab, like QEMU, reports "
+                 "the field", Verdict.PERMITTED, par_bits=mask(8, 7)),
+    KvmDeviation("s2-vttbr-addrsz-level",
+                 "VTTBR_EL2 above the stage 2 output size is an Address size fault at the "
+                 "stage 2 start level", "AArch64.S2Walk: an out-of-range VTTBR_EL2.BADDR "
+                 "is an Address size fault at level 0", Verdict.BUG, par_bits=mask(6, 1)),
+    KvmDeviation("par-sh-osh-rule",
+                 "PAR.SH is forced to 0b10 only for Device and MAIR 0x44; other Non-cacheable "
+                 "encodings (FEAT_XS 0x40, reserved 0bxxxx0000) report the descriptor's SH",
+                 "PAR_EL1.SH reads 0b10 for Device and Normal Inner+Outer Non-cacheable "
+                 "memory (D24.2 PAR_EL1)", Verdict.BUG, par_bits=mask(8, 7)),
     KvmDeviation("contiguous-aligned-oa",
                  "a descriptor with the Contiguous bit translates with its output address "
                  "aligned to the contiguous range",
@@ -374,6 +417,12 @@ def _oa_out_of_range(addr: int, wi: _WalkInfo) -> bool:
     return wi.max_oa_bits < 48 and bool(addr & mask(47, wi.max_oa_bits))
 
 
+def _contiguous_differs(desc: int, addr: int, bottom: int, shift: int) -> bool:
+    """Whether aligning to the contiguous range changes the output address: the descriptor's
+    own OA bits inside the range differ from the input address's."""
+    return bits(desc, bottom + shift - 1, bottom) != bits(addr, bottom + shift - 1, bottom)
+
+
 def _contiguous_shift(desc: int, pgshift: int, level: int) -> int:
     if not bit(desc, 52):
         return 0
@@ -394,7 +443,7 @@ def _walk_s1(c: _Ctx, wi: _WalkInfo, wr: _WalkResult, va: int) -> None:
             tr = _walk_nested_s2(c, ipa)
             if tr.ret:
                 fst = ((tr.esr & ~0x3) | level) & 0xFF
-                if tr.ret > 0 and tr.level != level:
+                if tr.ret > 0 and tr.arch_level != level:
                     c.fire("s2-fault-level-is-s1-level")
                 if tr.ret < 0:
                     c.fire("s2-bad-geometry")
@@ -408,6 +457,8 @@ def _walk_s1(c: _Ctx, wi: _WalkInfo, wr: _WalkResult, va: int) -> None:
                 c.steps.append(f"L{level}: stage 2 of table IPA {ipa:#x} is not readable")
                 wr.fail(_fsc(_FSC_PERM, level), ptw=True, s2=True)
                 return
+            if bit(c.vregs["HCR_EL2"], 2) and _s2_device(c, tr.desc):
+                c.fire("no-hcr-ptw")  # the architecture: a stage 2 Permission fault
             ipa = tr.output
         desc = c.read_desc(ipa, wi.be)
         if desc is None:
@@ -442,13 +493,15 @@ def _walk_s1(c: _Ctx, wi: _WalkInfo, wr: _WalkResult, va: int) -> None:
     if _oa_out_of_range(desc & mask(47, va_bottom), wi):
         return _s1_fault(c, wr, _FSC_ADDRSZ, level)
     shift = _contiguous_shift(desc, wi.pgshift, level)
-    if shift and bits(desc, 47, va_bottom) & ((1 << shift) - 1):
+    if shift and _contiguous_differs(desc, va, va_bottom, shift):
         c.fire("contiguous-aligned-oa")
     va_bottom += shift
     if not bit(desc, 10):
         ha = bit(c.vregs[f"TCR_{'EL1' if wi.regime is _Regime.EL10 else 'EL2'}"],
                  39 if wi.regime is not _Regime.EL2 else 21)
-        if not (ha and c.features.has(Feature.HAFDBS)):
+        if ha and c.features.has(Feature.HAFDBS):
+            c.fire("no-hardware-af-update")
+        else:
             c.fire("no-access-flag-fault")
     wr.failed, wr.level, wr.desc = False, level, desc
     wr.pa = (desc & mask(47, va_bottom)) | (va & mask(va_bottom - 1, 0))
@@ -458,8 +511,15 @@ def _walk_s1(c: _Ctx, wi: _WalkInfo, wr: _WalkResult, va: int) -> None:
 def _note_high_oa(c: _Ctx, wi: _WalkInfo, desc: int) -> None:
     """Record when bits KVM ignores would have been part of a 52-bit output address."""
     lpa_64k = wi.pgshift == 16 and c.features.has(Feature.LPA) and bits(desc, 15, 12)
-    if lpa_64k or (wi.ds and bits(desc, 9, 8)):
+    if lpa_64k or (wi.ds and (bits(desc, 9, 8) or bits(desc, 49, 48))):
         c.fire("oa-48-bits")
+
+
+def _s2_device(c: _Ctx, s2_desc: int) -> bool:
+    memattr = bits(s2_desc, 5, 2)
+    if bit(c.vregs["HCR_EL2"], 46):  # FWB: MemAttr[2]=0 is Device
+        return not memattr & 0b0100
+    return not memattr & 0b1100
 
 
 def _s1_fault(c: _Ctx, wr: _WalkResult, base: int, level: int) -> None:
@@ -473,6 +533,11 @@ def _s1_fault(c: _Ctx, wr: _WalkResult, base: int, level: int) -> None:
 
 def _permission_fault(c: _Ctx, op: AtOp, wi: _WalkInfo, wr: _WalkResult) -> bool:
     desc = wr.desc
+    tcr = c.vregs["TCR_EL1" if wi.regime is _Regime.EL10 else "TCR_EL2"]
+    el2 = wi.regime is _Regime.EL2
+    hd = bit(tcr, 22 if el2 else 40) and bit(tcr, 21 if el2 else 39)
+    if bit(desc, 51) and bit(desc, 7) and hd and c.features.has(Feature.HAFDBS):
+        c.fire("no-dirty-state")  # DBM=1 with TCR_ELx.HD: the architecture says writable
     if wi.regime is not _Regime.EL2:
         ap = bits(desc, 7, 6)  # AArch64.S1DirectBasePermissions(): AP[2:1]
         pr, pw, ur, uw = {0b00: (1, 1, 0, 0), 0b01: (1, 1, 1, 1), 0b10: (1, 0, 0, 0),
@@ -483,12 +548,16 @@ def _permission_fault(c: _Ctx, op: AtOp, wi: _WalkInfo, wr: _WalkResult) -> bool
             pw = uw = 0
         ux = not (bit(desc, 54) or wr.uxn_table)
         hcr = c.vregs["HCR_EL2"]
+        sctlr = c.vregs["SCTLR_EL1" if wi.regime is _Regime.EL10 else "SCTLR_EL2"]
+        pan3 = c.features.has(Feature.PAN3) and bool(bit(sctlr, 57))
+        privileged_pan = op in (AtOp.S1E1RP, AtOp.S1E1WP) and c.pan and pan3
         if (wi.regime is _Regime.EL10 and bit(hcr, 42) and bit(hcr, 43)
-                and c.features.has(Feature.NV) and (bit(desc, 6) or bits(wr.ap_table, 0, 0))):
+                and c.features.has(Feature.NV)
+                and (bit(desc, 6) or wr.ap_table & 1 or privileged_pan)):
+            # With {NV,NV1}={1,1} the architecture gives EL0 no access and no execution
+            # (AP[1] and UXN read as 0/1), so neither the EL0 rights nor PAN apply.
             c.fire("no-nv1-descriptors")
         if op in (AtOp.S1E1RP, AtOp.S1E1WP):
-            sctlr = c.vregs["SCTLR_EL1" if wi.regime is _Regime.EL10 else "SCTLR_EL2"]
-            pan3 = c.features.has(Feature.PAN3) and bool(bit(sctlr, 57))
             if c.pan and (ur or uw or (pan3 and ux)):
                 pr = pw = 0
     else:
@@ -528,14 +597,20 @@ def _compute_par_s1(c: _Ctx, wi: _WalkInfo, wr: _WalkResult) -> int:
         attr = 0x44
     if wi.ds and attr & 0xF0 and attr != 0x44:
         c.fire("ds-sh-from-descriptor")
-    return _RES1_NSE | (attr << 56) | (wr.pa & mask(47, 12)) | (_compute_sh(attr, wr.desc) << 7)
+    return _RES1_NSE | (attr << 56) | (wr.pa & mask(47, 12)) | (_compute_sh(c, attr, wr.desc) << 7)
 
 
-def _compute_sh(attr: int, desc: int) -> int:
-    if not attr & 0xF0 or attr == 0x44:  # any Device, and Normal NC: SH=0b10
+def _compute_sh(c: _Ctx, attr: int, desc: int) -> int:
+    forced = not attr & 0xF0 or attr == 0x44  # any Device, and Normal NC: SH=0b10
+    if forced != (attr in PAR_SH_IS_OSH):
+        c.fire("par-sh-osh-rule")
+    if forced:
         return 0b10
     sh = bits(desc, 9, 8)
-    return 0b00 if sh == 0b01 else sh
+    if sh == 0b01:
+        c.fire("sh-reserved-as-nsh")
+        return 0b00
+    return sh
 
 
 def _handle_at_slow(c: _Ctx, op: AtOp, va: int) -> int:
@@ -557,6 +632,7 @@ def _handle_at_slow(c: _Ctx, op: AtOp, va: int) -> int:
 class _S2Trans:  # struct kvm_s2_trans, plus the walker's return value
     ret: int = 0  # 0 ok, 1 fault in esr, <0 -EFAULT
     esr: int = 0
+    arch_level: int = 0  # the level the architecture reports for the same fault
     output: int = 0
     level: int = 0
     desc: int = 0
@@ -574,6 +650,8 @@ def _walk_nested_s2(c: _Ctx, ipa: int) -> _S2Trans:
     max_oa = min(c.ipa_limit, _ps_to_output_size(ps))
     be = bool(bit(c.vregs["SCTLR_EL2"], 25))
     tr = _S2Trans()
+    if bit(vtcr, 32) and pgshift != 16 and c.features.has(Feature.LPA2):
+        c.fire("s2-no-ds")
     if pgshift == 12:
         level, first_block = 2 - sl, 1
     else:
@@ -594,13 +672,16 @@ def _walk_nested_s2(c: _Ctx, ipa: int) -> _S2Trans:
 
     def fault(fsc: int, lvl: int, desc: int = 0) -> _S2Trans:
         tr.ret, tr.esr, tr.level, tr.desc = 1, fsc | (lvl & 3), lvl, desc
+        tr.arch_level = lvl
         return tr
 
     def too_big(addr: int) -> bool:
         return max_oa != 48 and bool(addr & mask(47, max_oa))
 
     if too_big(base):
-        return fault(_FSC_ADDRSZ, level)
+        fault(_FSC_ADDRSZ, level)
+        tr.arch_level = 0
+        return tr
     top = ia - 1
     while True:
         bottom = (3 - level) * stride + pgshift
@@ -613,11 +694,18 @@ def _walk_nested_s2(c: _Ctx, ipa: int) -> _S2Trans:
             return fault(_FSC_FAULT, level, desc)
         if bits(desc, 1, 0) == 1 or level == 3:
             break
+        if (pgshift == 16 and c.features.has(Feature.LPA) and bits(desc, 15, 12)) or (
+                bit(vtcr, 32) and pgshift != 16 and (bits(desc, 9, 8) or bits(desc, 49, 48))):
+            c.fire("oa-48-bits")
         if too_big(desc):
             return fault(_FSC_ADDRSZ, level, desc)
         base = desc & mask(47, pgshift)
         level += 1
         top = bottom - 1
+    lpa_64k = pgshift == 16 and c.features.has(Feature.LPA) and bits(desc, 15, 12)
+    s2_ds = bit(vtcr, 32) and pgshift != 16 and c.features.has(Feature.LPA2)
+    if lpa_64k or (s2_ds and (bits(desc, 9, 8) or bits(desc, 49, 48))):
+        c.fire("oa-48-bits")
     if level < first_block:
         c.fire("s2-block-levels")
         return fault(_FSC_FAULT, level, desc)
@@ -628,7 +716,7 @@ def _walk_nested_s2(c: _Ctx, ipa: int) -> _S2Trans:
             c.fire("s2-no-hardware-af")
         return fault(_FSC_ACCESS, level, desc)
     shift = _contiguous_shift(desc, pgshift, level)
-    if shift and bits(desc, 47, bottom) & ((1 << shift) - 1):
+    if shift and _contiguous_differs(desc, ipa, bottom, shift):
         c.fire("contiguous-aligned-oa")
     bottom += shift
     tr.output = (desc & mask(47, bottom)) | (ipa & mask(bottom - 1, 0))
@@ -711,10 +799,28 @@ def _compute_par_s12(c: _Ctx, s1_par: int, tr: _S2Trans) -> int:
     if bit(hcr, 32) and final & 0xF0:  # CD
         final = 0x44
     s1_sh = bits(s1_par, 8, 7)
-    s2_sh = _compute_sh(final, tr.desc)
-    sh = 0b10 if 0b10 in (s1_sh, s2_sh) else 0b11 if 0b11 in (s1_sh, s2_sh) else 0b00
+    s2_sh = _compute_sh(c, final, tr.desc)
+    sh = combine_shareability(s1_sh, s2_sh)
+    if (final, sh) != _arch_s12_attrs(hcr, s1_attr, s1_sh, tr.desc):
+        c.fire("s2-attr-combination")
     c.fire("s12-no-bit11")
     return (final << 56) | (tr.output & mask(47, 12)) | (sh << 7)
+
+
+def _arch_s12_attrs(hcr: int, s1_attr: int, s1_sh: int, s2_desc: int) -> tuple[int, int]:
+    """What the architecture (atlab's combination, ``S2CombineS1MemAttrs``/``S2ApplyFWB
+    MemAttrs``) gives for the same stage 1 attributes and stage 2 descriptor."""
+    memattr = bits(s2_desc, 5, 2)
+    cd = bool(bit(hcr, 32))
+    if bit(hcr, 46):
+        attr = fwb_combine(s1_attr, memattr)
+        if cd and attr >> 4:
+            attr = 0x44
+    else:
+        s2_attr = s2_memattr_to_attr(s2_constrain_reserved_memattr(memattr))
+        attr = combine_s1_s2(s1_attr, 0x44 if cd and s2_attr >> 4 else s2_attr)
+    sh = combine_shareability(s1_sh, bits(s2_desc, 9, 8))
+    return attr, 0b10 if attr in PAR_SH_IS_OSH else sh
 
 
 # --- the trap handlers: __kvm_at_s1e01, __kvm_at_s1e2, __kvm_at_s12 ---------------------------
@@ -784,7 +890,17 @@ def _at_s12(c: _Ctx, op: AtOp, va: int, fast_par: int | None) -> int:
         return par  # no new PAR: the stage 1 PAR stays
     c.steps.append(f"kvm_walk_nested_s2({ipa:#x}): " + (
         f"fault FSC {tr.esr & 0x3F:#04x}" if tr.esr else f"-> {tr.output:#x} level {tr.level}"))
+    if tr.ret > 0 and tr.arch_level != tr.level:
+        c.fire("s2-vttbr-addrsz-level")
+    if tr.ret > 0 and not tr.esr:
+        # An Address size fault at level 0 has FSC 0b000000: at.c tests ``out.esr``, reads it
+        # as "no fault" and goes on to the permission check of an empty result.
+        c.fire("s2-addrsz-l0-lost")
     write = op.info.access is Access.WRITE
+    vtcr = c.vregs["VTCR_EL2"]
+    if (write and not tr.esr and not tr.writable and bit(tr.desc, 51) and bit(vtcr, 22)
+            and bit(vtcr, 21) and c.features.has(Feature.HAFDBS)):
+        c.fire("no-dirty-state")  # stage 2 DBM with VTCR_EL2.HD: writable-clean
     if not tr.esr and ((not write and not tr.readable) or (write and not tr.writable)):
         tr.esr = _FSC_PERM | (tr.level & 3)
     return _compute_par_s12(c, par, tr)
