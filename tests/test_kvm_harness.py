@@ -157,3 +157,10 @@ def test_nv_scenario_file_roundtrip(kvm_at: Path) -> None:
     (results,) = harness.run_scenarios([scn])
     assert len(results) == len(harness.kvm_op_indices(scn)) == 5
     assert results[0].par == 0x4400_0000_4ABC_D900  # SCTLR_EL2.C=0: Normal forced to NC
+
+
+def test_build_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(harness.KvmBuildError, match=r"^no kernel tree at /nonexistent/x$"):
+        harness.build("/nonexistent/x")
+    with pytest.raises(harness.KvmBuildError, match=r"is not a kernel tree with arch/arm64/kvm/at\.c"):
+        harness.build(str(tmp_path))

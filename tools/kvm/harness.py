@@ -219,6 +219,7 @@ def _fingerprint(src: str, root: Path) -> str:
               "arch/arm64/include/asm/kvm_host.h", "arch/arm64/tools/sysreg", "Makefile"):
         p = root / f
         h.update(p.read_bytes() if p.is_file() else b"-")
+    h.update(Path(__file__).read_bytes())  # the compiler flags live here
     for p in sorted(CSRC.rglob("*")):
         if p.is_file():
             h.update(str(p.relative_to(CSRC)).encode())
@@ -246,7 +247,7 @@ def build(kernel_src: str | None = None) -> Path:
     kflags = [
         "-std=gnu11", "-O2", "-g", "-D__KERNEL__",
         "-fno-strict-aliasing", "-fno-strict-overflow", "-fno-common",
-        # the Debian kernel is built with CONFIG_INIT_STACK_ALL_ZERO: uninitialised locals are 0
+        # CONFIG_INIT_STACK_ALL_ZERO (the kernel's default with gcc 12): uninitialised locals are 0
         "-ftrivial-auto-var-init=zero",
         "-I", str(CSRC / "include"), "-I", str(gen),
         "-I", str(root / "arch/arm64/include"), "-I", str(root / "arch/arm64/include/uapi"),
