@@ -5,7 +5,8 @@
 #   make bench     python -m benchmarks
 #   make difftest  python -m tools.difftest (the model against QEMU)
 #   make clean     remove caches and build output; `make distclean` removes .venv too
-# System packages (QEMU 10, aarch64 binutils, Chromium) come from tools/install-system-deps.sh.
+# System packages (QEMU 10, aarch64 binutils, Chromium, gcc + linux-source-6.12 for tools/kvm)
+# come from tools/install-system-deps.sh.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -65,7 +66,8 @@ workshop: $(STAMP_LAB)
 
 # Every step runs even when an earlier one fails, so one run shows every problem; the
 # target fails if any step failed. On success pytest's summary is the last line printed.
-# QEMU 10, aarch64 binutils and Chromium (idempotent: does nothing when they are present).
+# QEMU 10, aarch64 binutils, Chromium, gcc and linux-source-6.12 (idempotent: does nothing
+# when they are present).
 sysdeps:
 	@sh tools/install-system-deps.sh
 
@@ -73,7 +75,7 @@ test: $(STAMP_DEV) sysdeps
 	@failed=""; \
 	run() { echo "==> $$*"; "$$@" || failed="$$failed$$(printf '\n  %s' "$$*")"; }; \
 	run $(BIN)/ruff check . ; \
-	run $(BIN)/mypy --strict atlab ; \
+	run $(BIN)/mypy --strict atlab tools/kvm ; \
 	run $(BIN)/python tools/check_notebooks.py ; \
 	run $(BIN)/pytest $(PYTEST_ARGS) ; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED steps:$$failed" >&2; exit 1; fi

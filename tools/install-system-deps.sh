@@ -3,7 +3,10 @@
 #   - qemu-system-arm 10.x from bookworm-backports (bookworm's QEMU 7.2 has AT bugs,
 #     see README "Validation against QEMU"),
 #   - binutils-aarch64-linux-gnu (assembler/linker for the bare-metal harness),
-#   - chromium (browser tests of the widgets).
+#   - chromium (browser tests of the widgets),
+#   - linux-source-6.12 (bookworm-security: /usr/src/linux-source-6.12.tar.xz, the kernel tree
+#     tools/kvm builds KVM's AT emulation from) and what that build needs: gcc, tar, xz-utils,
+#     mawk.
 # The backports suite reuses the mirror URI already configured for bookworm; no host
 # name is written here. Idempotent; does nothing for packages already present.
 set -eu
@@ -15,7 +18,10 @@ if command -v qemu-system-aarch64 >/dev/null 2>&1; then
 fi
 need_as=1; command -v aarch64-linux-gnu-as >/dev/null 2>&1 && need_as=0
 need_chromium=1; command -v chromium >/dev/null 2>&1 && need_chromium=0
-if [ "$need_qemu$need_as$need_chromium" = "000" ]; then
+need_ksrc=1; [ -f /usr/src/linux-source-6.12.tar.xz ] && need_ksrc=0
+need_cc=0
+for tool in gcc tar xz mawk; do command -v "$tool" >/dev/null 2>&1 || need_cc=1; done
+if [ "$need_qemu$need_as$need_chromium$need_ksrc$need_cc" = "00000" ]; then
     exit 0
 fi
 
@@ -38,6 +44,8 @@ $SUDO apt-get update -qq
 pkgs=""
 [ "$need_as" = 1 ] && pkgs="$pkgs binutils-aarch64-linux-gnu"
 [ "$need_chromium" = 1 ] && pkgs="$pkgs chromium"
+[ "$need_ksrc" = 1 ] && pkgs="$pkgs linux-source-6.12"
+[ "$need_cc" = 1 ] && pkgs="$pkgs gcc tar xz-utils mawk"
 if [ -n "$pkgs" ]; then
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $pkgs >/dev/null

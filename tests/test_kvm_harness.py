@@ -1,0 +1,166 @@
+"""tools/kvm: KVM's own AT emulation (arch/arm64/kvm/at.c, Linux 6.12) built as a userspace
+program from Debian's linux-source-6.12 tarball, checked on hand-made scenarios whose answers
+come from reading at.c.
+
+Skipped only when the tarball is absent outside CI; with CI=true a missing build fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from atlab.errors import AtlabError
+from atlab.nv.model import load_nv_scenarios
+from tools.kvm import harness
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def kvm_at() -> Path:
+    src = harness.kernel_source()
+    if not Path(src).exists() and os.environ.get("CI") != "true":
+        pytest.skip(f"no kernel tree at {src}: install linux-source-6.12 "
+                    "(tools/install-system-deps.sh) or set KERNEL_SRC")
+    return harness.build()  # cached in build/kvm; a failure here fails the tests
+
+
+# A 4KB, 48-bit EL2 (nVHE: vHCR_EL2.E2H=0) stage 1: TTBR0_EL2=0x10000, tables at 0x10000,
+# 0x11000, 0x12000, 0x13000; VA 0x40201234 -> L0[0] -> L1[1] -> L2[1] -> L3[1] -> page 0x80000000.
+EL2_TABLES = """\
+reg HCR_EL2 0x80000001
+reg SCTLR_EL2 0x5
+reg TCR_EL2 0x80850010
+reg TTBR0_EL2 0x10000
+reg MAIR_EL2 0x04ff
+mem 0x10000 0x11003
+mem 0x11008 0x12003
+mem 0x12008 0x13003
+mem 0x13008 0x80000703
+"""
+
+
+def one(text: str, **kw: object) -> harness.KvmOpResult:
+    (res,) = harness.run("scenario t\n" + text, **kw)  # type: ignore[arg-type]
+    return res
+
+
+def test_el2_s1_4k_success(kvm_at: Path) -> None:
+    # compute_par_s1(): NSE (bit 11) | PA | ATTR=MAIR_EL2[0]=0xff | SH from the descriptor (ISH)
+    res = one(EL2_TABLES + "at S1E2R 0x40201234\n")
+    assert res.par == 0xFF00_0000_8000_0980
+    assert res.written and not res.undef
+    assert (res.reads, res.hwat, res.warn, res.bug) == (4, 1, (), None)
+    assert res.kernel.startswith("6.12.")
+
+
+def test_el2_s1_level2_translation_fault(kvm_at: Path) -> None:
+    # walk_s1(): invalid L2 descriptor -> ESR_ELx_FSC_FAULT_L(2) with ptw=true, so PAR.PTW=1
+    # (KVM's choice; architecturally PTW is for stage 2 faults on the stage 1 walk)
+    res = one(EL2_TABLES + "at S1E2R 0x40401234\n")
+    assert res.par == 0x800 | 0x100 | (0x06 << 1) | 1
+    assert res.reads == 3
+
+
+def test_s1e2a_without_ats1a_is_undefined(kvm_at: Path) -> None:
+    # handle_at_s1e2(): no FGT for AT S1E2A, KVM injects UNDEFINED without FEAT_ATS1A
+    res = one("id ID_AA64ISAR2_EL1 0\n" + EL2_TABLES + "at S1E2A 0x40201234\n")
+    assert res.undef and res.par is None and not res.written
+    assert (res.reads, res.hwat) == (0, 0)
+    res = one("id ID_AA64ISAR2_EL1 0x1000000000000000\n" + EL2_TABLES + "at S1E2A 0x40201234\n")
+    assert not res.undef and res.par == 0xFF00_0000_8000_0980
+
+
+# vHCR_EL2.{E2H,VM}=1 (at.c 6.12 only walks L1's stage 2 for S12E* when E2H=1): L2's stage 1
+# (EL1&0, same table shapes at 0x10000, leaf -> IPA 0x40000000) under L1's stage 2:
+# VTCR_EL2 T0SZ=32, SL0=1 (start at level 1), 4KB; VTTBR_EL2=0x20000; L1[0] identity 1GB block,
+# L1[1]: IPA 0x40000000 -> 0x80000000 1GB block, S2AP=RW, MemAttr=0b1111, ISH, AF.
+EL1_UNDER_S2 = """\
+reg HCR_EL2 0x480000001
+reg SCTLR_EL1 0x5
+reg TCR_EL1 0x500800010
+reg TTBR0_EL1 0x10000
+reg MAIR_EL1 0xff
+reg VTCR_EL2 0x80050060
+reg VTTBR_EL2 0x20000
+mem 0x10000 0x11003
+mem 0x11008 0x12003
+mem 0x12008 0x13003
+mem 0x13008 0x40000703
+mem 0x20000 0x7fd
+mem 0x20008 0x800007fd
+"""
+
+
+def test_s12e1r_through_l1_stage2(kvm_at: Path) -> None:
+    # __kvm_at_s12(): stage 1 by __kvm_at_s1e01 (each table IPA through kvm_walk_nested_s2),
+    # then kvm_walk_nested_s2() of the output IPA; compute_par_s12(): WB+WB -> 0xff, SH ISH,
+    # no NSE bit
+    res = one(EL1_UNDER_S2 + "at S12E1R 0x40201234\n")
+    assert res.par == 0xFF00_0000_8000_0180
+    assert res.reads == 4 * 2 + 1
+    assert res.hwat == 0  # fails mode: lookup_s2_mmu() finds no MMU, no hardware AT
+    # S1E1R stops at the IPA
+    assert one(EL1_UNDER_S2 + "at S1E1R 0x40201234\n").par == 0xFF00_0000_4000_0980
+
+
+def test_walk_outside_ram_is_external_abort(kvm_at: Path) -> None:
+    # kvm_read_guest() outside every memslot -> ESR_ELx_FSC_SEA_TTW(level), ptw=true
+    res = one("ram 0x0 0x12000\n" + EL2_TABLES + "at S1E2R 0x40201234\n")
+    assert res.par == 0x800 | 0x100 | ((0x14 + 2) << 1) | 1
+    assert res.reads == 3
+
+
+def test_batch_and_par_reset(kvm_at: Path) -> None:
+    text = "".join(f"scenario s{i}\nreg PAR_EL1 0x{i:x}000\n" + EL2_TABLES +
+                   "at S1E2W 0x40201234\nat S1E2R 0x40401234\n" for i in range(50))
+    results = harness.run(text)
+    assert len(results) == 100
+    assert {r.par for r in results[0::2]} == {0xFF00_0000_8000_0980}
+    assert [r.n for r in results[:4]] == [0, 1, 0, 1]
+    assert results[99].scenario == "s49"
+
+
+def test_input_error_exits_2(kvm_at: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.kvmat"
+    bad.write_text("scenario x\nreg NOT_A_REG 1\n")
+    proc = subprocess.run([str(kvm_at), str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr == f"kvm-at: {bad}:2: unknown register: NOT_A_REG\n"
+    with pytest.raises(AtlabError, match="unknown AT op: S1E3R"):
+        harness.run("scenario x\nat S1E3R 0x0\n")
+
+
+def test_hardware_mode_keeps_a_successful_hardware_par(kvm_at: Path) -> None:
+    seen: list[harness.HwAtRequest] = []
+
+    def answer(req: harness.HwAtRequest) -> int | None:
+        seen.append(req)
+        return 0x1234_5000
+
+    text = "hw HCR_EL2 0x88000001\nhw VTTBR_EL2 0x77000\n" + EL2_TABLES + "at S1E2R 0x40201234\n"
+    res = one(text, mode="hardware", answer=answer)
+    assert res.par == 0x1234_5000 and res.reads == 0 and res.hwat == 1
+    # __kvm_at_s1e2(): TGE cleared, VM set, NV|NV1 set for a nVHE guest hypervisor
+    (req,) = seen
+    assert req.op == "S1E1R" and req.va == 0x40201234
+    assert req.regs["HCR_EL2"] == (0x88000001 & ~(1 << 27)) | 1 | (1 << 42) | (1 << 43)
+
+
+def test_nv_scenario_file_roundtrip(kvm_at: Path) -> None:
+    (scn,) = load_nv_scenarios(str(ROOT / "examples/nv_l1_guest_hypervisor.json"))
+    text = harness.to_kvm_input(scn)
+    assert "esr 0x62111c30\nat S1E2R 0x123456789000" in text  # EC 0x18, Op1=4 CRm=8, Rt=1
+    (results,) = harness.run_scenarios([scn])
+    assert len(results) == len(harness.kvm_op_indices(scn)) == 5
+    assert results[0].par == 0x4400_0000_4ABC_D900  # SCTLR_EL2.C=0: Normal forced to NC
+
+
+def test_build_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(harness.KvmBuildError, match=r"^no kernel tree at /nonexistent/x$"):
+        harness.build("/nonexistent/x")
+    with pytest.raises(harness.KvmBuildError, match=r"not a kernel tree with arch/arm64/kvm/at\.c"):
+        harness.build(str(tmp_path))

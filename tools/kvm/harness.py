@@ -1,0 +1,534 @@
+"""Build and drive ``kvm-at``: KVM's own AT emulation (``arch/arm64/kvm/at.c`` and the stage 2
+walker of ``arch/arm64/kvm/nested.c``) compiled unchanged as a userspace program against the
+shim in ``tools/kvm/csrc``.
+
+Kernel code is GPL-2.0 and is never committed: :func:`build` copies it from a kernel tree
+given at build time (a directory or a ``.tar.xz``; default Debian's ``linux-source-6.12``)
+into the ignored ``build/kvm`` directory and compiles it there.  The driver's input/output
+contract is described in ``tools/kvm/README.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from atlab.errors import AtlabError
+from atlab.features import Feature, FeatureSet
+from atlab.nv.model import NvScenario
+from atlab.regime import AtOp
+from atlab.syndrome import trapped_sys
+
+ROOT = Path(__file__).resolve().parents[2]
+CSRC = Path(__file__).resolve().parent / "csrc"
+BUILD = ROOT / "build" / "kvm"
+BINARY = BUILD / "kvm-at"
+DEFAULT_KERNEL_SRC = "/usr/src/linux-source-6.12.tar.xz"
+
+#: What the build needs from a kernel tree (paths below its top directory).
+_MEMBERS = (
+    "Makefile",
+    "arch/arm64/kvm/at.c",
+    "arch/arm64/kvm/nested.c",
+    "arch/arm64/kvm/sys_regs.c",
+    "arch/arm64/include",
+    "arch/arm64/tools",
+    "include",
+)
+
+#: Bumped when the build recipe itself changes (forces a rebuild of old build/ trees).
+_RECIPE = "1"
+
+
+class KvmBuildError(AtlabError):
+    """The harness could not be built (one line: what is missing, or where the log is)."""
+
+
+# ---- the kernel tree -------------------------------------------------------------------------
+
+def kernel_source(kernel_src: str | None = None) -> str:
+    """The kernel tree to build from: the argument, else ``$KERNEL_SRC``, else the Debian
+    tarball."""
+    return kernel_src or os.environ.get("KERNEL_SRC") or DEFAULT_KERNEL_SRC
+
+
+def _tree_root(src: str) -> Path:
+    """The top directory of a kernel tree (a directory, or extracted from a tarball into
+    ``build/kvm/src``)."""
+    path = Path(src)
+    if not path.exists():
+        hint = (" (install it with tools/install-system-deps.sh, package linux-source-6.12)"
+                if src == DEFAULT_KERNEL_SRC else "")
+        raise KvmBuildError(f"no kernel tree at {src}{hint}")
+    if path.is_dir():
+        if not (path / "arch/arm64/kvm/at.c").is_file():
+            raise KvmBuildError(f"{src} is not a kernel tree with arch/arm64/kvm/at.c "
+                                "(KVM's AT emulation is in Linux 6.12 and later)")
+        return path
+    return _extract(path)
+
+
+def _extract(tarball: Path) -> Path:
+    st = tarball.stat()
+    stamp_text = f"{tarball.resolve()} {st.st_size} {st.st_mtime_ns}"
+    dest = BUILD / "src"
+    stamp = dest / ".extracted"
+    if stamp.is_file():
+        old = stamp.read_text().split("\n", 1)
+        if len(old) == 2 and old[1] == stamp_text and (dest / old[0]).is_dir():
+            return dest / old[0]
+    if shutil.which("tar") is None:
+        raise KvmBuildError("tar is not installed (needed to extract the kernel tree)")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    with tarfile.open(tarball, "r:*") as tf:  # only to learn the top directory's name
+        first = tf.next()
+        if first is None:
+            raise KvmBuildError(f"{tarball} is an empty archive")
+        top = first.name.split("/", 1)[0]
+    members = [f"{top}/{m}" for m in _MEMBERS]
+    proc = subprocess.run(["tar", "-xf", str(tarball), "-C", str(dest), *members],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not (dest / top / "arch/arm64/kvm/at.c").is_file():
+        why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "tar failed"
+        raise KvmBuildError(f"could not extract the kernel tree from {tarball}: {why}")
+    stamp.write_text(f"{top}\n{stamp_text}")
+    return dest / top
+
+
+def _version_from_makefile(text: str) -> str:
+    fields = {}
+    for key in ("VERSION", "PATCHLEVEL", "SUBLEVEL"):
+        m = re.search(rf"^{key}\s*=\s*(\S*)\s*$", text, re.M)
+        fields[key] = m.group(1) if m else ""
+    if not fields["VERSION"]:
+        return "unknown"
+    return ".".join(fields[k] or "0" for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL"))
+
+
+def kernel_version(kernel_src: str | None = None) -> str:
+    """``VERSION.PATCHLEVEL.SUBLEVEL`` from the tree's top Makefile (``unknown`` when the
+    tree has none)."""
+    root = _tree_root(kernel_source(kernel_src))
+    makefile = root / "Makefile"
+    if not makefile.is_file():
+        return "unknown"
+    return _version_from_makefile(makefile.read_text(errors="replace"))
+
+
+# ---- generated sources -------------------------------------------------------------------------
+
+def _cut_nested_s2(text: str) -> str:
+    """nested.c from ``struct s2_walk_info {`` to the closing brace of kvm_walk_nested_s2(),
+    with a #line so that line numbers stay nested.c's."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("struct s2_walk_info {")), None)
+    fn = next((i for i, ln in enumerate(lines)
+               if re.match(r"^int kvm_walk_nested_s2\(", ln)), None)
+    if start is None or fn is None or fn < start:
+        raise KvmBuildError("nested.c: cannot find struct s2_walk_info ... kvm_walk_nested_s2()")
+    end = next((i for i in range(fn, len(lines)) if lines[i] == "}"), None)
+    if end is None:
+        raise KvmBuildError("nested.c: cannot find the end of kvm_walk_nested_s2()")
+    return f'#line {start + 1} "nested.c"\n' + "\n".join(lines[start:end + 1]) + "\n"
+
+
+def _cut_sysreg_enum(text: str) -> tuple[str, list[str]]:
+    """``enum vcpu_sysreg { ... };`` from asm/kvm_host.h, and the register names in it."""
+    m = re.search(r"^enum vcpu_sysreg \{\n(.*?)^\};", text, re.M | re.S)
+    if m is None:
+        raise KvmBuildError("asm/kvm_host.h: cannot find enum vcpu_sysreg")
+    body = m.group(1)
+    names: list[str] = []
+    for ln in re.sub(r"/\*.*?\*/", "", body, flags=re.S).splitlines():
+        mm = re.match(r"\s*(?:VNCR\(|MARKER\()?([A-Za-z][A-Za-z0-9_]*)", ln)
+        if mm and not mm.group(1).startswith("__") and mm.group(1) != "NR_SYS_REGS":
+            names.append(mm.group(1))
+    return "enum vcpu_sysreg {\n" + body + "};\n", names
+
+
+def _at_handlers(text: str) -> str:
+    """The AT handlers of sys_regs.c's sys_insn_descs, as KVMAT_HANDLER(op, handler) lines."""
+    out = [f"KVMAT_HANDLER({op}, {h})" for op, h in
+           re.findall(r"SYS_INSN\(AT_(\w+),\s*handle_at_(s1e01|s1e2|s12)\)", text)]
+    if not out:
+        raise KvmBuildError("sys_regs.c: no SYS_INSN(AT_*, handle_at_*) entries")
+    return "\n".join(out) + "\n"
+
+
+def _awk() -> str:
+    for name in ("mawk", "gawk", "awk"):
+        if shutil.which(name):
+            return name
+    raise KvmBuildError("no awk (mawk or gawk) installed: needed for gen-sysreg.awk")
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def _generate(root: Path, gen: Path) -> None:
+    awk = _awk()
+    tools = root / "arch/arm64/tools"
+    for script, data, out in (("gen-sysreg.awk", "sysreg", "sysreg-defs.h"),
+                              ("gen-cpucaps.awk", "cpucaps", "cpucap-defs.h")):
+        proc = subprocess.run([awk, "-f", str(tools / script), str(tools / data)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise KvmBuildError(f"{script} failed: {proc.stderr.strip()[:200]}")
+        _write_if_changed(gen / "asm" / out, proc.stdout)
+    # asm/*.h that kbuild would generate as wrappers of asm-generic/*.h
+    wanted: set[str] = set()
+    for kbuild, key in ((root / "include/asm-generic/Kbuild", "mandatory-y"),
+                        (root / "arch/arm64/include/asm/Kbuild", "generic-y")):
+        if kbuild.is_file():
+            wanted |= set(re.findall(rf"^{key}\s*\+=\s*(\S+\.h)", kbuild.read_text(), re.M))
+    for h in sorted(wanted):
+        if not (root / "arch/arm64/include/asm" / h).exists() and \
+                (root / "include/asm-generic" / h).exists():
+            _write_if_changed(gen / "asm" / h, f"#include <asm-generic/{h}>\n")
+    # at.c unchanged; the stage 2 walker cut from nested.c; the sysreg enum; the AT handlers
+    _write_if_changed(gen / "at.c", (root / "arch/arm64/kvm/at.c").read_text())
+    _write_if_changed(gen / "nested_s2.c",
+                      _cut_nested_s2((root / "arch/arm64/kvm/nested.c").read_text()))
+    enum, names = _cut_sysreg_enum((root / "arch/arm64/include/asm/kvm_host.h").read_text())
+    _write_if_changed(gen / "vcpu_sysreg_enum.h", enum)
+    _write_if_changed(gen / "vcpu_sysreg_names.h",
+                      "".join(f'\t{{ "{n}", {n} }},\n' for n in names))
+    _write_if_changed(gen / "at_handlers.h",
+                      _at_handlers((root / "arch/arm64/kvm/sys_regs.c").read_text()))
+
+
+# ---- the build ---------------------------------------------------------------------------------
+
+def _fingerprint(src: str, root: Path) -> str:
+    h = hashlib.sha256(_RECIPE.encode())
+    path = Path(src)
+    st = path.stat()
+    h.update(f"{path.resolve()} {st.st_size} {st.st_mtime_ns}".encode())
+    for f in ("arch/arm64/kvm/at.c", "arch/arm64/kvm/nested.c", "arch/arm64/kvm/sys_regs.c",
+              "arch/arm64/include/asm/kvm_host.h", "arch/arm64/tools/sysreg", "Makefile"):
+        p = root / f
+        h.update(p.read_bytes() if p.is_file() else b"-")
+    h.update(Path(__file__).read_bytes())  # the compiler flags live here
+    for p in sorted(CSRC.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(CSRC)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def build(kernel_src: str | None = None) -> Path:
+    """Build ``build/kvm/kvm-at`` from a kernel tree (a directory or a ``.tar.xz``; default
+    ``$KERNEL_SRC`` or Debian's linux-source-6.12 tarball) and return its path.  Idempotent:
+    nothing is done when neither the tree nor the shim changed."""
+    gcc = os.environ.get("CC", "gcc")
+    if shutil.which(gcc) is None:
+        raise KvmBuildError(f"no C compiler ({gcc}) installed: run tools/install-system-deps.sh")
+    src = kernel_source(kernel_src)
+    root = _tree_root(src)
+    fp = _fingerprint(src, root)
+    stamp = BUILD / ".built"
+    if BINARY.is_file() and stamp.is_file() and stamp.read_text() == fp:
+        return BINARY
+    gen = BUILD / "gen"
+    _generate(root, gen)
+    version = kernel_version(src)
+    log = BUILD / "build.log"
+    kflags = [
+        "-std=gnu11", "-O2", "-g", "-D__KERNEL__",
+        "-fno-strict-aliasing", "-fno-strict-overflow", "-fno-common",
+        # CONFIG_INIT_STACK_ALL_ZERO (the kernel's default with gcc 12): uninitialised locals are 0
+        "-ftrivial-auto-var-init=zero",
+        "-I", str(CSRC / "include"), "-I", str(gen),
+        "-I", str(root / "arch/arm64/include"), "-I", str(root / "arch/arm64/include/uapi"),
+        "-I", str(root / "include"), "-I", str(root / "include/uapi"), "-I", str(CSRC),
+        "-include", str(root / "include/linux/kconfig.h"),
+        "-include", str(root / "include/linux/compiler_types.h"),
+    ]
+    steps = [
+        [gcc, *kflags, "-c", str(CSRC / "at_tu.c"), "-o", str(BUILD / "at_tu.o")],
+        [gcc, *kflags, "-c", str(CSRC / "s2_tu.c"), "-o", str(BUILD / "s2_tu.o")],
+        [gcc, "-std=gnu11", "-O2", "-g", "-Wall", "-I", str(CSRC),
+         f'-DKVMAT_KERNEL_VERSION="{version}"',
+         "-c", str(CSRC / "driver.c"), "-o", str(BUILD / "driver.o")],
+        [gcc, "-o", str(BUILD / "kvm-at.tmp"), str(BUILD / "driver.o"),
+         str(BUILD / "at_tu.o"), str(BUILD / "s2_tu.o")],
+    ]
+    with log.open("w") as fh:
+        fh.write(f"# kernel tree: {src} ({version})\n")
+        for cmd in steps:
+            fh.write("$ " + " ".join(cmd) + "\n")
+            fh.flush()
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+            if proc.returncode != 0:
+                raise KvmBuildError(f"compiling KVM's AT emulation failed (kernel {version}); "
+                                    f"see {log}")
+    os.replace(BUILD / "kvm-at.tmp", BINARY)
+    stamp.write_text(fp)
+    return BINARY
+
+
+# ---- atlab NV scenarios as kvm-at input --------------------------------------------------------
+
+#: The AT ops a guest hypervisor's AT traps to KVM with (AT S1E3* is UNDEFINED at EL2).
+KVM_OPS = ("S1E1R", "S1E1W", "S1E0R", "S1E0W", "S1E1RP", "S1E1WP", "S1E1A",
+           "S1E2R", "S1E2W", "S1E2A", "S12E1R", "S12E1W", "S12E0R", "S12E0W")
+
+#: vCPU registers at.c and nested.c read, always present in 6.12's enum vcpu_sysreg.
+BASE_REGS = frozenset({
+    "HCR_EL2", "SCTLR_EL1", "TCR_EL1", "TTBR0_EL1", "TTBR1_EL1", "MAIR_EL1", "SCTLR_EL2",
+    "TCR_EL2", "TTBR0_EL2", "TTBR1_EL2", "MAIR_EL2", "VTCR_EL2", "VTTBR_EL2", "PAR_EL1",
+})
+#: Newer registers, passed on only when the built tree's enum has them.
+NEWER_REGS = frozenset({
+    "TCR2_EL1", "TCR2_EL2", "PIR_EL1", "PIR_EL2", "PIRE0_EL1", "PIRE0_EL2", "POR_EL0",
+    "POR_EL1", "POR_EL2", "MAIR2_EL1", "MAIR2_EL2", "HCRX_EL2",
+})
+
+
+def tree_registers() -> frozenset[str]:
+    """The register names the last build's enum vcpu_sysreg has (``BASE_REGS`` if unbuilt)."""
+    names = BUILD / "gen" / "vcpu_sysreg_names.h"
+    if not names.is_file():
+        return BASE_REGS
+    return frozenset(re.findall(r'\{ "(\w+)",', names.read_text()))
+
+
+def ipa_limit(features: FeatureSet) -> int:
+    """The host IPA limit KVM would have on a PE with these features (4KB host pages:
+    52 bits only with FEAT_LPA2)."""
+    if features.pa_max >= 52:
+        return 52 if features.has(Feature.LPA2) else 48
+    return features.pa_max
+
+
+def trapped_at_esr(op: str) -> int:
+    """ESR_EL2 of an AT trapped from vEL2 with Rt=1 (EC 0x18), as atlab.syndrome computes."""
+    info = AtOp[op].info
+    return trapped_sys(info.op1, 7, info.crm, info.op2, rt=1).esr
+
+
+def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None) -> str:
+    """One ``scenario`` block of kvm-at input for an atlab NV scenario: vsysregs as ``reg``
+    lines, the feature set as the ID register fields KVM reads, L1's memory as ``mem`` lines,
+    and per op a ``pstate`` (PAN from the op's ``pan`` key, else vsysregs PSTATE_PAN), the
+    trapped AT's ``esr`` and the ``at``.  Ops that never reach KVM (AT S1E3*) are left out
+    (see :func:`kvm_op_indices`).  KVM emulates ATs trapped from vEL2 only: a scenario whose
+    context is not L1 raises :class:`AtlabError`."""
+    from atlab.nv.routing import Context
+    from atlab.sysregs import id_registers
+
+    if scn.context is not Context.L1_VEL2:
+        raise AtlabError(f"{scn.name}: KVM's AT emulation handles ATs trapped from vEL2 "
+                         f"(context L1), not {scn.context.value}")
+    known = registers if registers is not None else tree_registers()
+    name = re.sub(r"\s+", "_", scn.name) or "nv"
+    out = [f"scenario {name}"]
+    ids = id_registers(scn.features)
+    ids.setdefault("ID_AA64PFR2_EL1", 0)
+    for reg, val in sorted(ids.items()):
+        out.append(f"id {reg} {val:#x}")
+    out.append(f"ipa_limit {ipa_limit(scn.features)}")
+    for reg in scn.vregs:
+        if reg in ("PSTATE_PAN",):
+            continue
+        if reg not in known:
+            if scn.vregs[reg] == 0 or reg not in NEWER_REGS | BASE_REGS:
+                continue
+            raise AtlabError(f"{scn.name}: {reg} is set but the built kernel tree has no {reg}")
+        out.append(f"reg {reg} {scn.vregs[reg]:#x}")
+    for ipa, val in scn.l1_memory:
+        out.append(f"mem {ipa:#x} {val:#x}")
+    default_pan = scn.vregs.field("PSTATE_PAN", "PAN")
+    for spec in scn.ops:
+        if spec.op.name not in KVM_OPS:
+            out.append(f"# {spec.op.name} {spec.va:#x}: UNDEFINED at EL2, never trapped to KVM")
+            continue
+        pan = spec.pan if spec.pan is not None else default_pan
+        out.append(f"pstate {0x9 | (pan << 22):#x}")
+        out.append(f"esr {trapped_at_esr(spec.op.name):#x}")
+        out.append(f"at {spec.op.name} {spec.va:#x}")
+    out.append("end")
+    return "\n".join(out) + "\n"
+
+
+def kvm_op_indices(scn: NvScenario) -> list[int]:
+    """Indices into ``scn.ops`` of the ops :func:`to_kvm_input` passes to KVM, in order."""
+    return [i for i, spec in enumerate(scn.ops) if spec.op.name in KVM_OPS]
+
+
+# ---- running kvm-at ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class KvmOpResult:
+    """One ``result`` line: what KVM did for one trapped AT."""
+
+    scenario: str
+    kernel: str
+    n: int
+    op: str
+    va: int
+    par: int | None  # PAR_EL1 after the op; None when KVM injected UNDEFINED
+    written: bool  # KVM wrote PAR_EL1 (vcpu_write_sys_reg)
+    undef: bool
+    reads: int  # kvm_read_guest() calls
+    hwat: int  # hardware AT executions
+    warn: tuple[str, ...]  # file:line of each WARN hit
+    bug: str | None  # file:line of a BUG()
+
+    def __str__(self) -> str:
+        if self.undef:
+            what = "UNDEFINED injected"
+        elif not self.written:
+            what = "PAR_EL1 not written"
+        else:
+            what = f"PAR_EL1={self.par:#018x}" if self.par is not None else "?"
+        extra = []
+        if self.warn:
+            extra.append("WARN at " + ",".join(self.warn))
+        if self.bug:
+            extra.append("BUG at " + self.bug)
+        return (f"AT {self.op} {self.va:#x}: {what}" + (" " + " ".join(extra) if extra else "")
+                + f" (reads={self.reads} hwat={self.hwat})")
+
+
+@dataclass(frozen=True, slots=True)
+class HwAtRequest:
+    """A hardware AT the fast path executes in ``hardware`` mode, with the registers as KVM
+    left them."""
+
+    op: str
+    va: int
+    regs: dict[str, int]
+    pan: int
+
+
+_RESULT = re.compile(
+    r"result (\d+) (\w+) (0x[0-9a-f]+) par=(-|0x[0-9a-f]{16}) written=([01]) undef=([01]) "
+    r"reads=(\d+) hwat=(\d+) warn=(\S+) bug=(\S+)$")
+
+
+def parse_output(text: str) -> list[KvmOpResult]:
+    """The ``result`` lines of kvm-at output (``scenario`` lines give their names)."""
+    results: list[KvmOpResult] = []
+    scenario, kernel = "", ""
+    for line in text.splitlines():
+        if line.startswith("scenario "):
+            parts = line.split()
+            scenario = parts[1]
+            kernel = parts[2].removeprefix("kernel=") if len(parts) > 2 else ""
+            continue
+        if line.startswith("result "):
+            results.append(_parse_result(line, scenario, kernel))
+    return results
+
+
+def _parse_result(line: str, scenario: str, kernel: str) -> KvmOpResult:
+    m = _RESULT.match(line)
+    if m is None:
+        raise AtlabError(f"kvm-at: unexpected output line: {line}")
+    par = None if m.group(4) == "-" else int(m.group(4), 16)
+    return KvmOpResult(
+        scenario=scenario, kernel=kernel, n=int(m.group(1)), op=m.group(2),
+        va=int(m.group(3), 16), par=par, written=m.group(5) == "1", undef=m.group(6) == "1",
+        reads=int(m.group(7)), hwat=int(m.group(8)),
+        warn=() if m.group(9) == "-" else tuple(m.group(9).split(",")),
+        bug=None if m.group(10) == "-" else m.group(10))
+
+
+def _parse_hwat(line: str) -> HwAtRequest:
+    parts = line.split()
+    regs: dict[str, int] = {}
+    pan = 0
+    for kv in parts[3:]:
+        key, _, val = kv.partition("=")
+        if key == "PAN":
+            pan = int(val)
+        else:
+            regs[key] = int(val, 16)
+    return HwAtRequest(op=parts[1], va=int(parts[2], 16), regs=regs, pan=pan)
+
+
+def run(text: str, *, mode: str = "fails",
+        answer: Callable[[HwAtRequest], int | None] | None = None,
+        binary: Path | None = None) -> list[KvmOpResult]:
+    """Run kvm-at over ``text`` (any number of scenarios) and return one result per ``at``.
+    In ``hardware`` mode ``answer`` is called for each hardware AT: it returns the PAR the AT
+    leaves, or None when the AT instruction itself faults.  Input errors raise
+    :class:`AtlabError` with kvm-at's message."""
+    import tempfile
+
+    if mode not in ("fails", "hardware"):
+        raise AtlabError(f"mode must be 'fails' or 'hardware', not {mode!r}")
+    exe = binary or BINARY
+    if not exe.is_file():
+        raise KvmBuildError(f"{exe} is not built: run `python -m tools.kvm build`")
+    with tempfile.NamedTemporaryFile("w", suffix=".kvmat", delete=False) as tmp:
+        tmp.write(text)
+        path = tmp.name
+    try:
+        if mode == "fails":
+            proc = subprocess.run([str(exe), "--mode", "fails", path],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise AtlabError(proc.stderr.strip() or f"kvm-at exited with {proc.returncode}")
+            return parse_output(proc.stdout)
+        if answer is None:
+            raise AtlabError("hardware mode needs an answer callable")
+        return _run_hardware(exe, path, answer)
+    finally:
+        os.unlink(path)
+
+
+def _run_hardware(exe: Path, path: str,
+                  answer: Callable[[HwAtRequest], int | None]) -> list[KvmOpResult]:
+    proc = subprocess.Popen([str(exe), "--mode", "hardware", path], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            bufsize=1)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    results: list[KvmOpResult] = []
+    scenario, kernel = "", ""
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        if line.startswith("hwat "):
+            par = answer(_parse_hwat(line))
+            proc.stdin.write("fail\n" if par is None else f"par {par:#x}\n")
+            proc.stdin.flush()
+        elif line.startswith("scenario "):
+            parts = line.split()
+            scenario = parts[1]
+            kernel = parts[2].removeprefix("kernel=") if len(parts) > 2 else ""
+        elif line.startswith("result "):
+            results.append(_parse_result(line, scenario, kernel))
+    err = proc.stderr.read()
+    if proc.wait() != 0:
+        raise AtlabError(err.strip() or f"kvm-at exited with {proc.returncode}")
+    return results
+
+
+def run_scenarios(scenarios: Iterable[NvScenario], *, mode: str = "fails",
+                  answer: Callable[[HwAtRequest], int | None] | None = None,
+                  ) -> list[list[KvmOpResult]]:
+    """Run many NV scenarios in one kvm-at process; per scenario, the results of its KVM ops
+    (see :func:`kvm_op_indices`)."""
+    scns = list(scenarios)
+    known = tree_registers()
+    text = "".join(to_kvm_input(s, registers=known) for s in scns)
+    flat = run(text, mode=mode, answer=answer)
+    out: list[list[KvmOpResult]] = []
+    pos = 0
+    for s in scns:
+        k = len(kvm_op_indices(s))
+        out.append(flat[pos:pos + k])
+        pos += k
+    return out
