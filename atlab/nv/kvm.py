@@ -41,9 +41,15 @@ from atlab.sysregs import SysRegs
 
 #: The kernel versions modelled.
 KVM_VERSIONS = ("6.12",)
-#: KVM's IPA limit (``get_kvm_ipa_limit()``, also ``kvm_get_pa_bits()`` in 6.12): the host's
-#: PA size for guests, 48 bits on the hosts this kit has in mind.
-KVM_IPA_LIMIT = 48
+
+
+def kvm_ipa_limit(features: FeatureSet) -> int:
+    """KVM's IPA limit (``get_kvm_ipa_limit()``, also ``kvm_get_pa_bits()`` in 6.12) on a host
+    PE with ``features``, 4KB host pages: 52 bits only with FEAT_LPA2 and a 52-bit PA."""
+    if features.pa_max >= 52:
+        return 52 if features.has(Feature.LPA2) else 48
+    return features.pa_max
+
 
 # PAR_EL1 bits at.c builds (SYS_PAR_EL1_*).
 _F, _PTW, _S, _RES1_NSE = 1, 1 << 8, 1 << 9, 1 << 11
@@ -131,6 +137,11 @@ DEVIATIONS: Mapping[str, KvmDeviation] = _dev(
     KvmDeviation("no-52bit-blocks",
                  "a block at level 0 (4KB, DS=1) or level 1 (16KB DS=1, 64KB) is a "
                  "translation fault", "AArch64.BlockDescSupported (R_JWRJW)", Verdict.BUG),
+    KvmDeviation("ds-never-allows-52bit-va",
+                 "with TCR_ELx.DS=1 (4KB/16KB) a TxSZ below 16 is a Translation fault at level "
+                 "0: setup_s1_walk's ``lva &= tcr & TCR_DS`` on a bool is always false",
+                 "AArch64.S1MinTxSZ with FEAT_LPA2 and DS=1: TxSZ down to 12 (R_GTJBY)",
+                 Verdict.BUG),
     KvmDeviation("ds-sh-from-descriptor",
                  "with TCR_ELx.DS=1 PAR.SH comes from descriptor bits 9:8 (OA[51:50] there) "
                  "instead of TCR_ELx.SH{0,1}", "AArch64.S1LeafBase/S1Shareability with DS=1",
@@ -159,10 +170,6 @@ DEVIATIONS: Mapping[str, KvmDeviation] = _dev(
                  "'Address size fault'), and AT S12E* keeps the stage 1 PAR",
                  "AArch64.S2InvalidSL / S2InconsistentSL: a stage 2 Translation fault at "
                  "level 0", Verdict.BUG),
-    KvmDeviation("s2-addrsz-l0-lost",
-                 "for AT S12E*, a stage 2 Address size fault at level 0 (FSC 0) is taken for "
-                 "no fault: PAR reports a stage 2 Permission fault at level 0",
-                 "AArch64.S2Walk: Address size fault, level 0 (FSC 0b000000)", Verdict.BUG),
     KvmDeviation("s2-no-ds",
                  "VTCR_EL2.DS (52-bit stage 2 with 4KB/16KB, SL2) is ignored",
                  "AArch64.S2WalkParams / AArch64.S2StartLevel with VTCR_EL2.DS=1 "
@@ -371,13 +378,15 @@ def _setup_s1_walk(c: _Ctx, op: AtOp, va: int, wi: _WalkInfo, wr: _WalkResult) -
         return None
     # R_GTJBY, R_SXWGM
     ds = bool(bit(tcr, 32) if el2 else bit(tcr, 59))
-    if wi.pgshift == 12:
-        lva = f.has(Feature.LPA2) and f.has(Feature.TGRAN4) and ds
-    elif wi.pgshift == 14:
-        lva = f.has(Feature.LPA2) and f.has(Feature.TGRAN16) and ds
-    else:
-        lva = f.has(Feature.LVA)
     wi.ds = ds and wi.pgshift != 16 and f.has(Feature.LPA2)
+    if wi.pgshift == 16:
+        lva = f.has(Feature.LVA)
+    else:
+        # at.c 6.12: ``lva &= tcr & TCR_DS`` on a bool: the DS bit (59, or 32 for TCR_EL2) is
+        # far above bit 0, so the AND is always 0 and DS=1 never allows TxSZ < 16.
+        lva = False
+        if wi.ds and wi.txsz < 16:
+            c.fire("ds-never-allows-52bit-va")
     if (lva and wi.txsz < 12) or (not lva and wi.txsz < 16):
         _fault_l0(wr)
         return None
@@ -641,6 +650,20 @@ class _S2Trans:  # struct kvm_s2_trans, plus the walker's return value
 
 
 def _walk_nested_s2(c: _Ctx, ipa: int) -> _S2Trans:
+    """kvm_walk_nested_s2(): on failure the fault's ESR carries the trapped AT's ESR_EL2 above
+    the FSC (EC 0x18), so ``esr`` is never 0 then, even for an Address size fault at level 0
+    (FSC 0b000000)."""
+    tr = _walk_nested_s2_pgd(c, ipa)
+    if tr.ret:
+        tr.esr |= _TRAPPED_AT_ESR_EC
+    return tr
+
+
+#: ESR_EL2.EC of a trapped AT (0x18) in place, as kvm_vcpu_get_esr() gives it.
+_TRAPPED_AT_ESR_EC = 0x18 << 26
+
+
+def _walk_nested_s2_pgd(c: _Ctx, ipa: int) -> _S2Trans:
     vtcr = c.vregs["VTCR_EL2"]
     t0sz, sl = bits(vtcr, 5, 0), bits(vtcr, 7, 6)
     pgshift = {0b00: 12, 0b10: 14}.get(bits(vtcr, 15, 14), 16)
@@ -827,7 +850,7 @@ def _arch_s12_attrs(hcr: int, s1_attr: int, s1_sh: int, s2_desc: int) -> tuple[i
 
 
 def kvm_at(op: AtOp, va: int, *, vregs: SysRegs, mem: PhysMem, features: FeatureSet,
-           pan: int = 0, ipa_limit: int = KVM_IPA_LIMIT, version: str = "6.12",
+           pan: int = 0, ipa_limit: int | None = None, version: str = "6.12",
            fast_par: int | None = None) -> KvmAtResult:
     """KVM's emulation of ``AT <op>`` trapped from L1's vEL2 (``handle_at_s1e01``,
     ``handle_at_s1e2``, ``handle_at_s12`` in sys_regs.c, then at.c).
@@ -842,7 +865,8 @@ def kvm_at(op: AtOp, va: int, *, vregs: SysRegs, mem: PhysMem, features: Feature
                          f"{', '.join(KVM_VERSIONS)}")
     if op.info.el == 3:
         raise AtlabError(f"AT {op.name} does not trap to KVM (it is UNDEFINED at EL2)")
-    c = _Ctx(vregs, mem, features, pan & 1, ipa_limit)
+    limit = kvm_ipa_limit(features) if ipa_limit is None else ipa_limit
+    c = _Ctx(vregs, mem, features, pan & 1, limit)
     if op is AtOp.S1E2A and not features.has(Feature.ATS1A):
         return KvmAtResult(op, va, None, False, undef=True)  # handle_at_s1e2's check
     if op.is_s12:
@@ -892,10 +916,6 @@ def _at_s12(c: _Ctx, op: AtOp, va: int, fast_par: int | None) -> int:
         f"fault FSC {tr.esr & 0x3F:#04x}" if tr.esr else f"-> {tr.output:#x} level {tr.level}"))
     if tr.ret > 0 and tr.arch_level != tr.level:
         c.fire("s2-vttbr-addrsz-level")
-    if tr.ret > 0 and not tr.esr:
-        # An Address size fault at level 0 has FSC 0b000000: at.c tests ``out.esr``, reads it
-        # as "no fault" and goes on to the permission check of an empty result.
-        c.fire("s2-addrsz-l0-lost")
     write = op.info.access is Access.WRITE
     vtcr = c.vregs["VTCR_EL2"]
     if (write and not tr.esr and not tr.writable and bit(tr.desc, 51) and bit(vtcr, 22)
