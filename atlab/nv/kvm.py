@@ -205,9 +205,9 @@ DEVIATIONS: Mapping[str, KvmDeviation] = _dev(
                  "S2CombineS1MemAttrs / S2ApplyFWBMemAttrs", Verdict.BUG,
                  par_bits=mask(63, 56) | mask(8, 7)),
     KvmDeviation("mmu-off-pa-48",
-                 "with stage 1 off, PAR.PA keeps bits 47:12 only",
-                 "AArch64.S1DisabledOutput: PA = VA (up to the PA size)", Verdict.BUG,
-                 par_bits=mask(51, 48)),
+                 "with stage 1 off, the output address keeps bits 47:12 only (in PAR.PA, and "
+                 "as the IPA AT S12E* gives to stage 2)",
+                 "AArch64.S1DisabledOutput: PA = VA (up to the PA size)", Verdict.BUG),
 )
 
 

@@ -96,7 +96,9 @@ def run_atlab(nv: Mapping[str, Any], version: str = "6.12"
         n = len(nv.get("ops", []))
         return [err] * n, [err] * n, [frozenset()] * n
     kvm = KvmBehaviour(version, fast_path=False)
-    model, arch, fired = [], [], []
+    model: list[KOutcome] = []
+    arch: list[KOutcome] = []
+    fired: list[frozenset[str]] = []
     for spec in sc.ops:
         system = sc.system()
         pan = spec.pan if spec.pan is not None else system.pan
@@ -143,7 +145,7 @@ def run_kvm(nvs: Sequence[Mapping[str, Any]], *, binary: Path | None = None
     out: list[list[KOutcome]] = []
     it = iter(results)
     for nv in nvs:
-        ops = []
+        ops: list[KOutcome] = []
         for _ in nv["ops"]:
             k = next(it)
             if k.bug:
@@ -201,6 +203,14 @@ class KvmReport:
                 f"of {len(self.deviations)} kinds; {len(self.mismatches) + len(self.unexplained)}"
                 f" unexplained")
 
+    def merged(self, other: KvmReport) -> KvmReport:
+        out = KvmReport(self.scenarios + other.scenarios, self.ops + other.ops, self.kernel,
+                        self.mismatches + other.mismatches,
+                        self.unexplained + other.unexplained,
+                        self.deviations + other.deviations, {**other.examples, **self.examples},
+                        self.same_as_arch + other.same_as_arch, self.warns + other.warns)
+        return out
+
     def table(self) -> str:
         rows = ["deviation                         ops   verdict"]
         for name, n in self.deviations.most_common():
@@ -238,6 +248,30 @@ def compare_kvm(nvs: Sequence[dict[str, Any]], *, kvm: Sequence[Sequence[KOutcom
         _write_reproducers(rep, binary=binary, version=version,
                            use_kvm=kvm is None)
     return rep
+
+
+# ---- the committed corpus --------------------------------------------------------------------
+
+def record_kvm_corpus(nvs: Sequence[dict[str, Any]], path: Path, *, binary: Path | None,
+                      kernel: str) -> int:
+    """Write ``nvs`` with KVM's answer for every op (replayed by ``make test`` without a
+    kernel tree); returns the number of ops."""
+    answers = run_kvm(nvs, binary=binary)
+    doc = {"kernel": kernel, "scenarios": [
+        {**{k: v for k, v in nv.items() if k != "tags"}, "kvm": [list(o) for o in ans]}
+        for nv, ans in zip(nvs, answers, strict=True)]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    return sum(len(a) for a in answers)
+
+
+def load_corpus(path: Path) -> tuple[list[dict[str, Any]], list[list[KOutcome]], str]:
+    doc = json.loads(path.read_text())
+    nvs, answers = [], []
+    for scn in doc["scenarios"]:
+        answers.append([tuple(o) for o in scn["kvm"]])
+        nvs.append({k: v for k, v in scn.items() if k != "kvm"})
+    return nvs, answers, str(doc["kernel"])
 
 
 # ---- shrinking -----------------------------------------------------------------------------
