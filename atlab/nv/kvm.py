@@ -194,6 +194,28 @@ DEVIATIONS: Mapping[str, KvmDeviation] = _dev(
                  "encodings (FEAT_XS 0x40, reserved 0bxxxx0000) report the descriptor's SH",
                  "PAR_EL1.SH reads 0b10 for Device and Normal Inner+Outer Non-cacheable "
                  "memory (D24.2 PAR_EL1)", Verdict.BUG, par_bits=mask(8, 7)),
+    KvmDeviation("fast-nv1-on-l2-walk",
+                 "hardware fast path for AT S1E0*/S1E1* with vHCR_EL2.E2H=0: L2's EL1&0 walk "
+                 "runs with the live HCR_EL2.{NV,NV1}={1,1} of L1's vEL2 (EL0 loses AP[1] "
+                 "access, bit 54 is PXN), and a permission fault or success is kept",
+                 "AArch64.S1DirectBasePermissions: the {NV,NV1}={1,1} format applies only "
+                 "when L1 set them for its guest", Verdict.BUG),
+    KvmDeviation("fast-el2-register-translation",
+                 "hardware fast path for AT S1E2* with vHCR_EL2.E2H=0: the walk uses "
+                 "translate_tcr_el2_to_tcr_el1(), which drops TCR_EL2.{HPD, HA, HD, DS, SH0}, "
+                 "and translate_sctlr_el2_to_sctlr_el1()",
+                 "AArch64.S1Translate for the EL2 regime reads TCR_EL2 as written",
+                 Verdict.BUG),
+    KvmDeviation("fast-folded-vhcr",
+                 "hardware fast path: L1's vHCR_EL2 bits folded into the live HCR_EL2 "
+                 "(DC, PTW, CD, FWB, NV, NV1) change the walk the hardware AT does",
+                 "HCR_EL2.{DC,PTW,CD,FWB,NV1} of L1 apply to its guest's EL1&0 regime only, "
+                 "not to L1's own EL2 regime", Verdict.BUG),
+    KvmDeviation("fast-vtge-ignored",
+                 "hardware fast path for AT S1E0*/S1E1* with vHCR_EL2.{E2H,TGE}={0,1}: L2's "
+                 "stage 1 runs although the EL1&0 stage 1 is disabled",
+                 "AArch64.S1Enabled(): HCR_EL2.TGE=1 disables the EL1&0 stage 1",
+                 Verdict.BUG),
     KvmDeviation("contiguous-aligned-oa",
                  "a descriptor with the Contiguous bit translates with its output address "
                  "aligned to the contiguous range",
@@ -827,6 +849,7 @@ def _compute_par_s12(c: _Ctx, s1_par: int, tr: _S2Trans) -> int:
     if (final, sh) != _arch_s12_attrs(hcr, s1_attr, s1_sh, tr.desc):
         c.fire("s2-attr-combination")
     c.fire("s12-no-bit11")
+    c.fire("no-ns-bit")
     return (final << 56) | (tr.output & mask(47, 12)) | (sh << 7)
 
 
@@ -844,6 +867,89 @@ def _arch_s12_attrs(hcr: int, s1_attr: int, s1_sh: int, s2_desc: int) -> tuple[i
         attr = combine_s1_s2(s1_attr, 0x44 if cd and s2_attr >> 4 else s2_attr)
     sh = combine_shareability(s1_sh, bits(s2_desc, 9, 8))
     return attr, 0b10 if attr in PAR_SH_IS_OSH else sh
+
+
+# --- the hardware fast path: which registers KVM puts on the CPU ----------------------------
+
+#: The EL1 registers a hardware AT uses, as KVM programs them.
+FAST_PATH_REGS = ("HCR_EL2", "SCTLR_EL1", "TCR_EL1", "TTBR0_EL1", "TTBR1_EL1", "MAIR_EL1",
+                  "VTTBR_EL2", "VTCR_EL2")
+
+
+def live_vel2_regs(vregs: SysRegs, hcr: int) -> dict[str, int]:
+    """The EL1 registers on the CPU while L1 runs at vEL2 (KVM 6.12's
+    ``get_el2_to_el1_mapping()``): with vHCR_EL2.E2H=1 L1's EL2 registers as they are; with
+    E2H=0 translated by ``translate_tcr_el2_to_tcr_el1()`` (EPD1, TBI0, IPS, TG0, ORGN0, IRGN0,
+    T0SZ: no SH0, HPD, HA/HD or DS), ``translate_sctlr_el2_to_sctlr_el1()`` (M, A, C, SA, I,
+    IESB, WXN, EE; SCTLR_EL1_RES1 is 0 in 6.12's generated definitions) and
+    ``translate_ttbr0_el2_to_ttbr0_el1()`` (ASID cleared).  ``hcr``
+    is what ``__compute_hcr()`` loads (:func:`atlab.nv.routing.loaded_hcr_el2`)."""
+    if vregs.field("HCR_EL2", "E2H"):
+        sctlr, tcr = vregs["SCTLR_EL2"], vregs["TCR_EL2"]
+        ttbr0, ttbr1 = vregs["TTBR0_EL2"], vregs["TTBR1_EL2"]
+    else:
+        t = vregs["TCR_EL2"]
+        tcr = (1 << 23) | (bit(t, 20) << 37) | (bits(t, 18, 16) << 32) | (t & 0xFFFF)
+        tcr &= ~(0b11 << 12)  # SH0 is not carried over
+        sctlr = vregs["SCTLR_EL2"] & _SCTLR_EL2_KEPT
+        ttbr0, ttbr1 = vregs["TTBR0_EL2"] & mask(47, 0), vregs["TTBR1_EL2"]
+    return {"HCR_EL2": hcr, "SCTLR_EL1": sctlr, "TCR_EL1": tcr, "TTBR0_EL1": ttbr0,
+            "TTBR1_EL1": ttbr1, "MAIR_EL1": vregs["MAIR_EL2"]}
+
+
+# SCTLR_ELx.{M, A, C, SA, I, IESB, WXN, EE}
+_SCTLR_EL2_KEPT = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 21) | (1 << 19) \
+    | (1 << 25)
+
+
+def fast_path_regs(op: AtOp, vregs: SysRegs, live: Mapping[str, int], *, vttbr_live: int,
+                   vttbr_shadow: int, vtcr: int) -> dict[str, int]:
+    """The registers the hardware AT of KVM 6.12's fast path runs with.
+
+    - ``__kvm_at_s1e2``: the live EL1 registers (L1's vEL2 context), the live HCR_EL2 with
+      TGE cleared, VM set, and NV|NV1 when vHCR_EL2.E2H=0; the live VTTBR_EL2 (L0's stage 2
+      for L1).
+    - ``__kvm_at_s1e01_fast`` with vHCR_EL2.{E2H,TGE}={1,1}: no MMU switch, the live context.
+    - otherwise: L2's EL1 registers (TTBR0/1, TCR, MAIR, SCTLR as L1 wrote them) and the
+      shadow stage 2 (``__load_stage2``), under the live HCR_EL2 with TGE cleared and VM set:
+      NV, NV1 (vHCR_EL2.E2H=0), AT and the folded vHCR_EL2 bits stay set.
+    """
+    hcr = (live["HCR_EL2"] & ~(1 << 27)) | 1
+    out = dict(live)
+    vttbr = vttbr_live
+    e2h, tge = vregs.field("HCR_EL2", "E2H"), vregs.field("HCR_EL2", "TGE")
+    if op.info.el == 2 and op.info.stages == 1:
+        if not e2h:
+            hcr |= (1 << 42) | (1 << 43)
+    elif not (e2h and tge):
+        for name in ("TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "MAIR_EL1", "SCTLR_EL1"):
+            out[name] = vregs[name]
+        vttbr = vttbr_shadow
+    out.update(HCR_EL2=hcr, VTTBR_EL2=vttbr, VTCR_EL2=vtcr)
+    return out
+
+
+def fast_path_deviations(op: AtOp, vregs: SysRegs, kvm_regs: Mapping[str, int],
+                         right: Mapping[str, int], own: bool) -> frozenset[str]:
+    """Why KVM's hardware fast path answered differently from a hardware AT on the context
+    the architecture calls for (``right``): the named differences in what KVM loaded."""
+    out = set()
+    nv_nv1 = (1 << 42) | (1 << 43)
+    walk_bits = nv_nv1 | (1 << 12) | (1 << 2) | (1 << 32) | (1 << 46) | 1  # DC PTW CD FWB VM
+    diff = (kvm_regs["HCR_EL2"] ^ right["HCR_EL2"]) & walk_bits
+    if own:
+        if diff:
+            out.add("fast-folded-vhcr")
+        if any(kvm_regs[r] != right[r] for r in ("TCR_EL1", "SCTLR_EL1")):
+            out.add("fast-el2-register-translation")
+    else:
+        if diff & nv_nv1:
+            out.add("fast-nv1-on-l2-walk")
+        if diff & ~nv_nv1:
+            out.add("fast-folded-vhcr")
+        if kvm_regs["SCTLR_EL1"] != right["SCTLR_EL1"]:
+            out.add("fast-vtge-ignored")
+    return frozenset(out)
 
 
 # --- the trap handlers: __kvm_at_s1e01, __kvm_at_s1e2, __kvm_at_s12 ---------------------------

@@ -23,6 +23,8 @@ from atlab.sysregs import SysRegs, parse_int
 PAGE = 12
 #: Where L0 keeps the stage 2 tables it gives the hardware (its own memory, bit 47 set).
 L0_TABLES_BASE = 0x8000_0000_0000
+#: The IPA size of the stage 2 tables L0 builds (its own for L1, and the shadow).
+SHADOW_IPA_BITS = 48
 #: VTCR_EL2 for L0's hardware stage 2 tables: 4KB granule, T0SZ=16, SL0=2 (start level 0),
 #: PS=48 bits, Inner Shareable WB walks, RES1 bit 31.
 L0_VTCR = 0x8005_3590
@@ -96,6 +98,8 @@ class NvSystem:
         hole_pages = {page_of(h) for h in holes}
         self.l0_mapped: set[int] = set(self.backing) - hole_pages
         self.shadow: dict[int, int] = dict(shadow or {})
+        #: The level of L1's stage 2 mapping each shadow entry came from (default 3).
+        self.shadow_level: dict[int, int] = {}
         self.events: list[L0Event] = []
         self._materialized: dict[int, tuple[tuple[int, int], ...]] = {}
         #: Register snapshots L0 loaded recently (reused while unchanged).
@@ -143,13 +147,20 @@ class NvSystem:
         assert pa is not None
         return pa
 
-    def add_shadow(self, l2_ipa: int, l1_ipa: int, l1_desc: int) -> int:
+    def add_shadow(self, l2_ipa: int, l1_ipa: int, l1_desc: int, level: int = 3) -> int:
         """L0 backs L1 IPA ``l1_ipa`` (what L1's stage 2 gave for ``l2_ipa``, from its leaf
-        ``l1_desc``) and maps the L2 IPA page to it in the shadow stage 2, with L1's stage 2
-        attribute bits; returns the PA page."""
+        ``l1_desc`` at ``level``) and maps the L2 IPA page to it in the shadow stage 2, with
+        L1's stage 2 attribute bits; the entry is tagged with the level of L1's mapping (KVM's
+        ``KVM_NV_GUEST_MAP_SZ``, read back when a TLBI comes without a TTL hint).  Returns the
+        PA page."""
+        if l2_ipa >> SHADOW_IPA_BITS:
+            raise AtlabError(f"L2 IPA {l2_ipa:#x} is beyond the {SHADOW_IPA_BITS}-bit shadow "
+                             "stage 2 L0 builds (KVM 6.12 has no 52-bit IPA for nested "
+                             "guests): not modelled")
         pa = self.l1_ipa_to_pa(l1_ipa, allocate=True)
         assert pa is not None
         self.shadow[page_of(l2_ipa)] = page_of(pa) | (l1_desc & S2_ATTR_BITS)
+        self.shadow_level[page_of(l2_ipa)] = level
         return page_of(pa)
 
     def l1_view(self) -> IpaSpace:
