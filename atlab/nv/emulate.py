@@ -111,6 +111,8 @@ class NvAtResult:
         }
         if self.exception is not None:
             out["exception"] = self.exception.to_dict()
+        if self.kvm is not None:
+            out["kvm_deviations"] = sorted(self.kvm.fired)
         if full:
             out["narration"] = list(self.narration)
         return out

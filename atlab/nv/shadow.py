@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from atlab.errors import AtlabError
 from atlab.nv.emulate import emulate_at
-from atlab.nv.model import S2_ATTR_BITS, L0Event, NvSystem, page_of
+from atlab.nv.model import S2_ATTR_BITS, L0Event, NvSystem, page_of, shadow_attrs
 from atlab.nv.routing import Context, loaded_hcr_el2
 from atlab.regime import AtOp
 from atlab.syndrome import TakenException
@@ -224,7 +224,7 @@ def l2_access(system: NvSystem, va: int, *, write: bool = False) -> L2Access:
                      f"2 (-> L1 IPA {page_of(l1.pa):#x} -> PA {backing:#x}) and adds "
                      "the shadow entry")
     entry = system.shadow[page]
-    if write and entry & S2_ATTR_BITS and not entry >> 7 & 1:  # S2AP[1]: no write
+    if write and not shadow_attrs(entry) >> 7 & 1:  # S2AP[1]: no write
         return L2Access(va, ipa, None, "shadow stage 2: no write permission (L1's S2AP; L0 "
                         "injects the abort into L1)", tuple(story))
     pa = page_of(entry & ~S2_ATTR_BITS) | (ipa & 0xFFF)
