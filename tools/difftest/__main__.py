@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help=f"with --coverage: also write an HTML report to {HTML_DIR}/")
     p.add_argument("--kvm", action="store_true",
                    help="compare atlab.nv's KVM model with KVM's at.c built in userspace")
+    p.add_argument("--features", choices=("max", "nv"), default="max",
+                   help="with --kvm: the generator's PE (max) or the features KVM 6.12 "
+                        "advertises to a guest hypervisor (nv)")
     p.add_argument("--tlbi", action="store_true",
                    help="compare TLBI traps/UNDEFINED/execution instead of AT (QEMU needed)")
     args = p.parse_args(argv)
@@ -136,7 +139,7 @@ def _main_kvm(args: argparse.Namespace) -> int:
     total = None
     for seed in args.seed:
         t0 = time.monotonic()
-        nvs = generate_nv(seed, args.count)
+        nvs = generate_nv(seed, args.count, features=args.features)
         if args.tags:
             nvs = [s for s in nvs if set(args.tags) & set(s["tags"])]
         if args.record_corpus is not None:

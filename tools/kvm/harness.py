@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tarfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from atlab.errors import AtlabError
@@ -331,6 +331,11 @@ def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None) ->
     if scn.context is not Context.L1_VEL2:
         raise AtlabError(f"{scn.name}: KVM's AT emulation handles ATs trapped from vEL2 "
                          f"(context L1), not {scn.context.value}")
+    from atlab.nv.kvm import kvm_sanitise
+
+    # KVM reads L1's VNCR-backed registers through kvm_vcpu_sanitise_vncr_reg(); the shim has
+    # no such masking, so the input carries what KVM would hold.
+    scn = replace(scn, vregs=kvm_sanitise(scn.vregs, scn.features))
     known = registers if registers is not None else tree_registers()
     name = re.sub(r"\s+", "_", scn.name) or "nv"
     out = [f"scenario {name}"]
@@ -351,7 +356,7 @@ def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None) ->
         out.append(f"mem {ipa:#x} {val:#x}")
     default_pan = scn.vregs.field("PSTATE_PAN", "PAN")
     for spec in scn.ops:
-        if spec.op.name not in KVM_OPS:
+        if not reaches_kvm(spec.op, scn.features):
             out.append(f"# {spec.op.name} {spec.va:#x}: UNDEFINED at EL2, never trapped to KVM")
             continue
         pan = spec.pan if spec.pan is not None else default_pan
@@ -364,7 +369,17 @@ def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None) ->
 
 def kvm_op_indices(scn: NvScenario) -> list[int]:
     """Indices into ``scn.ops`` of the ops :func:`to_kvm_input` passes to KVM, in order."""
-    return [i for i, spec in enumerate(scn.ops) if spec.op.name in KVM_OPS]
+    return [i for i, spec in enumerate(scn.ops) if reaches_kvm(spec.op, scn.features)]
+
+
+def reaches_kvm(op: AtOp, features: FeatureSet) -> bool:
+    """Whether ``AT <op>`` executed by L1 at vEL2 traps to KVM: AT S1E3* and an AT whose
+    feature the PE lacks (AT S1E1RP/WP without FEAT_PAN2, AT S1E1A without FEAT_ATS1A) are
+    UNDEFINED in hardware first; AT S1E2A is kept (KVM checks FEAT_ATS1A itself)."""
+    if op.name not in KVM_OPS:
+        return False
+    need = op.info.feature
+    return op is AtOp.S1E2A or need is None or features.has(need)
 
 
 # ---- running kvm-at ----------------------------------------------------------------------------
