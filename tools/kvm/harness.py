@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -353,13 +353,16 @@ def trapped_at_esr(op: str) -> int:
     return trapped_sys(info.op1, 7, info.crm, info.op2, rt=1).esr
 
 
-def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None) -> str:
+def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None,
+                 hw: Mapping[str, int] | None = None) -> str:
     """One ``scenario`` block of kvm-at input for an atlab NV scenario: vsysregs as ``reg``
     lines, the feature set as the ID register fields KVM reads, L1's memory as ``mem`` lines,
     and per op a ``pstate`` (PAN from the op's ``pan`` key, else vsysregs PSTATE_PAN), the
     trapped AT's ``esr`` and the ``at``.  Ops that never reach KVM (AT S1E3*) are left out
     (see :func:`kvm_op_indices`).  KVM emulates ATs trapped from vEL2 only: a scenario whose
-    context is not L1 raises :class:`AtlabError`."""
+    context is not L1 raises :class:`AtlabError`.  ``hw`` gives ``hw`` lines (the hardware
+    registers L0 has loaded when the AT traps, for ``hardware`` mode: ``HCR_EL2``,
+    ``VTTBR_EL2``, ``SHADOW_VTTBR_EL2``, ...)."""
     from atlab.nv.routing import Context
     from atlab.sysregs import id_registers
 
@@ -374,6 +377,8 @@ def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None) ->
     for reg, val in sorted(ids.items()):
         out.append(f"id {reg} {val:#x}")
     out.append(f"ipa_limit {ipa_limit(scn.features)}")
+    for reg, val in (hw or {}).items():
+        out.append(f"hw {reg} {val:#x}")
     for reg in scn.vregs:
         if reg in ("PSTATE_PAN",):
             continue
@@ -553,12 +558,13 @@ def _run_hardware(exe: Path, path: str,
 
 def run_scenarios(scenarios: Iterable[NvScenario], *, mode: str = "fails",
                   answer: Callable[[HwAtRequest], int | None] | None = None,
+                  hw: Callable[[NvScenario], Mapping[str, int]] | None = None,
                   ) -> list[list[KvmOpResult]]:
     """Run many NV scenarios in one kvm-at process; per scenario, the results of its KVM ops
-    (see :func:`kvm_op_indices`)."""
+    (see :func:`kvm_op_indices`).  ``hw(scn)`` gives each scenario's ``hw`` lines."""
     scns = list(scenarios)
     known = tree_registers()
-    text = "".join(to_kvm_input(s, registers=known) for s in scns)
+    text = "".join(to_kvm_input(s, registers=known, hw=hw(s) if hw else None) for s in scns)
     flat = run(text, mode=mode, answer=answer)
     out: list[list[KvmOpResult]] = []
     pos = 0
