@@ -164,3 +164,18 @@ def test_build_errors_are_one_line(tmp_path: Path) -> None:
         harness.build("/nonexistent/x")
     with pytest.raises(harness.KvmBuildError, match=r"not a kernel tree with arch/arm64/kvm/at\.c"):
         harness.build(str(tmp_path))
+
+
+def test_warn_is_reported_with_nested_c_line(kvm_at: Path) -> None:
+    # VTCR_EL2.SL0=2 with a 4KB granule and T0SZ=32 starts the stage 2 walk at level 0 with a
+    # 32-bit IPA space: check_base_s2_limits() fails and walk_nested_s2_pgd() WARNs; the
+    # stage 1 walk then reports a stage 2 fault on its first table access (PTW=1, S=1)
+    text = EL1_UNDER_S2.replace("reg VTCR_EL2 0x80050060", "reg VTCR_EL2 0x800500a0")
+    res = one(text + "at S12E1R 0x40201234\n")
+    assert res.par == 0x800 | 0x200 | 0x100 | 1 and res.reads == 0
+    (where,) = res.warn
+    file, line = where.split(":")
+    assert file == "nested.c" and res.bug is None
+    trees = list((harness.BUILD / "src").glob("*/arch/arm64/kvm/nested.c"))
+    if trees:  # the location names nested.c's own line, not the cut's
+        assert "WARN_ON(" in trees[0].read_text().splitlines()[int(line) - 1]
