@@ -1,4 +1,3 @@
-// SPDX-License-Identifier: MIT
 /*
  * atlab tools/kvm: the translation unit that holds KVM's arch/arm64/kvm/at.c, unchanged
  * (copied from the kernel tree into build/ at build time), followed by our glue: the vCPU,

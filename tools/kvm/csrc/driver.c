@@ -1,4 +1,3 @@
-// SPDX-License-Identifier: MIT
 /*
  * atlab tools/kvm: kvm-at, the driver. Reads a scenario file, sets up the vCPU, guest RAM
  * and "hardware" registers, runs each trapped AT through KVM's at.c and prints one result

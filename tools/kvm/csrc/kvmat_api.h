@@ -1,4 +1,3 @@
-/* SPDX-License-Identifier: MIT */
 /*
  * atlab tools/kvm: the interface between the driver (driver.c, built against libc)
  * and the translation units that hold KVM's code (at_tu.c, s2_tu.c, built against

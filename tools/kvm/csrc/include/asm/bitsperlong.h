@@ -1,4 +1,3 @@
-/* SPDX-License-Identifier: MIT */
 /*
  * atlab tools/kvm shim: arm64 longs are 64 bits. Newer trees' <uapi/asm/bitsperlong.h> say 32
  * for a __KERNEL__ build on anything but __aarch64__ (the compat vDSO); this build is x86-64.

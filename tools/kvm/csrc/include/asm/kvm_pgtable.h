@@ -1,4 +1,3 @@
-/* SPDX-License-Identifier: MIT */
 /*
  * atlab tools/kvm shim: the tree's own <asm/kvm_pgtable.h> supplies the descriptor field
  * names newer at.c and kvm_nested.h use (KVM_PTE_*); it is included after the shim's

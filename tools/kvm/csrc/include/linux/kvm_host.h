@@ -1,4 +1,3 @@
-/* SPDX-License-Identifier: MIT */
 /*
  * atlab tools/kvm shim: stands in for <linux/kvm_host.h> (and, through the other files
  * of this directory, for <asm/kvm_hyp.h>, <asm/kvm_mmu.h>, <asm/kvm_emulate.h> and
