@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from atlab.errors import AtlabError
-from atlab.features import Feature, FeatureSet
+from atlab.features import FeatureSet
 from atlab.nv.model import NvScenario
 from atlab.regime import AtOp
 from atlab.syndrome import trapped_sys
