@@ -98,7 +98,7 @@ def test_minimal_reproducer_gives_kvms_answer_and_shows_its_deviation(path: Path
     import json
 
     nv = json.loads(path.read_text())
-    model, arch, fired = run_atlab(nv)
+    model, arch, fired = run_atlab(nv, fast_path=nv.get("kvm_mode") == "hardware")
     assert model[0] == tuple(nv["kvm"][0])
     assert model[0] != arch[0]
     why = explain(model[0], arch[0], fired[0])
@@ -124,9 +124,22 @@ def kvm_binary() -> Path:
     return harness.build()
 
 
-def test_live_model_equals_kvm_on_generated_scenarios(kvm_binary: Path) -> None:
-    nvs = generate_nv(31, 700)
+@pytest.mark.parametrize("features", ["max", "nv"])
+def test_live_model_equals_kvm_on_generated_scenarios(kvm_binary: Path, features: str) -> None:
+    nvs = generate_nv(31, 500, features=features)
     rep = compare_kvm(nvs, binary=kvm_binary, shrink=False)
-    assert rep.ops > 3000
+    assert rep.ops > 2000
     assert rep.mismatches == [], rep.mismatches[:3]
     assert rep.unexplained == [], rep.unexplained[:3]
+
+
+def test_live_fast_path_registers_and_answers_equal_kvms(kvm_binary: Path) -> None:
+    """Hardware mode: KVM's own fast path runs, its hardware ATs answered by atlab's walker on
+    the registers KVM loaded; the model must load the same registers and end with the same
+    PAR (six of the named deviations are fast-path ones)."""
+    nvs = generate_nv(32, 400, shadow=True)
+    rep = compare_kvm(nvs, binary=kvm_binary, shrink=False, fast_path=True)
+    assert rep.hardware is not None and rep.hardware.asked > 1000
+    assert rep.hardware.register_mismatches == [], rep.hardware.register_mismatches[:3]
+    assert rep.mismatches == [] and rep.unexplained == []
+    assert {"fast-nv1-on-l2-walk", "fast-pan-not-copied"} <= set(rep.deviations)

@@ -36,6 +36,7 @@ from atlab.nv.kvm import (
     fast_path_deviations,
     fast_path_regs,
     kvm_at,
+    kvm_sanitise,
     live_vel2_regs,
 )
 from atlab.nv.model import L0_VTCR, NvSystem, page_of
@@ -278,10 +279,13 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
     fast: AtResult | None = None
     fast_par: int | None = None
     e2h, tge = vregs.field("HCR_EL2", "E2H"), vregs.field("HCR_EL2", "TGE")
-    live = live_vel2_regs(vregs, loaded_hcr_el2(Context.L1_VEL2, vregs, feats).value)
-    kvm_regs = fast_path_regs(op, vregs, live,
+    held = kvm_sanitise(vregs, feats)  # what KVM holds (kvm_vcpu_sanitise_vncr_reg)
+    live = live_vel2_regs(held, loaded_hcr_el2(Context.L1_VEL2, held, feats).value)
+    kvm_regs = fast_path_regs(op, held, live,
                               vttbr_live=system.materialize_s2(system.l0_stage2_pages(), 0),
-                              vttbr_shadow=hw_regs["VTTBR_EL2"], vtcr=L0_VTCR)
+                              vttbr_shadow=hw_regs["VTTBR_EL2"], vtcr=L0_VTCR,
+                              pan=system.pan)
+    hw_pan = kvm_regs.pop("PSTATE_PAN")
     if not kvm.fast_path:
         story.append("fast path: fails (no hardware AT in this configuration)")
     elif not own and not (e2h and tge) and not system.shadow_mmu:
@@ -293,10 +297,15 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
         if not own and e2h and tge:
             story.append("vHCR_EL2.{E2H,TGE}={1,1}: no MMU switch, the live vEL2 context is "
                          "the right one")
+        story.append("KVM loads " + ", ".join(f"{k}={v:#x}" for k, v in kvm_regs.items())
+                     + f", PSTATE.PAN={hw_pan}")
+        if not kvm_regs["HCR_EL2"] >> 31 & 1:
+            raise AtlabError(f"KVM {kvm.version}'s fast path runs AT {hw_op.name} with "
+                             f"HCR_EL2={kvm_regs['HCR_EL2']:#x} (RW=0: an AArch32 EL1&0 walk, "
+                             "fast-hcr-unsaved), which atlab does not model")
         hw = _reuse(system, SysRegs(kvm_regs))
-        story.append("KVM loads " + ", ".join(f"{k}={v:#x}" for k, v in kvm_regs.items()))
         fast = run_at(hw_op, va, regs=hw, mem=system.mem, features=feats, cur_el=2,
-                      pan=system.pan, trace=trace)
+                      pan=hw_pan, trace=trace)
         # __kvm_at() fails only if the AT instruction itself takes an exception.
         fast_par = None if fast.par is None else fast.par.value
         story.append(f"hardware {hw_op} -> {fast.par or fast.exception}")
@@ -309,7 +318,9 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
         right = run_at(hw_op, va, regs=hw_regs, mem=system.mem, features=feats, cur_el=2,
                        pan=system.pan, trace=False)
         if right.par != fast.par:
-            why = fast_path_deviations(op, vregs, kvm_regs, dict(hw_regs.values), own)
+            right_regs = {**hw_regs.values, "PSTATE_PAN": system.pan if op.info.pan else 0}
+            why = fast_path_deviations(op, vregs, {**kvm_regs, "PSTATE_PAN": hw_pan},
+                                       right_regs, own)
             res = replace(res, fired=res.fired | why)
             story.append(f"on the right context the hardware would answer "
                          f"{right.par or right.exception}")

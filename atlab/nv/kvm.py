@@ -247,6 +247,17 @@ DEVIATIONS: Mapping[str, KvmDeviation] = _dev(
                  "access, bit 54 is PXN), and a permission fault or success is kept",
                  "AArch64.S1DirectBasePermissions: the {NV,NV1}={1,1} format applies only "
                  "when L1 set them for its guest", Verdict.BUG),
+    KvmDeviation("fast-pan-not-copied",
+                 "hardware fast path for AT S1E1RP/WP: at_s1e1p_fast() sets PSTATE.PAN from "
+                 "``*vcpu_cpsr(vcpu) & PSTATE_PAN``, the MSR-immediate encoding (0x80) instead "
+                 "of PSR_PAN_BIT: the AT runs with PAN=0 and a success is kept",
+                 "AT S1E1RP/WP check PSTATE.PAN (AArch64.AT(), C5.4)", Verdict.BUG),
+    KvmDeviation("fast-hcr-unsaved",
+                 "hardware fast path for AT S1E0*/S1E1* with vHCR_EL2.{E2H,TGE}={1,1}: "
+                 "HCR_EL2 is written from a struct mmu_config that was never saved (0 with "
+                 "INIT_STACK_ALL_ZERO: HCR_EL2=VM only, RW=0, E2H=0) and is not restored "
+                 "afterwards", "the AT must translate in the EL2&0 regime (AArch64.AT())",
+                 Verdict.BUG),
     KvmDeviation("fast-el2-register-translation",
                  "hardware fast path for AT S1E2* with vHCR_EL2.E2H=0: the walk uses "
                  "translate_tcr_el2_to_tcr_el1(), which drops TCR_EL2.{HPD, HA, HD, DS, SH0}, "
@@ -942,17 +953,29 @@ _SCTLR_EL2_KEPT = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 
     | (1 << 25)
 
 
+#: ``struct mmu_config config`` in ``__kvm_at_s1e01_fast`` is never saved on the
+#: vHCR_EL2.{E2H,TGE}={1,1} path; with the kernel's CONFIG_INIT_STACK_ALL_ZERO it reads 0, so
+#: the hardware AT runs with HCR_EL2 = (0 & ~TGE) | VM.
+UNSAVED_CONFIG_HCR = 0
+
+
 def fast_path_regs(op: AtOp, vregs: SysRegs, live: Mapping[str, int], *, vttbr_live: int,
-                   vttbr_shadow: int, vtcr: int) -> dict[str, int]:
-    """The registers the hardware AT of KVM 6.12's fast path runs with.
+                   vttbr_shadow: int, vtcr: int, pan: int) -> dict[str, int]:
+    """The registers the hardware AT of KVM 6.12's fast path runs with (``PSTATE_PAN``: the
+    PAN it runs with).
 
     - ``__kvm_at_s1e2``: the live EL1 registers (L1's vEL2 context), the live HCR_EL2 with
       TGE cleared, VM set, and NV|NV1 when vHCR_EL2.E2H=0; the live VTTBR_EL2 (L0's stage 2
       for L1).
-    - ``__kvm_at_s1e01_fast`` with vHCR_EL2.{E2H,TGE}={1,1}: no MMU switch, the live context.
+    - ``__kvm_at_s1e01_fast`` with vHCR_EL2.{E2H,TGE}={1,1}: no MMU switch, the live context,
+      but HCR_EL2 = ``(config.hcr & ~TGE) | VM`` from a ``config`` it never saved
+      (:data:`UNSAVED_CONFIG_HCR`).
     - otherwise: L2's EL1 registers (TTBR0/1, TCR, MAIR, SCTLR as L1 wrote them) and the
       shadow stage 2 (``__load_stage2``), under the live HCR_EL2 with TGE cleared and VM set:
       NV, NV1 (vHCR_EL2.E2H=0), AT and the folded vHCR_EL2 bits stay set.
+    - AT S1E1RP/WP (``at_s1e1p_fast``): PSTATE.PAN := ``*vcpu_cpsr(vcpu) & PSTATE_PAN``, where
+      PSTATE_PAN is the MSR-immediate encoding (0x80), not PSR_PAN_BIT (bit 22): the guest's
+      PAN never gets through and the hardware AT runs with PAN=0.  (``pan`` is the guest's.)
     """
     hcr = (live["HCR_EL2"] & ~(1 << 27)) | 1
     out = dict(live)
@@ -961,11 +984,15 @@ def fast_path_regs(op: AtOp, vregs: SysRegs, live: Mapping[str, int], *, vttbr_l
     if op.info.el == 2 and op.info.stages == 1:
         if not e2h:
             hcr |= (1 << 42) | (1 << 43)
-    elif not (e2h and tge):
+    elif e2h and tge:
+        hcr = (UNSAVED_CONFIG_HCR & ~(1 << 27)) | 1
+    else:
         for name in ("TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "MAIR_EL1", "SCTLR_EL1"):
             out[name] = vregs[name]
         vttbr = vttbr_shadow
-    out.update(HCR_EL2=hcr, VTTBR_EL2=vttbr, VTCR_EL2=vtcr)
+    cpsr = (pan & 1) << 22
+    hw_pan = 1 if cpsr & 0x80 else 0  # always 0: the PSTATE_PAN mask misses bit 22
+    out.update(HCR_EL2=hcr, VTTBR_EL2=vttbr, VTCR_EL2=vtcr, PSTATE_PAN=hw_pan)
     return out
 
 
@@ -974,6 +1001,8 @@ def fast_path_deviations(op: AtOp, vregs: SysRegs, kvm_regs: Mapping[str, int],
     """Why KVM's hardware fast path answered differently from a hardware AT on the context
     the architecture calls for (``right``): the named differences in what KVM loaded."""
     out = set()
+    if kvm_regs.get("PSTATE_PAN", 0) != right.get("PSTATE_PAN", 0):
+        out.add("fast-pan-not-copied")
     nv_nv1 = (1 << 42) | (1 << 43)
     walk_bits = nv_nv1 | (1 << 12) | (1 << 2) | (1 << 32) | (1 << 46) | 1  # DC PTW CD FWB VM
     diff = (kvm_regs["HCR_EL2"] ^ right["HCR_EL2"]) & walk_bits

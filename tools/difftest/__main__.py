@@ -58,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--features", choices=("max", "nv"), default="max",
                    help="with --kvm: the generator's PE (max) or the features KVM 6.12 "
                         "advertises to a guest hypervisor (nv)")
+    p.add_argument("--fast-path", action="store_true",
+                   help="with --kvm: KVM's hardware fast path runs too (the harness's hardware "
+                        "mode, its ATs answered by atlab's walker); scenarios get a partial "
+                        "shadow stage 2")
     p.add_argument("--tlbi", action="store_true",
                    help="compare TLBI traps/UNDEFINED/execution instead of AT (QEMU needed)")
     args = p.parse_args(argv)
@@ -139,7 +143,7 @@ def _main_kvm(args: argparse.Namespace) -> int:
     total = None
     for seed in args.seed:
         t0 = time.monotonic()
-        nvs = generate_nv(seed, args.count, features=args.features)
+        nvs = generate_nv(seed, args.count, features=args.features, shadow=args.fast_path)
         if args.tags:
             nvs = [s for s in nvs if set(args.tags) & set(s["tags"])]
         if args.record_corpus is not None:
@@ -149,7 +153,11 @@ def _main_kvm(args: argparse.Namespace) -> int:
             n = record_kvm_corpus(nvs, path, binary=binary, kernel=kernel)
             print(f"seed {seed}: wrote {len(nvs)} NV scenarios ({n} ops) to {path}")
             continue
-        rep = compare_kvm(nvs, binary=binary, kernel=kernel, shrink=not args.no_shrink)
+        rep = compare_kvm(nvs, binary=binary, kernel=kernel, shrink=not args.no_shrink,
+                          fast_path=args.fast_path)
+        if rep.hardware is not None:
+            for line in rep.hardware.register_mismatches[:10]:
+                print(f"REGISTERS {line}")
         print(rep.table())
         for nv, i, m, k in rep.mismatches[:10]:
             print(f"MISMATCH {nv['name']} {nv['ops'][i]}: model {m} / KVM {k}")

@@ -80,6 +80,9 @@ def _repro_text(nv: dict[str, Any]) -> list[str]:
                + (f", except {feats}" if feats else ""))
     op = nv["ops"][0]
     pan = f", PSTATE.PAN={op['pan']}" if "pan" in op else ""
+    for e in nv.get("shadow_s2", []):
+        out.append(f"- L0's shadow stage 2 maps L2 IPA {e['l2_ipa']} to PA {e['pa']} "
+                   f"(S2AP {e.get('s2ap', 'rw')}, MemAttr {e.get('memattr', 15)})")
     out.append(f"- L1 executes `AT {op['op']}, {op['va']}`{pan}")
     return out
 
@@ -117,15 +120,22 @@ def render() -> str:
         lines.append("")
         nv = repros.get(name)
         if nv is None:
-            lines.append("Reproducer: none committed: this deviation is in the hardware fast "
-                         "path, which the userspace build answers only in its `hardware` mode "
-                         "(see the README, \"KVM's own code as the second judge\").")
+            lines.append("Reproducer: none: atlab does not model what this does (see the "
+                         "README, \"KVM's own code as the second judge\").")
             lines.append("")
             continue
-        _model, arch, _ = run_atlab(nv)
+        hardware = nv.get("kvm_mode") == "hardware"
+        _model, arch, _ = run_atlab(nv, fast_path=hardware)
         kvm_answer = tuple(nv["kvm"][0])
-        lines.append("Reproducer (`tests/data/kvm/reproducers/" + name + ".json`, run it with "
-                     "`python -m tools.kvm run` or `atlab nv run --kvm --no-fast-path`):")
+        if hardware:
+            lines.append("Reproducer (`tests/data/kvm/reproducers/" + name + ".json`, KVM's "
+                         "fast path: `atlab nv run --kvm`, or the harness's hardware mode "
+                         "answered by atlab's walker, `python -m tools.difftest --kvm "
+                         "--fast-path`):")
+        else:
+            lines.append("Reproducer (`tests/data/kvm/reproducers/" + name + ".json`, run it "
+                         "with `python -m tools.kvm run` or `atlab nv run --kvm "
+                         "--no-fast-path`):")
         lines.append("")
         lines += _repro_text(nv)
         lines.append("")

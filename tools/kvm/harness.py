@@ -466,6 +466,10 @@ class HwAtRequest:
     va: int
     regs: dict[str, int]
     pan: int
+    #: the scenario being run and the index of its op (among the ops sent to KVM) that
+    #: issued this hardware AT
+    scenario: str = ""
+    n: int = 0
 
 
 _RESULT = re.compile(
@@ -553,18 +557,22 @@ def _run_hardware(exe: Path, path: str,
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     results: list[KvmOpResult] = []
     scenario, kernel = "", ""
+    done = 0  # results seen in the current scenario
     for line in proc.stdout:
         line = line.rstrip("\n")
         if line.startswith("hwat "):
-            par = answer(_parse_hwat(line))
+            req = replace(_parse_hwat(line), scenario=scenario, n=done)
+            par = answer(req)
             proc.stdin.write("fail\n" if par is None else f"par {par:#x}\n")
             proc.stdin.flush()
         elif line.startswith("scenario "):
             parts = line.split()
             scenario = parts[1]
             kernel = parts[2].removeprefix("kernel=") if len(parts) > 2 else ""
+            done = 0
         elif line.startswith("result "):
             results.append(_parse_result(line, scenario, kernel))
+            done += 1
     err = proc.stderr.read()
     if proc.wait() != 0:
         raise AtlabError(err.strip() or f"kvm-at exited with {proc.returncode}")
