@@ -1,6 +1,9 @@
-"""``python -m tools.difftest.kvm_doc [--check]``: write ``docs/kvm-vs-arm-arm.md`` from
-:data:`atlab.nv.kvm.DEVIATIONS` and the committed minimal reproducers
-(``tests/data/kvm/reproducers/*.json``, each with the answer KVM's own at.c gave).
+"""``python -m tools.difftest.kvm_doc [--check] [--record-newer BINARY]``: write
+``docs/kvm-vs-arm-arm.md`` from :data:`atlab.nv.kvm.DEVIATIONS` and the committed minimal
+reproducers (``tests/data/kvm/reproducers/*.json``, each with the answer KVM 6.12's own at.c
+gave), and say for each whether a newer kernel still has it
+(``tests/data/kvm/newer.json``: the answers a newer build gave to the same reproducers,
+recorded with ``--record-newer build/kvm/kvm-at`` after building that tree).
 
 One section per deviation, written as a candidate upstream report: what KVM does, what the
 Arm ARM requires (rule), the reproducer (the guest hypervisor's registers, the words of its
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +27,7 @@ from tools.difftest.kvm import _fmt, run_atlab
 ROOT = Path(__file__).resolve().parents[2]
 REPRODUCERS = ROOT / "tests" / "data" / "kvm" / "reproducers"
 DOC = ROOT / "docs" / "kvm-vs-arm-arm.md"
+NEWER = ROOT / "tests" / "data" / "kvm" / "newer.json"
 #: Where each deviation lives in the kernel tree (function names of 6.12).
 WHERE = {
     "ptw-on-stage1-fault": "at.c: walk_s1() (fail_s1_walk(..., true, false) on its exits)",
@@ -87,8 +92,40 @@ def _repro_text(nv: dict[str, Any]) -> list[str]:
     return out
 
 
+def record_newer(binary: Path) -> str:
+    """Run every reproducer through ``binary`` (a build of a newer tree) and record its
+    answers in :data:`NEWER`; returns the kernel version."""
+    from tools.difftest.kvm import HardwareAnswers, run_kvm
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
+                             check=True).stdout.strip().removeprefix("kernel=")
+    answers = {}
+    for name, nv in load_reproducers().items():
+        hw = HardwareAnswers() if nv.get("kvm_mode") == "hardware" else None
+        answers[name] = list(run_kvm([nv], binary=binary, hardware=hw)[0][0])
+    NEWER.write_text(json.dumps({"kernel": version, "answers": answers}, indent=1)
+                     + "\n")
+    return version
+
+
+def _newer_status(name: str, nv: dict[str, Any], arch: tuple[object, ...],
+                  newer: dict[str, Any]) -> str:
+    got = newer.get("answers", {}).get(name)
+    if got is None:
+        return "not run"
+    got = tuple(got)
+    if got == tuple(nv["kvm"][0]):
+        return "still there"
+    if got[:2] == arch[:2]:
+        return "fixed"
+    if got[0] == arch[0] == "par" and not (int(got[1]) ^ int(arch[1])) & ~(1 << 9):  # type: ignore[call-overload]
+        return "fixed (NS=0 aside)"
+    return f"changed: {_fmt(got)}"
+
+
 def render() -> str:
     repros = load_reproducers()
+    newer = json.loads(NEWER.read_text()) if NEWER.is_file() else {}
+    newer_kernel = newer.get("kernel", "")
     lines = [
         "# KVM 6.12's AT emulation against the Arm ARM",
         "",
@@ -104,12 +141,20 @@ def render() -> str:
         "choice the Arm ARM leaves open (UNKNOWN, CONSTRAINED UNPREDICTABLE or IMPLEMENTATION "
         "DEFINED), where KVM's choice differs from atlab's.",
         "",
-        "| deviation | verdict | what KVM 6.12 does | Arm ARM | where |",
-        "| --- | --- | --- | --- | --- |",
+        f"The last column runs the same reproducer through a newer tree's at.c "
+        f"({newer_kernel or 'none recorded'}): *still there*, *fixed* (the architecture's "
+        f"answer), or *changed* (another answer).",
+        "",
+        f"| deviation | verdict | what KVM 6.12 does | Arm ARM | where | {newer_kernel} |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
+    archs = {n: run_atlab(nv, fast_path=nv.get("kvm_mode") == "hardware")[1][0]
+             for n, nv in repros.items()}
     for name, dev in DEVIATIONS.items():
+        status = (_newer_status(name, repros[name], archs[name], newer) if name in repros
+                  else "no reproducer")
         lines.append(f"| [{name}](#{name}) | {dev.verdict.name} | {dev.summary} | {dev.rule} | "
-                     f"{WHERE.get(name, '')} |")
+                     f"{WHERE.get(name, '')} | {status} |")
     lines += ["", "## Candidate reports", ""]
     for name, dev in DEVIATIONS.items():
         lines += [f"### {name}", ""]
@@ -148,7 +193,11 @@ def render() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.difftest.kvm_doc")
     p.add_argument("--check", action="store_true", help="fail if the document is stale")
+    p.add_argument("--record-newer", type=Path, metavar="BINARY",
+                   help="record a newer kvm-at build's answers to the reproducers first")
     args = p.parse_args(argv)
+    if args.record_newer is not None:
+        print(f"recorded the answers of {record_newer(args.record_newer)}")
     text = render()
     if args.check:
         if not DOC.is_file() or DOC.read_text() != text:
