@@ -1092,6 +1092,8 @@ def _at_s12(c: _Ctx, op: AtOp, va: int, fast_par: int | None) -> int:
         if not e2h and vm_dc:  # the architecture walks stage 2 here ({E2H,TGE}={0,x})
             c.fire("s12-e2h0-skips-stage2")
         return par
+    if par & mask(51, 48):
+        c.fire("oa-48-bits")  # the IPA is taken from PAR_EL1[47:12] only
     ipa = (par & mask(47, 12)) | (va & 0xFFF)
     tr = _walk_nested_s2(c, ipa)
     if tr.ret < 0:
