@@ -197,3 +197,59 @@ def test_to_kvm_input_pan_esr_and_ids() -> None:
         "pstate 0x9", "esr 0x62101c32", "at S1E1RP 0x1000"]
     assert "id ID_AA64ISAR2_EL1 0x0" in lines and "ipa_limit 48" in lines
     assert harness.kvm_op_indices(scn) == [0, 1]
+
+
+# The fast-path acceptance rule, decided by KVM itself: in hardware mode the answer to the
+# hardware AT is ours; what KVM then writes (that PAR, or the software walk's) shows whether it
+# kept it.  atlab.nv.kvm.fast_par_accepted must agree for every kind of answer and op.
+ANSWERS = {
+    "success": 0xFF00_0000_1234_5B80,
+    "s1-permission-L3": 0x800 | (0x0F << 1) | 1,
+    "s1-access-flag-L3": 0x800 | (0x0B << 1) | 1,
+    "s1-translation-L2": 0x800 | (0x06 << 1) | 1,
+    "s2-permission-on-walk": 0x800 | (1 << 9) | (1 << 8) | (0x0F << 1) | 1,
+    "s2-translation-on-walk": 0x800 | (1 << 9) | (1 << 8) | (0x07 << 1) | 1,
+}
+
+
+@pytest.mark.parametrize("answer", list(ANSWERS), ids=list(ANSWERS))
+@pytest.mark.parametrize(("op", "tables", "va"), [
+    ("S1E2R", EL2_TABLES, 0x40201234),
+    ("S1E2W", EL2_TABLES, 0x40201234),
+    ("S1E1R", EL1_UNDER_S2, 0x40201234),
+    ("S1E0W", EL1_UNDER_S2, 0x40201234),
+    ("S1E1RP", EL1_UNDER_S2, 0x40201234),
+], ids=["S1E2R", "S1E2W", "S1E1R", "S1E0W", "S1E1RP"])
+def test_fast_path_acceptance_rule_is_kvms(kvm_at: Path, answer: str, op: str, tables: str,
+                                           va: int) -> None:
+    from atlab.nv.kvm import fast_par_accepted
+
+    given = ANSWERS[answer]
+    asked: list[harness.HwAtRequest] = []
+
+    def reply(req: harness.HwAtRequest) -> int:
+        asked.append(req)
+        return given
+
+    (res,) = harness.run("scenario t\n" + tables + f"at {op} {va:#x}\n", mode="hardware",
+                         answer=reply)
+    slow = one(tables + f"at {op} {va:#x}\n")  # fails mode: the software path's PAR
+    assert len(asked) == 1
+    kept = res.par == given
+    assert kept == fast_par_accepted(given), (answer, op, hex(res.par or 0))
+    if not kept:
+        assert res.par == slow.par
+
+
+def test_no_shadow_mmu_means_no_hardware_at() -> None:
+    """lookup_s2_mmu() failing (fails mode) sends AT S1E0*/S1E1* straight to the software
+    walker: no hardware AT at all (hwat=0), as the model's NvSystem(shadow_mmu=False) does."""
+    from atlab.nv import KvmBehaviour, emulate_at
+    from atlab.nv.model import load_nv_scenarios
+
+    (sc,) = load_nv_scenarios(str(ROOT / "examples" / "nv_l1_guest_hypervisor.json"))
+    system = sc.system()
+    system.shadow_mmu = False
+    res = emulate_at(system, sc.ops[2].op, sc.ops[2].va, kvm=KvmBehaviour.kvm())
+    assert res.fast_path is None and res.path == "software walker"
+    assert any("lookup_s2_mmu() finds no shadow" in line for line in res.narration)
