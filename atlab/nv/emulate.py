@@ -22,6 +22,7 @@ and L1's IPA space as physical memory.  "The lie must be perfect": the property 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 from atlab.at import AtResult, run_at
@@ -243,11 +244,14 @@ def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None 
     l2_tables = choice.regime is Regime.EL10 and stage2_enabled(vregs)
     for step in soft.trace.steps:
         where = system.backed_pa(step.desc_pa)
-        real = "unbacked" if where is None else f"{where:#x}"
-        if l2_tables:
-            hop = f"L2 IPA {step.desc_addr:#x} -> L1 IPA {step.desc_pa:#x} -> PA {real}"
-        else:
-            hop = f"L1 IPA {step.desc_pa:#x} -> PA {real}"
+        if l2_tables and step.stage == 1 and step.kind == "not read":
+            story.append(f"software walk: {step}  [L2 IPA {step.desc_addr:#x}: L1's stage 2 "
+                         "does not translate it, nothing read]")
+            continue
+        if l2_tables and step.stage == 1:
+            hop = _hops(("L2 IPA", step.desc_addr), ("L1 IPA", step.desc_pa), ("PA", where))
+        else:  # a stage 1 table of L1's own regime, or a table of L1's stage 2: an L1 IPA
+            hop = _hops(("L1 IPA", step.desc_pa), ("PA", where))
         story.append(f"software walk: {step}  [{hop}, read with kvm_read_guest()]")
     for s2 in soft.trace.final_s2:
         story.append(f"software walk of L1's stage 2: {s2}")
@@ -290,7 +294,7 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
         story.append("fast path accepted (success or a stage 1 permission fault)" if accepted
                      else "fast path rejected: at.c replays the AT in software")
     for line in res.steps:
-        story.append(f"KVM {kvm.version}: {line}")
+        story.append(f"KVM {kvm.version}: {_no_identity_hop(line)}")
     for name in sorted(res.fired):
         story.append(f"KVM {kvm.version} departs from the Arm ARM here: {name} "
                      f"({DEVIATIONS[name].summary})")
@@ -303,6 +307,37 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
     story.append(f"=> L1 reads {par}")
     return NvAtResult(op, va, system.context, route, par, None, fast, accepted,
                       narration=tuple(story), kvm=res)
+
+
+def _hops(*chain: tuple[str, int | None]) -> str:
+    """``L2 IPA 0x1000 -> L1 IPA 0x5000 -> PA 0x9000`` for the narration; an address a stage
+    leaves unchanged is not shown as a translation (``L2 IPA = L1 IPA 0x1000``), and ``None``
+    is a page the host never allocated."""
+    out = ""
+    prev: int | None = None
+    for i, (name, addr) in enumerate(chain):
+        text = "unbacked" if addr is None else f"{addr:#x}"
+        if i == 0:
+            out = f"{name} {text}"
+        elif addr is not None and addr == prev:
+            head, _, tail = out.rpartition(" ")
+            out = f"{head} = {name} {tail}"
+        else:
+            out += f" -> {name} {text}"
+        prev = addr
+    return out
+
+
+_NESTED_S2_HOP = re.compile(r"kvm_walk_nested_s2\((0x[0-9a-f]+)\): -> (0x[0-9a-f]+)")
+
+
+def _no_identity_hop(line: str) -> str:
+    """A KVM step line, with a stage 2 walk that maps an IPA to itself said as such."""
+    m = _NESTED_S2_HOP.search(line)
+    if m is None or m.group(1) != m.group(2):
+        return line
+    return line.replace(f": -> {m.group(2)} ", ": the same address (L1's stage 2 maps it to "
+                        "itself), ")
 
 
 def _reuse(system: NvSystem, regs: SysRegs) -> SysRegs:
@@ -359,8 +394,9 @@ def _run_l2_in_hardware(system: NvSystem, op: AtOp, va: int, route: Route,
                                      "does not explain")
             return _inject(system, op, va, route, story, l1w.fault, l2_ipa)
         pa = system.add_shadow(l2_ipa, l1.pa, l1.desc)
-        story.append(f"L0 walks L1's stage 2: L2 IPA {l2_ipa:#x} -> L1 IPA {l1.pa:#x} -> "
-                     f"PA {pa:#x}; adds it to the shadow stage 2 and retries")
+        hop = _hops(("L2 IPA", l2_ipa), ("L1 IPA", l1.pa), ("PA", pa | (l1.pa & 0xFFF)))
+        story.append(f"L0 walks L1's stage 2: {hop}; adds it to the shadow stage 2 and "
+                     "retries")
     raise AssertionError("shadow stage 2 did not converge")  # pragma: no cover
 
 
