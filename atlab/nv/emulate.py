@@ -279,7 +279,7 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
     elif op is AtOp.S1E2A and not feats.has(Feature.ATS1A):
         pass  # handle_at_s1e2 injects UNDEFINED before any AT runs
     else:
-        if not own and e2h and tge:
+        if op.info.el < 2 and e2h and tge:  # __kvm_at_s1e01_fast: skip_mmu_switch
             story.append("vHCR_EL2.{E2H,TGE}={1,1}: no MMU switch, the live vEL2 context is "
                          "the right one")
         fast = run_at(hw_op, va, regs=hw_regs, mem=system.mem, features=feats, cur_el=2,
@@ -406,7 +406,8 @@ def _inject(system: NvSystem, op: AtOp, va: int, route: Route, story: list[str],
     exc = TakenException(2, EC_DABT_LOWER, iss, far=va, hpfar=(l2_ipa >> 12) << 4,
                          reason="L1's own stage 2 does not map the table: L0 injects the "
                          "stage 2 abort into L1")
-    story.append(f"L1's stage 2 faults ({fault}): L0 injects {exc}")
+    story.append(f"L1's stage 2 faults ({fault}): L0 injects the Data Abort into L1 (taken to "
+                 f"its vEL2): {exc}")
     return NvAtResult(op, va, Context.L2_EL1, route, None, exc, narration=tuple(story))
 
 
