@@ -7,11 +7,14 @@
    EL1 registers (L1's EL2 registers for its own regimes — with HCR_EL2.{NV,NV1} when
    vHCR_EL2.E2H=0 so that EL2 descriptor rules apply — or L2's EL1 registers), puts the
    stage 2 it has (L0's own stage 2 for L1, or the shadow stage 2) in VTTBR_EL2, and runs the
-   hardware AT (atlab's own walker on the physical context).  It accepts the result only
-   where KVM does: success, or a stage 1 permission or Access flag fault;
+   hardware AT (atlab's own walker on the physical context).  Without ``kvm`` it accepts
+   success or a stage 1 permission or Access flag fault (the result is then L1's either way);
+   with ``kvm=KvmBehaviour(...)`` it applies that KVM version's rule (6.12: success or a
+   stage 1 permission fault, :func:`atlab.nv.kvm.fast_par_accepted`);
 3. otherwise the **software walker**: the same walk, reading L1's tables (and L2's, through
-   L1's stage 2) in L1's IPA space, which L0 resolves through its own stage 2, faulting in
-   its holes invisibly;
+   L1's stage 2) in L1's IPA space through the host's own mapping of L1's memory
+   (``kvm_read_guest()``): a hole in L0's stage 2 stays a hole, filled only when L1 itself
+   touches the page (:meth:`~atlab.nv.model.NvSystem.l1_access`);
 4. the PAR in L1's terms.
 
 :func:`reference_at` is what L1 must see: a plain AT with L1's registers loaded at a real EL2
