@@ -164,3 +164,36 @@ def test_build_errors_are_one_line(tmp_path: Path) -> None:
         harness.build("/nonexistent/x")
     with pytest.raises(harness.KvmBuildError, match=r"not a kernel tree with arch/arm64/kvm/at\.c"):
         harness.build(str(tmp_path))
+
+
+def test_warn_is_reported_with_nested_c_line(kvm_at: Path) -> None:
+    # VTCR_EL2.SL0=2 with a 4KB granule and T0SZ=32 starts the stage 2 walk at level 0 with a
+    # 32-bit IPA space: check_base_s2_limits() fails and walk_nested_s2_pgd() WARNs; the
+    # stage 1 walk then reports a stage 2 fault on its first table access (PTW=1, S=1)
+    text = EL1_UNDER_S2.replace("reg VTCR_EL2 0x80050060", "reg VTCR_EL2 0x800500a0")
+    res = one(text + "at S12E1R 0x40201234\n")
+    assert res.par == 0x800 | 0x200 | 0x100 | 1 and res.reads == 0
+    (where,) = res.warn
+    file, line = where.split(":")
+    assert file == "nested.c" and res.bug is None
+    trees = list((harness.BUILD / "src").glob("*/arch/arm64/kvm/nested.c"))
+    if trees:  # the location names nested.c's own line, not the cut's
+        assert "WARN_ON(" in trees[0].read_text().splitlines()[int(line) - 1]
+
+
+def test_to_kvm_input_pan_esr_and_ids() -> None:
+    from atlab.nv.model import parse_nv_scenario
+
+    scn = parse_nv_scenario({
+        "name": "pan", "vsysregs": {"HCR_EL2": "0x80000001", "PSTATE_PAN": 1},
+        "features": {"FEAT_ATS1A": False, "PAMax": 48},
+        "ops": [{"op": "S1E1RP", "va": "0x1000"}, {"op": "S1E1RP", "va": "0x1000", "pan": 0},
+                {"op": "S1E3R", "va": "0x0"}]})
+    lines = harness.to_kvm_input(scn, registers=harness.BASE_REGS).splitlines()
+    # PAN from the op's "pan" key, else vsysregs PSTATE_PAN; EC 0x18, IL, Op0=1 Op2=0 Op1=0
+    # CRn=7 Rt=1 CRm=9 (AT S1E1RP), direction 0
+    assert [ln for ln in lines if ln.startswith(("pstate", "esr", "at"))] == [
+        "pstate 0x400009", "esr 0x62101c32", "at S1E1RP 0x1000",
+        "pstate 0x9", "esr 0x62101c32", "at S1E1RP 0x1000"]
+    assert "id ID_AA64ISAR2_EL1 0x0" in lines and "ipa_limit 48" in lines
+    assert harness.kvm_op_indices(scn) == [0, 1]

@@ -261,3 +261,28 @@ def test_narration_never_shows_an_address_mapped_to_itself_as_a_hop(
         for m in _HOP.finditer(line):
             assert int(m.group(1), 16) != int(m.group(2), 16), line
     assert res.narration
+
+
+def test_l2_walk_above_the_48bit_shadow_is_refused_with_one_line() -> None:
+    # Regression (fuzzing, issue 19): L2's stage 1 tables at L2 IPA 2^48, which L1's 52-bit
+    # 64KB stage 2 maps, cannot be mapped in L0's 48-bit shadow stage 2; the emulation used to
+    # loop and fail with "AssertionError: shadow stage 2 did not converge".
+    from atlab.builder import S1Builder, S2Builder
+    from atlab.regime import Regime
+    from atlab.walk_s1 import Granule
+
+    high = 1 << 48
+    s1 = S1Builder(Regime.EL10, granule=Granule.K64, va_bits=48, pa_bits=52,
+                   tables=(high, high + 0x10_0000))
+    s1.map(0x1000_0000, 0x4060_0000, 0x1_0000)
+    s2 = S2Builder(granule=Granule.K64, ipa_bits=52, pa_bits=52,
+                   tables=(0x4030_0000, 0x4040_0000))
+    s2.map(high, 0x4050_0000, 0x10_0000)
+    s2.map(0x4060_0000, 0x4060_0000, 0x1_0000)
+    mem = {ipa - high + 0x4050_0000: v for ipa, v in s1.words()}
+    mem.update(dict(s2.words()))
+    system = NvSystem(vregs=SysRegs({**s1.sysregs(), **s2.sysregs(), "HCR_EL2": (1 << 31) | 1}),
+                      l1_memory=mem, context=Context.L2_EL1)
+    with pytest.raises(AtlabError, match="beyond the 48-bit shadow stage 2") as err:
+        emulate_at(system, AtOp.S1E1R, 0x1000_0000)
+    assert "\n" not in str(err.value)

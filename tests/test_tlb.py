@@ -690,6 +690,23 @@ def test_shadow_stale_until_l0_handles_ipas2e1() -> None:
     assert not any(c.stale for c in shadow_check(system))
 
 
+def test_l0_tlbi_without_ttl_uses_the_shadow_entrys_size_then_the_largest_block() -> None:
+    system, _ = _nv_system()
+    emulate_at(system, AtOp.S1E1R, 0x1234_5678_9000)
+    pages = sorted(system.shadow)
+    # the entry at the IPA says L1 mapped a 4KB page (level 3): only that page goes
+    assert l0_handle_tlbi(system, TlbiOp.IPAS2E1, ipa=pages[0]) == (pages[0],)
+    # the entry at the IPA is tagged as L1's 2MB block (level 2): the whole block goes
+    system.shadow_level[pages[1]] = 2
+    assert l0_handle_tlbi(system, TlbiOp.IPAS2E1, ipa=pages[1]) == tuple(pages[1:])
+    # no entry at the IPA or at its 2MB/1GB-aligned addresses: the largest block (1GB)
+    system.add_shadow(0x4000_0000, 0x4000_0000, 0)
+    system.add_shadow(0x4010_0000, 0x4010_0000, 0)
+    gone = l0_handle_tlbi(system, TlbiOp.IPAS2E1, ipa=0x4020_5000)
+    assert {0x4000_0000, 0x4010_0000} <= set(gone)
+    assert any("largest block" in e.what for e in system.events)
+
+
 def test_l0_handle_tlbi_scopes() -> None:
     system, _ = _nv_system()
     emulate_at(system, AtOp.S1E1R, 0x1234_5678_9000)
@@ -736,9 +753,10 @@ def test_shadow_is_a_tlb_of_l1_stage2_forgotten_and_done_tlbi() -> None:
     assert done.exception is not None and done.exception.ec == 0x18 and l3 in done.unmapped
     hw = hw.tlbi(TlbiOp.IPAS2E1IS, regs=system.vregs, ipa=l3).tlb
     assert l3 not in system.shadow and l3 not in {e.ia for e in hw.entries}
-    # Without a TTL hint L0 unmaps the whole block range around the IPA: more than the
-    # hardware TLBI removes, which the architecture allows (R_MMZTY, over-invalidation).
-    assert set(system.shadow) < {e.ia for e in hw.entries}
+    # Without a TTL hint L0 reads the size of L1's mapping from the shadow entry (KVM's
+    # get_guest_mapping_ttl(): a 4KB page here) and unmaps exactly what the hardware TLBI
+    # removes.
+    assert set(system.shadow) == {e.ia for e in hw.entries}
     assert emulate_at(system, AtOp.S1E1R, va).par == fresh
     assert hw.translate(AtOp.S1E1R, va, regs=system.vregs, mem=flat, cur_el=1).par == fresh
 

@@ -23,6 +23,8 @@ from atlab.sysregs import SysRegs, parse_int
 PAGE = 12
 #: Where L0 keeps the stage 2 tables it gives the hardware (its own memory, bit 47 set).
 L0_TABLES_BASE = 0x8000_0000_0000
+#: The IPA size of the stage 2 tables L0 builds (its own for L1, and the shadow).
+SHADOW_IPA_BITS = 48
 #: VTCR_EL2 for L0's hardware stage 2 tables: 4KB granule, T0SZ=16, SL0=2 (start level 0),
 #: PS=48 bits, Inner Shareable WB walks, RES1 bit 31.
 L0_VTCR = 0x8005_3590
@@ -33,12 +35,22 @@ _S2_PAGE_BITS = 0x7FF
 S2_ATTR_BITS = 0x0060_0000_0000_03FC
 
 
+#: Bit 0 of a shadow entry: its attribute bits are given (even if all zero: no access,
+#: Device-nGnRnE); without it the entry is read/write Normal Write-Back memory.
+SHADOW_ATTRS_GIVEN = 1
+
+
+def shadow_attrs(entry: int) -> int:
+    """The stage 2 attribute bits of a shadow entry (:data:`S2_ATTR_BITS`)."""
+    if entry & SHADOW_ATTRS_GIVEN or entry & S2_ATTR_BITS:
+        return entry & S2_ATTR_BITS
+    return _S2_PAGE_BITS & S2_ATTR_BITS
+
+
 def shadow_desc(entry: int) -> int:
-    """The hardware descriptor for a shadow entry (``PA page | L1's attribute bits``); an
-    entry without attribute bits is read/write Normal Write-Back memory."""
-    attrs = entry & S2_ATTR_BITS
-    page = entry & ~S2_ATTR_BITS & ~0xFFF
-    return page | (attrs if attrs else _S2_PAGE_BITS & S2_ATTR_BITS) | (1 << 10) | 0b11
+    """The hardware descriptor for a shadow entry (``PA page | attributes``, see
+    :func:`shadow_attrs`)."""
+    return page_of(entry & ~S2_ATTR_BITS) | shadow_attrs(entry) | (1 << 10) | 0b11
 
 
 def page_of(addr: int) -> int:
@@ -96,6 +108,8 @@ class NvSystem:
         hole_pages = {page_of(h) for h in holes}
         self.l0_mapped: set[int] = set(self.backing) - hole_pages
         self.shadow: dict[int, int] = dict(shadow or {})
+        #: The level of L1's stage 2 mapping each shadow entry came from (default 3).
+        self.shadow_level: dict[int, int] = {}
         self.events: list[L0Event] = []
         self._materialized: dict[int, tuple[tuple[int, int], ...]] = {}
         #: Register snapshots L0 loaded recently (reused while unchanged).
@@ -143,13 +157,21 @@ class NvSystem:
         assert pa is not None
         return pa
 
-    def add_shadow(self, l2_ipa: int, l1_ipa: int, l1_desc: int) -> int:
+    def add_shadow(self, l2_ipa: int, l1_ipa: int, l1_desc: int, level: int = 3) -> int:
         """L0 backs L1 IPA ``l1_ipa`` (what L1's stage 2 gave for ``l2_ipa``, from its leaf
-        ``l1_desc``) and maps the L2 IPA page to it in the shadow stage 2, with L1's stage 2
-        attribute bits; returns the PA page."""
+        ``l1_desc`` at ``level``) and maps the L2 IPA page to it in the shadow stage 2, with
+        L1's stage 2 attribute bits; the entry is tagged with the level of L1's mapping (KVM's
+        ``KVM_NV_GUEST_MAP_SZ``, read back when a TLBI comes without a TTL hint).  Returns the
+        PA page."""
+        if l2_ipa >> SHADOW_IPA_BITS:
+            raise AtlabError(f"L2 IPA {l2_ipa:#x} is beyond the {SHADOW_IPA_BITS}-bit shadow "
+                             "stage 2 L0 builds (KVM 6.12 has no 52-bit IPA for nested "
+                             "guests): not modelled")
         pa = self.l1_ipa_to_pa(l1_ipa, allocate=True)
         assert pa is not None
-        self.shadow[page_of(l2_ipa)] = page_of(pa) | (l1_desc & S2_ATTR_BITS)
+        self.shadow[page_of(l2_ipa)] = page_of(pa) | (l1_desc & S2_ATTR_BITS) \
+            | SHADOW_ATTRS_GIVEN
+        self.shadow_level[page_of(l2_ipa)] = level
         return page_of(pa)
 
     def l1_view(self) -> IpaSpace:
@@ -306,12 +328,7 @@ def parse_nv_scenario(obj: object, *, source: str = "<nv scenario>") -> NvScenar
         shadow_raw = obj.get("shadow_s2", [])
         if not isinstance(shadow_raw, list):
             raise AtlabError("'shadow_s2' must be a list")
-        shadow = []
-        for i, e in enumerate(shadow_raw):
-            if not isinstance(e, Mapping) or "l2_ipa" not in e or "pa" not in e:
-                raise AtlabError(f"shadow_s2 entry {i} must have 'l2_ipa' and 'pa'")
-            shadow.append((page_of(parse_int(e["l2_ipa"], what="l2_ipa")),
-                           page_of(parse_int(e["pa"], what="pa"))))
+        shadow = [_parse_shadow_entry(i, e) for i, e in enumerate(shadow_raw)]
         feats = obj.get("features", {}) or {}
         if not isinstance(feats, Mapping):
             raise AtlabError("'features' must be a mapping")
@@ -327,6 +344,40 @@ def parse_nv_scenario(obj: object, *, source: str = "<nv scenario>") -> NvScenar
         raise AtlabError(f"{source}: {name!r}: {exc}") from None
     return NvScenario(name, _CONTEXTS[ctx_name], vregs, memory, pa_offset, holes,
                       tuple(shadow), ops, features, kvm, str(obj.get("comment", "") or ""))
+
+
+_S2AP = {"none": 0b00, "ro": 0b01, "wo": 0b10, "rw": 0b11}
+
+
+def _parse_shadow_entry(i: int, e: object) -> tuple[int, int]:
+    """``{"l2_ipa": ..., "pa": ..., "s2ap": "rw"|"ro"|"wo"|"none", "memattr": 0..15,
+    "sh": 0..3, "xn": 0..3}``: without the optional keys the entry is read/write Normal
+    Write-Back Inner Shareable (what L0 installs for a read/write Normal L1 mapping)."""
+    if not isinstance(e, Mapping) or "l2_ipa" not in e or "pa" not in e:
+        raise AtlabError(f"shadow_s2 entry {i} must have 'l2_ipa' and 'pa'")
+    unknown = set(e) - {"l2_ipa", "pa", "s2ap", "memattr", "sh", "xn"}
+    if unknown:
+        raise AtlabError(f"shadow_s2 entry {i}: unknown key {sorted(map(str, unknown))[0]!r} "
+                         "(known: l2_ipa, pa, s2ap, memattr, sh, xn)")
+    l2_ipa = parse_int(e["l2_ipa"], what=f"shadow_s2[{i}].l2_ipa")
+    pa = parse_int(e["pa"], what=f"shadow_s2[{i}].pa")
+    if l2_ipa >> SHADOW_IPA_BITS or pa >> 52:
+        raise AtlabError(f"shadow_s2 entry {i}: l2_ipa must be below 2^{SHADOW_IPA_BITS} "
+                         "and pa below 2^52")
+    if not {"s2ap", "memattr", "sh", "xn"} & set(e):
+        return page_of(l2_ipa), page_of(pa)
+    ap = e.get("s2ap", "rw")
+    if ap not in _S2AP:
+        raise AtlabError(f"shadow_s2 entry {i}: s2ap must be one of {', '.join(_S2AP)}")
+    fields = {}
+    for key, width in (("memattr", 4), ("sh", 2), ("xn", 2)):
+        raw = e.get(key, {"memattr": 0b1111, "sh": 0b11, "xn": 0}[key])
+        fields[key] = parse_int(raw, what=f"shadow_s2[{i}].{key}")
+        if fields[key] >> width:
+            raise AtlabError(f"shadow_s2 entry {i}: {key} is a {width}-bit field")
+    attrs = (fields["memattr"] << 2) | (_S2AP[str(ap)] << 6) | (fields["sh"] << 8) \
+        | (fields["xn"] << 53)
+    return page_of(l2_ipa), page_of(pa) | attrs | SHADOW_ATTRS_GIVEN
 
 
 def load_nv_scenarios(path: str) -> list[NvScenario]:

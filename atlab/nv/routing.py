@@ -49,42 +49,62 @@ class LoadedHcr:
         return f"HCR_EL2=0x{self.value:016x} (" + "; ".join(self.reasons) + ")"
 
 
+#: vHCR_EL2 bits KVM does not fold into the real HCR_EL2 (vhe/switch.c,
+#: ``NV_HCR_GUEST_EXCLUDE`` in 6.12): TGE, API, APK.
+NV_HCR_GUEST_EXCLUDE = (1 << 27) | (1 << 41) | (1 << 40)
+
+
 def loaded_hcr_el2(context: Context, vregs: SysRegs, features: FeatureSet) -> LoadedHcr:
-    """What L0 (a VHE host) loads into the real HCR_EL2 for the running guest context.
+    """What L0 (a VHE host, KVM 6.12's ``__compute_hcr()``) loads into the real HCR_EL2 for
+    the running guest context.
 
     - Always: RW=1 (EL1 is AArch64), VM=1 (a stage 2 is always on for a guest), E2H=1 (L0 is
-      a VHE host), TGE=0 (the guest runs at EL1/EL0, not in L0's host regime).
-    - L1 at vEL2: NV=1 (EL2 instructions and registers at EL1 trap or are redirected),
-      AT=1 (the hardware EL1 registers hold L1's EL2 context, so an EL1 AT would translate
-      the wrong regime: trap it), NV1=1 when vHCR_EL2.E2H=0 (L1's nVHE EL2 tables use
-      the EL2 descriptor format); VTTBR_EL2 is L0's own stage 2 for L1.
-    - L2: L1's vHCR_EL2.{AT, NV, NV1, DC, PTW, CD, FWB} folded in (L0 must see the traps L1
-      asked for, and the walks must behave as L1 configured them); VTTBR_EL2 is the shadow
-      stage 2 (or L0's own stage 2 for L1 when L1's stage 2 is off).
+      a VHE host), TGE=0 (the guest runs at EL1/EL0, not in L0's host regime).  (KVM also
+      sets trap bits that do not change translation: TSC, TWI, TWE, TID3 ...)
+    - L1 at vEL2 (``is_hyp_ctxt()``): NV=1 (EL2 instructions and registers at EL1 trap or
+      are redirected), NV2 with FEAT_NV2 (register accesses go to memory), AT=1 (the
+      hardware EL1 registers hold L1's EL2 context, so an EL1 AT would translate the wrong
+      regime: trap it), TTLB=1 (an EL1 TLBI would hit the wrong context), NV1=1 when
+      vHCR_EL2.E2H=0 (L1's nVHE EL2 tables use the EL2 descriptor format).
+    - Both contexts: every bit of L1's vHCR_EL2 is ORed in except TGE, API and APK
+      (:data:`NV_HCR_GUEST_EXCLUDE`): this is how vHCR_EL2.AT reaches the hardware while L2
+      runs (L2's AT then traps to L0, which forwards it to L1), and also how vHCR_EL2.DC or
+      PTW reach the hardware while L1 itself runs at vEL2.
+    - VTTBR_EL2: L0's own stage 2 for L1 (vEL2), or the shadow stage 2 (L2).
     """
-    rw, vm, nv, nv1, at, e2h, dc = 1 << 31, 1, 1 << 42, 1 << 43, 1 << 44, 1 << 34, 1 << 12
+    rw, vm, nv, nv1, nv2, at, e2h = 1 << 31, 1, 1 << 42, 1 << 43, 1 << 45, 1 << 44, 1 << 34
+    ttlb = 1 << 25
     value = rw | vm | e2h
     reasons = ["RW, VM, E2H=1 (L0 is a VHE host), TGE=0"]
-    has_nv = features.has(Feature.NV)
+    vhcr = vregs["HCR_EL2"]
     if context is Context.L1_VEL2:
-        if has_nv:
-            value |= nv | at
+        if features.has(Feature.NV):
+            value |= nv | at | ttlb
             reasons.append("NV=1: L1's EL2 runs at EL1")
+            if features.has(Feature.NV2):
+                value |= nv2
+                reasons.append("NV2=1: L1's EL2 register accesses go to memory")
             reasons.append("AT=1: EL1 AT would use L1's EL2 context loaded in the EL1 registers")
+            reasons.append("TTLB=1: an EL1 TLBI would hit L1's EL2 context")
             if not vregs.field("HCR_EL2", "E2H"):
                 value |= nv1
                 reasons.append("NV1=1: vHCR_EL2.E2H=0, L1's EL2 tables use the EL2 format")
+    folded = vhcr & ~NV_HCR_GUEST_EXCLUDE & ~value
+    if not features.has(Feature.NV):
+        folded &= ~(nv | nv1 | at | nv2)
+    if folded:
+        value |= folded
+        names = [n for n, b in (("AT", at), ("NV", nv), ("NV1", nv1), ("DC", 1 << 12),
+                                ("PTW", 1 << 2), ("CD", 1 << 32), ("FWB", 1 << 46),
+                                ("TTLB", ttlb)) if folded & b]
+        other = folded & ~sum(b for b in (at, nv, nv1, 1 << 12, 1 << 2, 1 << 32, 1 << 46, ttlb))
+        what = ", ".join(names + ([f"{other:#x}"] if other else []))
+        reasons.append(f"{what} folded from L1's vHCR_EL2 (all but TGE, API, APK)")
+    if context is Context.L1_VEL2:
         reasons.append("VTTBR_EL2 = L0's stage 2 for L1")
-        return LoadedHcr(value, tuple(reasons))
-    vhcr = vregs["HCR_EL2"]
-    folded = ((at, "AT"), (nv, "NV"), (nv1, "NV1"), (dc, "DC"), (1 << 2, "PTW"),
-              (1 << 32, "CD"), (1 << 46, "FWB"))
-    for bit_, name in folded:
-        if vhcr & bit_ and (has_nv or name not in ("AT", "NV", "NV1")):
-            value |= bit_
-            reasons.append(f"{name}=1 folded from L1's vHCR_EL2")
-    reasons.append("VTTBR_EL2 = the shadow stage 2" if vhcr & vm or vhcr & dc
-                   else "VTTBR_EL2 = L0's stage 2 for L1 (L1's stage 2 is off)")
+    else:
+        reasons.append("VTTBR_EL2 = the shadow stage 2" if vhcr & vm or vhcr & (1 << 12)
+                       else "VTTBR_EL2 = L0's stage 2 for L1 (L1's stage 2 is off)")
     return LoadedHcr(value, tuple(reasons))
 
 

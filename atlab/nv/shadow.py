@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from atlab.errors import AtlabError
 from atlab.nv.emulate import emulate_at
-from atlab.nv.model import S2_ATTR_BITS, L0Event, NvSystem, page_of
+from atlab.nv.model import S2_ATTR_BITS, L0Event, NvSystem, page_of, shadow_attrs
 from atlab.nv.routing import Context, loaded_hcr_el2
 from atlab.regime import AtOp
 from atlab.syndrome import TakenException
@@ -74,15 +74,34 @@ def _max_block(granule: Granule) -> int:
     return 1 << level_lsb(1 if granule is Granule.K4 else 2, granule)
 
 
+def guest_mapping_size(system: NvSystem, ipa: int, granule: Granule) -> int | None:
+    """KVM's ``get_guest_mapping_ttl()`` + ``ttl_to_size()``: look for a shadow entry at
+    ``ipa`` aligned down to each block size of L1's granule in turn (4KB, 2MB, 1GB for 4KB);
+    the first one found gives the size of L1's mapping it came from, used if it covers
+    ``ipa``.  ``None``: no hint (the caller takes the largest block)."""
+    sizes = {Granule.K4: (12, 21, 30), Granule.K16: (14, 25), Granule.K64: (16, 29)}[granule]
+    for shift in sizes:
+        tmp = ipa & ~((1 << shift) - 1)
+        if tmp not in system.shadow:
+            continue
+        level = system.shadow_level.get(tmp, 3)
+        lsb = level_lsb(level, granule)
+        if level < (1 if granule is Granule.K4 else 2):
+            return None  # ttl_to_size() has no size for it
+        return 1 << lsb if ipa < tmp + (1 << lsb) else None
+    return None
+
+
 def l0_handle_tlbi(system: NvSystem, op: TlbiOp, *, ipa: int | None = None) -> tuple[int, ...]:
     """L0's reaction to a TLBI that L1 executed at vEL2 and that trapped.  The shadow stage
     2 is a TLB of L1's stage 2, so L0 drops the shadow entries the TLBI covers; the next
     stage 2 abort on them makes L0 walk L1's stage 2 again.  Returns the L2 IPA pages removed.
 
     - IPAS2E1, IPAS2LE1 (and the IS forms): ``ipa`` is IPA[51:12] from Xt[39:0].  Without a
-      TTL hint L0 cannot know the size of the entry L1 invalidates, so it unmaps the range of
-      the largest block L1's stage 2 granule allows around it (as KVM does).  The last-level
-      form needs no more care: the shadow holds no walk cache of L1's tables.
+      TTL hint L0 first asks the shadow: the entry at the IPA records the size of L1's
+      mapping (:func:`guest_mapping_size`, KVM's ``get_guest_mapping_ttl()``); failing that
+      it unmaps the range of the largest block L1's stage 2 granule allows around it.  The
+      last-level form needs no more care: the shadow holds no walk cache of L1's tables.
     - VMALLS12E1, ALLE1 (and the IS forms): the whole shadow stage 2.
     - Stage 1 only TLBIs (VMALLE1, VAE1, ...) leave the shadow stage 2 alone.
     """
@@ -94,10 +113,14 @@ def l0_handle_tlbi(system: NvSystem, op: TlbiOp, *, ipa: int | None = None) -> t
             raise AtlabError(f"{op} needs the operand ipa")
         info = setup_s2_walk(system.vregs, system.features)
         granule = info.granule if isinstance(info, S2WalkInfo) else Granule.K4
-        size = _max_block(granule)
+        size = guest_mapping_size(system, ipa, granule)
+        hint = "the size L1's mapping has in the shadow entry"
+        if size is None:
+            size, hint = _max_block(granule), "no shadow entry: the largest block"
         lo = ipa & ~(size - 1)
         gone = tuple(p for p in sorted(system.shadow) if lo <= p < lo + size)
-        why = f"{op} {ipa:#x}: L0 unmaps the shadow range {lo:#x}+{size_text(size)}"
+        why = (f"{op} {ipa:#x} (no TTL): L0 unmaps the shadow range {lo:#x}+{size_text(size)}"
+               f" ({hint})")
     elif scope in (TlbiScope.VMALLS12, TlbiScope.ALL_E1):
         gone = tuple(sorted(system.shadow))
         why = f"{op}: L0 unmaps the whole shadow stage 2"
@@ -105,6 +128,7 @@ def l0_handle_tlbi(system: NvSystem, op: TlbiOp, *, ipa: int | None = None) -> t
         return ()
     for page in gone:
         del system.shadow[page]
+        system.shadow_level.pop(page, None)
     system.events.append(L0Event(f"{why} ({len(gone)} entries)"))
     return gone
 
@@ -130,14 +154,12 @@ def l1_tlbi(system: NvSystem, op: TlbiOp, *, va: int | None = None, asid: int | 
     - An EL2 instruction (IPAS2E1, VMALLS12E1, ALLE1, ...E2) traps to L0 (I_XMYBL, EC 0x18);
       for the ones that cover L1's stage 2, L0 unmaps the shadow entries
       (:func:`l0_handle_tlbi`).
-    - An EL1 instruction: KVM runs vEL2 with HCR_EL2.TTLB=1 unless vHCR_EL2.{E2H,TGE} is
-      {1,1} (the hardware EL1 context is not L2's, so L0 must apply it to L2's VMID:
-      ``handle_tlbi_el1``); it covers stage 1 only and leaves the shadow stage 2 alone.
+    - An EL1 instruction: KVM 6.12 runs vEL2 with HCR_EL2.TTLB=1 (``__compute_hcr()``), so
+      it traps too; L0 applies it to L2's VMID, or with vHCR_EL2.{E2H,TGE}={1,1} to L1's own
+      EL2&0 context (``handle_tlbi_el1``).  It covers stage 1 only and leaves the shadow
+      stage 2 alone.
     """
     hcr = loaded_hcr_el2(Context.L1_VEL2, system.vregs, system.features).value
-    e2h_tge = (system.vregs.field("HCR_EL2", "E2H"), system.vregs.field("HCR_EL2", "TGE"))
-    if not op.info.is_el2_op and e2h_tge != (1, 1):
-        hcr |= 1 << 25  # HCR_EL2.TTLB, as KVM sets it for such a vEL2
     op.check_operands(va=va, asid=asid, ipa=ipa)
     res = tlbi_route(op, regs=system.vregs.replace(HCR_EL2=hcr), cur_el=1)
     if res.exception is None:
@@ -197,12 +219,12 @@ def l2_access(system: NvSystem, va: int, *, write: bool = False) -> L2Access:
         if l1.fault is not None:
             return L2Access(va, ipa, None, f"L1's stage 2: {l1.fault} (L0 injects the abort "
                             "into L1)", tuple(story))
-        backing = system.add_shadow(page, l1.pa, l1.desc)
+        backing = system.add_shadow(page, l1.pa, l1.desc, l1.level)
         story.append(f"stage 2 abort on the access at L2 IPA {page:#x}: L0 walks L1's stage "
                      f"2 (-> L1 IPA {page_of(l1.pa):#x} -> PA {backing:#x}) and adds "
                      "the shadow entry")
     entry = system.shadow[page]
-    if write and entry & S2_ATTR_BITS and not entry >> 7 & 1:  # S2AP[1]: no write
+    if write and not shadow_attrs(entry) >> 7 & 1:  # S2AP[1]: no write
         return L2Access(va, ipa, None, "shadow stage 2: no write permission (L1's S2AP; L0 "
                         "injects the abort into L1)", tuple(story))
     pa = page_of(entry & ~S2_ATTR_BITS) | (ipa & 0xFFF)

@@ -7,6 +7,10 @@
   FEAT_ATS1A which QEMU lacks) are not sent to QEMU; they are counted apart.
 - ``--record-corpus PATH``: write the scenarios with QEMU's answers (the committed corpus).
 - ``--replay PATH``: compare atlab with a recorded corpus (no QEMU needed).
+- ``--kvm``: atlab.nv's model of KVM against KVM's own AT emulation (at.c built in userspace
+  from a kernel tree, :mod:`tools.kvm`; ``KERNEL_SRC`` picks the tree) on generated NV
+  scenarios, and KVM against the architecture (:mod:`tools.difftest.kvm`); with
+  ``--record-corpus``/``--replay`` the KVM corpus.
 - ``--tlbi``: the TLBI scenarios instead (:mod:`tools.difftest.tlbi`): which TLB maintenance
   instructions trap, are UNDEFINED or execute under generated HCR_EL2 values.
 - ``--coverage``: atlab only (no QEMU needed): run the generated scenarios under coverage.py
@@ -49,9 +53,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="atlab only: walker line/branch coverage by tag (no QEMU)")
     p.add_argument("--coverage-html", action="store_true",
                    help=f"with --coverage: also write an HTML report to {HTML_DIR}/")
+    p.add_argument("--kvm", action="store_true",
+                   help="compare atlab.nv's KVM model with KVM's at.c built in userspace")
+    p.add_argument("--features", choices=("max", "nv"), default="max",
+                   help="with --kvm: the generator's PE (max) or the features KVM 6.12 "
+                        "advertises to a guest hypervisor (nv)")
+    p.add_argument("--fast-path", action="store_true",
+                   help="with --kvm: KVM's hardware fast path runs too (the harness's hardware "
+                        "mode, its ATs answered by atlab's walker); scenarios get a partial "
+                        "shadow stage 2")
     p.add_argument("--tlbi", action="store_true",
                    help="compare TLBI traps/UNDEFINED/execution instead of AT (QEMU needed)")
     args = p.parse_args(argv)
+
+    if args.kvm:
+        return _main_kvm(args)
 
     if args.tlbi:
         bad = 0
@@ -107,6 +123,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"seed {seed}: {rep.summary()} ({time.monotonic() - t0:.1f} s: QEMU "
               f"{rep.seconds['qemu']:.1f} s, atlab {rep.seconds['atlab']:.1f} s)")
         bad += len(rep.mismatches)
+    return 1 if bad else 0
+
+
+def _main_kvm(args: argparse.Namespace) -> int:
+    from tools.difftest.kvm import compare_kvm, generate_nv, load_corpus, record_kvm_corpus
+
+    if args.replay is not None:
+        nvs, answers, kernel = load_corpus(args.replay)
+        rep = compare_kvm(nvs, kvm=answers, kernel=kernel, shrink=False)
+        print(rep.table())
+        print(f"replay {args.replay}: {rep.summary()}")
+        return 1 if rep.mismatches or rep.unexplained else 0
+    from tools.kvm.harness import build, kernel_version
+
+    binary = build()
+    kernel = kernel_version()
+    bad = 0
+    total = None
+    for seed in args.seed:
+        t0 = time.monotonic()
+        nvs = generate_nv(seed, args.count, features=args.features, shadow=args.fast_path)
+        if args.tags:
+            nvs = [s for s in nvs if set(args.tags) & set(s["tags"])]
+        if args.record_corpus is not None:
+            path = args.record_corpus
+            if len(args.seed) > 1:
+                path = path.with_name(f"{path.stem}-seed{seed}{path.suffix}")
+            n = record_kvm_corpus(nvs, path, binary=binary, kernel=kernel)
+            print(f"seed {seed}: wrote {len(nvs)} NV scenarios ({n} ops) to {path}")
+            continue
+        rep = compare_kvm(nvs, binary=binary, kernel=kernel, shrink=not args.no_shrink,
+                          fast_path=args.fast_path)
+        if rep.hardware is not None:
+            for line in rep.hardware.register_mismatches[:10]:
+                print(f"REGISTERS {line}")
+        print(rep.table())
+        for nv, i, m, k in rep.mismatches[:10]:
+            print(f"MISMATCH {nv['name']} {nv['ops'][i]}: model {m} / KVM {k}")
+        for nv, i, m, a in rep.unexplained[:10]:
+            print(f"UNEXPLAINED {nv['name']} {nv['ops'][i]}: KVM {m} / architecture {a}")
+        print(f"seed {seed}: {rep.summary()} ({time.monotonic() - t0:.1f} s)")
+        bad += len(rep.mismatches) + len(rep.unexplained)
+        total = rep if total is None else total.merged(rep)
+    if total is not None and len(args.seed) > 1:
+        print(f"all seeds: {total.summary()}")
     return 1 if bad else 0
 
 

@@ -26,12 +26,32 @@ from pathlib import Path
 from typing import Any
 
 from atlab import AtlabError
-from atlab.at import AtResult
-from atlab.nv import KvmBehaviour, emulate_at, parse_nv_scenario, reference_at
-from atlab.nv.kvm import DEVIATIONS
+from atlab.at import AtResult, run_at
+from atlab.features import Feature, FeatureSet
+from atlab.nv import (
+    Context,
+    KvmBehaviour,
+    NvSystem,
+    emulate_at,
+    loaded_hcr_el2,
+    parse_nv_scenario,
+    reference_at,
+)
+from atlab.nv.kvm import (
+    DEVIATIONS,
+    FAST_PATH_REGS,
+    fast_path_regs,
+    kvm_nv_features,
+    kvm_sanitise,
+    live_vel2_regs,
+)
+from atlab.nv.model import L0_VTCR, SHADOW_IPA_BITS, NvScenario, page_of
+from atlab.regime import AtOp
 from atlab.syndrome import TakenException
-from atlab.sysregs import parse_int
+from atlab.sysregs import SysRegs, parse_int
+from atlab.walk_s2 import S2WalkInfo, setup_s2_walk, stage2_enabled, walk_s2
 from tools.difftest.generator import generate
+from tools.kvm.harness import HwAtRequest
 
 ARTIFACTS = Path("artifacts/difftest/kvm")
 #: An op's outcome: ("par", value, warned) | ("undef",) | ("nowrite", warned) | ("bug", where)
@@ -69,14 +89,66 @@ def nv_from_generated(scn: Mapping[str, Any], r: random.Random) -> dict[str, Any
             "ops": ops}
 
 
-def generate_nv(seed: int, count: int) -> list[dict[str, Any]]:
+def with_shadow(nv: dict[str, Any], r: random.Random) -> dict[str, Any]:
+    """``nv`` with a random half of the shadow stage 2 entries L0 could have built (for each
+    L1 memory page that L1's stage 2 maps from an L2 IPA page, with L1's leaf attributes), so
+    that KVM's hardware fast path for L2's regime can succeed."""
+    sc = parse_nv_scenario(nv)
+    try:
+        system = sc.system()
+    except AtlabError:
+        return nv
+    held = kvm_sanitise(sc.vregs, sc.features)
+    try:
+        info = setup_s2_walk(held, sc.features)
+    except AtlabError:
+        return nv
+    if not stage2_enabled(held) or not isinstance(info, S2WalkInfo):
+        return nv
+    flat = system.flat_l1_memory()
+    entries = []
+    for page in sorted({page_of(ipa) for ipa, _ in sc.l1_memory}):
+        if r.random() < 0.5:
+            continue
+        try:
+            res = walk_s2(info, flat, page, sc.features, write=False, s1ptw=True,
+                          for_at=False)
+        except AtlabError:
+            continue
+        backing = system.backed_pa(res.pa) if res.fault is None else None
+        if backing is None or page >> SHADOW_IPA_BITS:
+            continue
+        d = res.desc
+        entries.append({"l2_ipa": hex(page), "pa": hex(page_of(backing)),
+                        "s2ap": ("none", "ro", "wo", "rw")[d >> 6 & 3], "memattr": d >> 2 & 15,
+                        "sh": d >> 8 & 3, "xn": d >> 53 & 3})
+    return {**nv, "shadow_s2": entries} if entries else nv
+
+
+def generate_nv(seed: int, count: int, *, features: str = "max",
+                shadow: bool = False) -> list[dict[str, Any]]:
     """``count`` generated scenarios for ``seed`` (the QEMU generator's variety: every regime
-    and op, E2H/TGE, granules, TBI, EPD, LPA2, stage 2, PAN ...) as NV scenarios."""
+    and op, E2H/TGE, granules, TBI, EPD, LPA2, stage 2, PAN ...; its ``atlab-only`` variants
+    too: features switched off, reserved encodings) as NV scenarios.
+
+    ``features``: ``"max"`` keeps the generator's PE (``-cpu max``-like); ``"nv"`` gives L1
+    only what KVM 6.12 advertises to a guest hypervisor (:func:`atlab.nv.kvm.kvm_nv_features`:
+    no HAFDBS, XNX, TTST, LVA; PAMax 48)."""
+    if features not in ("max", "nv"):
+        raise AtlabError(f"features must be 'max' or 'nv', not {features!r}")
     out = []
-    for scn in generate(seed, count, atlab_only=False):
+    for scn in generate(seed, count):
         nv = nv_from_generated(scn, random.Random(f"atlab-kvm-difftest:{scn['name']}"))
-        if nv is not None:
-            out.append(nv)
+        if nv is None:
+            continue
+        if features == "nv":
+            fs = kvm_nv_features(FeatureSet.from_mapping(nv["features"]))
+            nv["features"] = {**{f.value: False for f in Feature if f not in fs.features},
+                              "PAMax": fs.pa_max}
+            nv["name"] = f"{nv['name']}-nv"
+        if shadow:
+            nv = with_shadow(nv, random.Random(f"atlab-kvm-shadow:{nv['name']}"))
+        out.append(nv)
     return out
 
 
@@ -86,17 +158,22 @@ def _op_pan(spec: Mapping[str, Any], default: int) -> int:
     return parse_int(spec["pan"]) & 1 if spec.get("pan") is not None else default
 
 
-def run_atlab(nv: Mapping[str, Any], version: str = "6.12"
+def run_atlab(nv: Mapping[str, Any], version: str = "6.12", *, fast_path: bool = False
               ) -> tuple[list[KOutcome], list[KOutcome], list[frozenset[str]]]:
-    """(model of KVM, architecture, deviations fired) per op."""
+    """(model of KVM, architecture, deviations fired) per op; ``fast_path``: KVM's hardware
+    fast path runs (answered by atlab's walker on the context KVM loads) before at.c's
+    software path."""
     try:
         sc = parse_nv_scenario(nv)
+        sc.system()  # e.g. a PE with PAMax < 48: the NV model refuses it
     except AtlabError as exc:
         err: KOutcome = ("error", str(exc))
         n = len(nv.get("ops", []))
         return [err] * n, [err] * n, [frozenset()] * n
-    kvm = KvmBehaviour(version, fast_path=False)
-    model, arch, fired = [], [], []
+    kvm = KvmBehaviour(version, fast_path=fast_path)
+    model: list[KOutcome] = []
+    arch: list[KOutcome] = []
+    fired: list[frozenset[str]] = []
     for spec in sc.ops:
         system = sc.system()
         pan = spec.pan if spec.pan is not None else system.pan
@@ -133,18 +210,105 @@ def _arch_outcome(ref: AtResult | TakenException) -> KOutcome:
     return ("undef",) if ref.exception.ec == 0 else ("exc", ref.exception.ec)
 
 
-def run_kvm(nvs: Sequence[Mapping[str, Any]], *, binary: Path | None = None
-            ) -> list[list[KOutcome]]:
-    """KVM's outcome for every op of every NV scenario (one harness run)."""
-    from tools.kvm.harness import run, to_kvm_input
+@dataclass(slots=True)
+class HardwareAnswers:
+    """Answers the hardware ATs of KVM's fast path (``hardware`` mode) with atlab's walker on
+    the registers KVM loaded and L0's memory, and checks those registers against the model's
+    (:func:`atlab.nv.kvm.fast_path_regs`)."""
 
-    text = "".join(to_kvm_input(parse_nv_scenario(nv)) for nv in nvs)
-    results = run(text, mode="fails", binary=binary)
+    systems: dict[str, tuple[NvScenario, NvSystem, dict[str, int]]] = field(default_factory=dict)
+    asked: int = 0
+    refused: list[str] = field(default_factory=list)
+    register_mismatches: list[str] = field(default_factory=list)
+
+    def add(self, sc: NvScenario) -> dict[str, int]:
+        """The scenario's system and its ``hw`` lines: what is live when L1 traps (none when
+        the NV model refuses the machine, e.g. PAMax < 48: its ops are then not modelled)."""
+        try:
+            system = sc.system()
+        except AtlabError:
+            return {}
+        held = kvm_sanitise(sc.vregs, sc.features)
+        live = live_vel2_regs(held, loaded_hcr_el2(Context.L1_VEL2, held, sc.features).value)
+        l0 = system.materialize_s2(system.l0_stage2_pages(), 0)
+        shadow = system.materialize_s2(system.shadow, 1) if stage2_enabled(held) else l0
+        hw = {**live, "VTTBR_EL2": l0, "VTCR_EL2": L0_VTCR, "SHADOW_VTTBR_EL2": shadow,
+              "PSTATE_PAN": 0}
+        self.systems[_kvm_name(sc.name)] = (sc, system, hw)
+        return hw
+
+    def __call__(self, req: HwAtRequest) -> int | None:
+        from tools.kvm.harness import kvm_op_indices
+
+        self.asked += 1
+        if req.scenario not in self.systems:
+            self.refused.append(f"{req.scenario} op {req.n}: the NV model refuses the machine")
+            return None
+        sc, system, hw = self.systems[req.scenario]
+        spec = sc.ops[kvm_op_indices(sc)[req.n]]
+        held = kvm_sanitise(sc.vregs, sc.features)
+        pan = spec.pan if spec.pan is not None else system.pan
+        want = fast_path_regs(spec.op, held, hw, vttbr_live=hw["VTTBR_EL2"],
+                              vttbr_shadow=hw["SHADOW_VTTBR_EL2"], vtcr=L0_VTCR, pan=pan)
+        got = {**req.regs, "PSTATE_PAN": req.pan}
+        diff = sorted(k for k in (*FAST_PATH_REGS, "PSTATE_PAN") if want.get(k) != got.get(k))
+        if diff:
+            self.register_mismatches.append(
+                f"{sc.name} op {req.n} {spec.op.name}: "
+                + ", ".join(f"{k} KVM {got.get(k, 0):#x} / model {want.get(k, 0):#x}"
+                            for k in diff))
+        if not req.regs.get("HCR_EL2", 0) >> 31 & 1:
+            self.refused.append(f"{sc.name} op {req.n}: HCR_EL2.RW=0 (AArch32 EL1&0)")
+            return None
+        regs = SysRegs({k: v for k, v in req.regs.items() if k in FAST_PATH_REGS})
+        try:
+            res = run_at(AtOp[req.op], req.va, regs=regs, mem=system.mem,
+                         features=sc.features, cur_el=2, pan=req.pan, trace=False)
+        except AtlabError as exc:
+            self.refused.append(f"{sc.name} op {req.n}: {exc}")
+            return None
+        return None if res.par is None else res.par.value
+
+
+def _reason(text: str) -> str:
+    """A not-modelled error message without its numbers (to count them by kind)."""
+    if "fast-hcr-unsaved" in text:
+        return "KVM's fast path runs with HCR_EL2=0x1 (fast-hcr-unsaved: an AArch32 EL1&0 walk)"
+    if "PAMax >= 48" in text:
+        return "a PE with PAMax < 48 (the NV model's L0 memory layout)"
+    if "which this PE does not implement" in text:
+        return "a granule the PE does not implement (atlab refuses it)"
+    if "reserved granule" in text:
+        return "a reserved granule encoding (atlab refuses it: IMPLEMENTATION DEFINED)"
+    return text[:80]
+
+
+def _kvm_name(name: str) -> str:
+    return "".join("_" if ch.isspace() else ch for ch in name) or "nv"
+
+
+def run_kvm(nvs: Sequence[Mapping[str, Any]], *, binary: Path | None = None,
+            hardware: HardwareAnswers | None = None) -> list[list[KOutcome]]:
+    """KVM's outcome for every op of every NV scenario (one harness run); with ``hardware``
+    KVM's fast path runs too, its hardware ATs answered by ``hardware``."""
+    from tools.kvm.harness import kvm_op_indices, run, to_kvm_input
+
+    scns = [parse_nv_scenario(nv) for nv in nvs]
+    if hardware is None:
+        text = "".join(to_kvm_input(sc) for sc in scns)
+        results = run(text, mode="fails", binary=binary)
+    else:
+        text = "".join(to_kvm_input(sc, hw=hardware.add(sc)) for sc in scns)
+        results = run(text, mode="hardware", binary=binary, answer=hardware)
     out: list[list[KOutcome]] = []
     it = iter(results)
-    for nv in nvs:
-        ops = []
-        for _ in nv["ops"]:
+    for sc in scns:
+        ops: list[KOutcome] = []
+        sent = set(kvm_op_indices(sc))
+        for i in range(len(sc.ops)):
+            if i not in sent:
+                ops.append(("untrapped",))  # UNDEFINED in hardware: KVM never sees it
+                continue
             k = next(it)
             if k.bug:
                 ops.append(("bug", k.bug))
@@ -192,36 +356,78 @@ class KvmReport:
     examples: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
     same_as_arch: int = 0
     warns: int = 0
+    #: ops UNDEFINED in hardware before any trap (a feature the PE lacks): never sent
+    untrapped: int = 0
+    #: hardware mode: the answerer of KVM's hardware ATs
+    hardware: HardwareAnswers | None = None
+    #: ops atlab refuses (an AtlabError: e.g. a reserved granule the hardware fast path would
+    #: walk): counted apart, never compared.
+    not_modelled: list[tuple[dict[str, Any], int, KOutcome, KOutcome]] = field(
+        default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: {"kvm": 0.0, "atlab": 0.0})
 
     def summary(self) -> str:
+        hw = self.hardware
+        fast = "" if hw is None else (
+            f"; fast path: {hw.asked} hardware ATs, {len(hw.register_mismatches)} register "
+            f"differences, {len(hw.refused)} not answered")
         return (f"{self.scenarios} NV scenarios, {self.ops} ops against KVM {self.kernel}: "
                 f"{len(self.mismatches)} model/KVM differences; KVM = architecture on "
                 f"{self.same_as_arch} ops, {sum(self.deviations.values())} op-deviations "
-                f"of {len(self.deviations)} kinds; {len(self.mismatches) + len(self.unexplained)}"
-                f" unexplained")
+                f"of {len(self.deviations)} kinds; {len(self.not_modelled)} not modelled, "
+                f"{self.untrapped} never trapped; "
+                f"{len(self.mismatches) + len(self.unexplained) + self._hw_bad()} unexplained"
+                + fast)
+
+    def _hw_bad(self) -> int:
+        return 0 if self.hardware is None else len(self.hardware.register_mismatches)
+
+    def merged(self, other: KvmReport) -> KvmReport:
+        out = KvmReport(self.scenarios + other.scenarios, self.ops + other.ops, self.kernel,
+                        self.mismatches + other.mismatches,
+                        self.unexplained + other.unexplained,
+                        self.deviations + other.deviations, {**other.examples, **self.examples},
+                        self.same_as_arch + other.same_as_arch, self.warns + other.warns,
+                        untrapped=self.untrapped + other.untrapped,
+                        not_modelled=self.not_modelled + other.not_modelled)
+        return out
 
     def table(self) -> str:
         rows = ["deviation                         ops   verdict"]
         for name, n in self.deviations.most_common():
             rows.append(f"{name:<32} {n:>5}   {DEVIATIONS[name].verdict.name}")
+        why = Counter(_reason(str(m[1])) for _, _, m, _ in self.not_modelled)
+        for reason, n in why.most_common():
+            rows.append(f"not modelled: {reason} ({n} ops)")
         return "\n".join(rows)
 
 
 def compare_kvm(nvs: Sequence[dict[str, Any]], *, kvm: Sequence[Sequence[KOutcome]] | None = None,
                 binary: Path | None = None, version: str = "6.12", kernel: str = "",
-                shrink: bool = True) -> KvmReport:
-    """Run ``nvs`` through KVM (or use the recorded answers ``kvm``) and the model; report."""
+                shrink: bool = True, fast_path: bool = False) -> KvmReport:
+    """Run ``nvs`` through KVM (or use the recorded answers ``kvm``) and the model; report.
+    ``fast_path``: KVM's hardware fast path runs (``hardware`` mode, answered by
+    :class:`HardwareAnswers`), and so does the model's."""
     rep = KvmReport(scenarios=len(nvs), kernel=kernel or version)
     t0 = time.monotonic()
-    answers = list(kvm) if kvm is not None else run_kvm(nvs, binary=binary)
+    hardware = HardwareAnswers() if fast_path and kvm is None else None
+    answers = list(kvm) if kvm is not None else run_kvm(nvs, binary=binary, hardware=hardware)
+    if hardware is not None:
+        rep.hardware = hardware
     rep.seconds["kvm"] = time.monotonic() - t0
     t0 = time.monotonic()
     for nv, got in zip(nvs, answers, strict=True):
-        model, arch, fired = run_atlab(nv, version)
+        model, arch, fired = run_atlab(nv, version, fast_path=fast_path)
         for i, (m, a, f, k) in enumerate(zip(model, arch, fired, got, strict=True)):
             rep.ops += 1
             rep.warns += bool(k[0] in ("par", "nowrite") and k[-1])
+            if k[0] == "untrapped":
+                rep.untrapped += 1
+                continue
+            if (m[0] == "error" or a[0] == "error") and k[0] != "bug":
+                # atlab refuses the op (e.g. a reserved granule encoding): nothing to compare
+                rep.not_modelled.append((nv, i, m if m[0] == "error" else a, k))
+                continue
             if m != k:
                 rep.mismatches.append((nv, i, m, k))
                 continue
@@ -236,8 +442,32 @@ def compare_kvm(nvs: Sequence[dict[str, Any]], *, kvm: Sequence[Sequence[KOutcom
     rep.seconds["atlab"] = time.monotonic() - t0
     if shrink:
         _write_reproducers(rep, binary=binary, version=version,
-                           use_kvm=kvm is None)
+                           use_kvm=kvm is None, fast_path=fast_path)
     return rep
+
+
+# ---- the committed corpus --------------------------------------------------------------------
+
+def record_kvm_corpus(nvs: Sequence[dict[str, Any]], path: Path, *, binary: Path | None,
+                      kernel: str) -> int:
+    """Write ``nvs`` with KVM's answer for every op (replayed by ``make test`` without a
+    kernel tree); returns the number of ops."""
+    answers = run_kvm(nvs, binary=binary)
+    doc = {"kernel": kernel, "scenarios": [
+        {**{k: v for k, v in nv.items() if k != "tags"}, "kvm": [list(o) for o in ans]}
+        for nv, ans in zip(nvs, answers, strict=True)]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    return sum(len(a) for a in answers)
+
+
+def load_corpus(path: Path) -> tuple[list[dict[str, Any]], list[list[KOutcome]], str]:
+    doc = json.loads(path.read_text())
+    nvs, answers = [], []
+    for scn in doc["scenarios"]:
+        answers.append([tuple(o) for o in scn["kvm"]])
+        nvs.append({k: v for k, v in scn.items() if k != "kvm"})
+    return nvs, answers, str(doc["kernel"])
 
 
 # ---- shrinking -----------------------------------------------------------------------------
@@ -251,9 +481,9 @@ def one_op(nv: Mapping[str, Any], i: int) -> dict[str, Any]:
 def shrink(nv: dict[str, Any], still: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """Drop memory words and registers one at a time while ``still`` holds."""
     cur = copy.deepcopy(nv)
-    for key in ("l1_memory",):
+    for key in ("l1_memory", "shadow_s2"):
         i = 0
-        while i < len(cur[key]):
+        while i < len(cur.get(key, [])):
             trial = copy.deepcopy(cur)
             del trial[key][i]
             if still(trial):
@@ -270,21 +500,31 @@ def shrink(nv: dict[str, Any], still: Callable[[dict[str, Any]], bool]) -> dict[
 
 
 def _write_reproducers(rep: KvmReport, *, binary: Path | None, version: str,
-                       use_kvm: bool) -> None:
+                       use_kvm: bool, fast_path: bool = False) -> None:
+    """One shrunk reproducer per deviation (and per model/KVM mismatch) in ``ARTIFACTS``;
+    with ``fast_path`` they are hardware-mode reproducers (``"kvm_mode": "hardware"``)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def kvm_says(trial: dict[str, Any]) -> KOutcome:
+        hw = HardwareAnswers() if fast_path else None
+        return run_kvm([trial], binary=binary, hardware=hw)[0][0]
+
     for name, (nv, i) in sorted(rep.examples.items()):
 
         def fires(trial: dict[str, Any], name: str = name) -> bool:
-            model, arch, fired = run_atlab(trial, version)
+            model, arch, fired = run_atlab(trial, version, fast_path=fast_path)
             why = explain(model[0], arch[0], fired[0])
             return bool(why) and name in (why or ())
 
         small = shrink(one_op(nv, i), fires)
-        model, arch, _ = run_atlab(small, version)
+        model, arch, _ = run_atlab(small, version, fast_path=fast_path)
         if use_kvm:
-            got = run_kvm([small], binary=binary)[0][0]
+            got = kvm_says(small)
             if got != model[0]:
                 continue  # the shrunk form no longer agrees with KVM: keep the big one
+            small["kvm"] = [list(got)]
+        if fast_path:
+            small["kvm_mode"] = "hardware"
         small["comment"] = (f"KVM {version} vs the Arm ARM: {name}: "
                             f"{DEVIATIONS[name].summary}. KVM: {_fmt(model[0])}; "
                             f"architecture: {_fmt(arch[0])}. Rule: {DEVIATIONS[name].rule}")
@@ -294,7 +534,8 @@ def _write_reproducers(rep: KvmReport, *, binary: Path | None, version: str,
         small = one_op(nv, i)
         if use_kvm:
             def differs(trial: dict[str, Any]) -> bool:
-                return run_atlab(trial, version)[0][0] != run_kvm([trial], binary=binary)[0][0]
+                model = run_atlab(trial, version, fast_path=fast_path)[0][0]
+                return model != kvm_says(trial)
             small = shrink(small, differs)
         small["comment"] = f"model {_fmt(m)} / KVM {_fmt(k)}"
         (ARTIFACTS / f"mismatch-{n}.json").write_text(json.dumps(small, indent=1) + "\n")

@@ -16,12 +16,12 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from atlab.errors import AtlabError
-from atlab.features import Feature, FeatureSet
+from atlab.features import FeatureSet
 from atlab.nv.model import NvScenario
 from atlab.regime import AtOp
 from atlab.syndrome import trapped_sys
@@ -137,7 +137,15 @@ def _cut_nested_s2(text: str) -> str:
     end = next((i for i in range(fn, len(lines)) if lines[i] == "}"), None)
     if end is None:
         raise KvmBuildError("nested.c: cannot find the end of kvm_walk_nested_s2()")
-    return f'#line {start + 1} "nested.c"\n' + "\n".join(lines[start:end + 1]) + "\n"
+    out = f'#line {start + 1} "nested.c"\n' + "\n".join(lines[start:end + 1]) + "\n"
+    # newer trees: at.c also calls get_asid_by_regime(), defined elsewhere in nested.c
+    fn2 = next((i for i, ln in enumerate(lines) if ln.startswith("u16 get_asid_by_regime(")), None)
+    if fn2 is not None and not start <= fn2 <= end:
+        end2 = next((i for i in range(fn2, len(lines)) if lines[i] == "}"), None)
+        if end2 is None:
+            raise KvmBuildError("nested.c: cannot find the end of get_asid_by_regime()")
+        out += f'#line {fn2 + 1} "nested.c"\n' + "\n".join(lines[fn2:end2 + 1]) + "\n"
+    return out
 
 
 def _cut_sysreg_enum(text: str) -> tuple[str, list[str]]:
@@ -148,10 +156,27 @@ def _cut_sysreg_enum(text: str) -> tuple[str, list[str]]:
     body = m.group(1)
     names: list[str] = []
     for ln in re.sub(r"/\*.*?\*/", "", body, flags=re.S).splitlines():
-        mm = re.match(r"\s*(?:VNCR\(|MARKER\()?([A-Za-z][A-Za-z0-9_]*)", ln)
+        mm = re.match(r"\s*(?:VNCR\(|MARKER\()?([A-Za-z_][A-Za-z0-9_]*)", ln)
         if mm and not mm.group(1).startswith("__") and mm.group(1) != "NR_SYS_REGS":
             names.append(mm.group(1))
     return "enum vcpu_sysreg {\n" + body + "};\n", names
+
+
+#: Newer at.c defines __kvm_at_swap_desc() (inline-assembly compare-and-swap on the user
+#: mapping of guest RAM); its definition is renamed to an unused static function and the
+#: shim provides one over the driver's guest RAM.  6.12's at.c has none: it stays unchanged.
+_SWAP_DESC = "int __kvm_at_swap_desc("
+_SWAP_DESC_RENAMED = "static __maybe_unused int kvmat_kernel_swap_desc_unused("
+
+
+def _at_c(text: str) -> str:
+    lines = text.split("\n")
+    hits = [i for i, ln in enumerate(lines) if ln.startswith(_SWAP_DESC)]
+    if len(hits) > 1:
+        raise KvmBuildError("at.c: more than one definition of __kvm_at_swap_desc()")
+    for i in hits:
+        lines[i] = _SWAP_DESC_RENAMED + lines[i][len(_SWAP_DESC):]
+    return "\n".join(lines)
 
 
 def _at_handlers(text: str) -> str:
@@ -186,6 +211,14 @@ def _generate(root: Path, gen: Path) -> None:
         if proc.returncode != 0:
             raise KvmBuildError(f"{script} failed: {proc.stderr.strip()[:200]}")
         _write_if_changed(gen / "asm" / out, proc.stdout)
+    hwcaps = tools / "gen-kernel-hwcaps.sh"  # newer trees: asm/kernel-hwcap.h
+    if hwcaps.is_file():
+        proc = subprocess.run(["sh", "-e", str(hwcaps),
+                               str(root / "arch/arm64/include/uapi/asm/hwcap.h")],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise KvmBuildError(f"gen-kernel-hwcaps.sh failed: {proc.stderr.strip()[:200]}")
+        _write_if_changed(gen / "asm" / "kernel-hwcap.h", proc.stdout)
     # asm/*.h that kbuild would generate as wrappers of asm-generic/*.h
     wanted: set[str] = set()
     for kbuild, key in ((root / "include/asm-generic/Kbuild", "mandatory-y"),
@@ -197,7 +230,7 @@ def _generate(root: Path, gen: Path) -> None:
                 (root / "include/asm-generic" / h).exists():
             _write_if_changed(gen / "asm" / h, f"#include <asm-generic/{h}>\n")
     # at.c unchanged; the stage 2 walker cut from nested.c; the sysreg enum; the AT handlers
-    _write_if_changed(gen / "at.c", (root / "arch/arm64/kvm/at.c").read_text())
+    _write_if_changed(gen / "at.c", _at_c((root / "arch/arm64/kvm/at.c").read_text()))
     _write_if_changed(gen / "nested_s2.c",
                       _cut_nested_s2((root / "arch/arm64/kvm/nested.c").read_text()))
     enum, names = _cut_sysreg_enum((root / "arch/arm64/include/asm/kvm_host.h").read_text())
@@ -256,7 +289,9 @@ def build(kernel_src: str | None = None) -> Path:
         "-include", str(root / "include/linux/compiler_types.h"),
     ]
     steps = [
-        [gcc, *kflags, "-c", str(CSRC / "at_tu.c"), "-o", str(BUILD / "at_tu.o")],
+        [gcc, *kflags, *(["-DKVMAT_SWAP_DESC_RENAMED"] if _SWAP_DESC_RENAMED in
+                         (gen / "at.c").read_text() else []),
+         "-c", str(CSRC / "at_tu.c"), "-o", str(BUILD / "at_tu.o")],
         [gcc, *kflags, "-c", str(CSRC / "s2_tu.c"), "-o", str(BUILD / "s2_tu.o")],
         [gcc, "-std=gnu11", "-O2", "-g", "-Wall", "-I", str(CSRC),
          f'-DKVMAT_KERNEL_VERSION="{version}"',
@@ -305,11 +340,11 @@ def tree_registers() -> frozenset[str]:
 
 
 def ipa_limit(features: FeatureSet) -> int:
-    """The host IPA limit KVM would have on a PE with these features (4KB host pages:
-    52 bits only with FEAT_LPA2)."""
-    if features.pa_max >= 52:
-        return 52 if features.has(Feature.LPA2) else 48
-    return features.pa_max
+    """The host IPA limit KVM would have on a PE with these features (one rule, shared with
+    the model: :func:`atlab.nv.kvm.kvm_ipa_limit`)."""
+    from atlab.nv.kvm import kvm_ipa_limit
+
+    return kvm_ipa_limit(features)
 
 
 def trapped_at_esr(op: str) -> int:
@@ -318,19 +353,27 @@ def trapped_at_esr(op: str) -> int:
     return trapped_sys(info.op1, 7, info.crm, info.op2, rt=1).esr
 
 
-def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None) -> str:
+def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None,
+                 hw: Mapping[str, int] | None = None) -> str:
     """One ``scenario`` block of kvm-at input for an atlab NV scenario: vsysregs as ``reg``
     lines, the feature set as the ID register fields KVM reads, L1's memory as ``mem`` lines,
     and per op a ``pstate`` (PAN from the op's ``pan`` key, else vsysregs PSTATE_PAN), the
     trapped AT's ``esr`` and the ``at``.  Ops that never reach KVM (AT S1E3*) are left out
     (see :func:`kvm_op_indices`).  KVM emulates ATs trapped from vEL2 only: a scenario whose
-    context is not L1 raises :class:`AtlabError`."""
+    context is not L1 raises :class:`AtlabError`.  ``hw`` gives ``hw`` lines (the hardware
+    registers L0 has loaded when the AT traps, for ``hardware`` mode: ``HCR_EL2``,
+    ``VTTBR_EL2``, ``SHADOW_VTTBR_EL2``, ...)."""
     from atlab.nv.routing import Context
     from atlab.sysregs import id_registers
 
     if scn.context is not Context.L1_VEL2:
         raise AtlabError(f"{scn.name}: KVM's AT emulation handles ATs trapped from vEL2 "
                          f"(context L1), not {scn.context.value}")
+    from atlab.nv.kvm import kvm_sanitise
+
+    # KVM reads L1's VNCR-backed registers through kvm_vcpu_sanitise_vncr_reg(); the shim has
+    # no such masking, so the input carries what KVM would hold.
+    scn = replace(scn, vregs=kvm_sanitise(scn.vregs, scn.features))
     known = registers if registers is not None else tree_registers()
     name = re.sub(r"\s+", "_", scn.name) or "nv"
     out = [f"scenario {name}"]
@@ -339,6 +382,8 @@ def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None) ->
     for reg, val in sorted(ids.items()):
         out.append(f"id {reg} {val:#x}")
     out.append(f"ipa_limit {ipa_limit(scn.features)}")
+    for reg, val in (hw or {}).items():
+        out.append(f"hw {reg} {val:#x}")
     for reg in scn.vregs:
         if reg in ("PSTATE_PAN",):
             continue
@@ -351,7 +396,7 @@ def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None) ->
         out.append(f"mem {ipa:#x} {val:#x}")
     default_pan = scn.vregs.field("PSTATE_PAN", "PAN")
     for spec in scn.ops:
-        if spec.op.name not in KVM_OPS:
+        if not reaches_kvm(spec.op, scn.features):
             out.append(f"# {spec.op.name} {spec.va:#x}: UNDEFINED at EL2, never trapped to KVM")
             continue
         pan = spec.pan if spec.pan is not None else default_pan
@@ -364,7 +409,17 @@ def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None) ->
 
 def kvm_op_indices(scn: NvScenario) -> list[int]:
     """Indices into ``scn.ops`` of the ops :func:`to_kvm_input` passes to KVM, in order."""
-    return [i for i, spec in enumerate(scn.ops) if spec.op.name in KVM_OPS]
+    return [i for i, spec in enumerate(scn.ops) if reaches_kvm(spec.op, scn.features)]
+
+
+def reaches_kvm(op: AtOp, features: FeatureSet) -> bool:
+    """Whether ``AT <op>`` executed by L1 at vEL2 traps to KVM: AT S1E3* and an AT whose
+    feature the PE lacks (AT S1E1RP/WP without FEAT_PAN2, AT S1E1A without FEAT_ATS1A) are
+    UNDEFINED in hardware first; AT S1E2A is kept (KVM checks FEAT_ATS1A itself)."""
+    if op.name not in KVM_OPS:
+        return False
+    need = op.info.feature
+    return op is AtOp.S1E2A or need is None or features.has(need)
 
 
 # ---- running kvm-at ----------------------------------------------------------------------------
@@ -411,6 +466,10 @@ class HwAtRequest:
     va: int
     regs: dict[str, int]
     pan: int
+    #: the scenario being run and the index of its op (among the ops sent to KVM) that
+    #: issued this hardware AT
+    scenario: str = ""
+    n: int = 0
 
 
 _RESULT = re.compile(
@@ -498,18 +557,22 @@ def _run_hardware(exe: Path, path: str,
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     results: list[KvmOpResult] = []
     scenario, kernel = "", ""
+    done = 0  # results seen in the current scenario
     for line in proc.stdout:
         line = line.rstrip("\n")
         if line.startswith("hwat "):
-            par = answer(_parse_hwat(line))
+            req = replace(_parse_hwat(line), scenario=scenario, n=done)
+            par = answer(req)
             proc.stdin.write("fail\n" if par is None else f"par {par:#x}\n")
             proc.stdin.flush()
         elif line.startswith("scenario "):
             parts = line.split()
             scenario = parts[1]
             kernel = parts[2].removeprefix("kernel=") if len(parts) > 2 else ""
+            done = 0
         elif line.startswith("result "):
             results.append(_parse_result(line, scenario, kernel))
+            done += 1
     err = proc.stderr.read()
     if proc.wait() != 0:
         raise AtlabError(err.strip() or f"kvm-at exited with {proc.returncode}")
@@ -518,12 +581,13 @@ def _run_hardware(exe: Path, path: str,
 
 def run_scenarios(scenarios: Iterable[NvScenario], *, mode: str = "fails",
                   answer: Callable[[HwAtRequest], int | None] | None = None,
+                  hw: Callable[[NvScenario], Mapping[str, int]] | None = None,
                   ) -> list[list[KvmOpResult]]:
     """Run many NV scenarios in one kvm-at process; per scenario, the results of its KVM ops
-    (see :func:`kvm_op_indices`)."""
+    (see :func:`kvm_op_indices`).  ``hw(scn)`` gives each scenario's ``hw`` lines."""
     scns = list(scenarios)
     known = tree_registers()
-    text = "".join(to_kvm_input(s, registers=known) for s in scns)
+    text = "".join(to_kvm_input(s, registers=known, hw=hw(s) if hw else None) for s in scns)
     flat = run(text, mode=mode, answer=answer)
     out: list[list[KvmOpResult]] = []
     pos = 0

@@ -1,4 +1,3 @@
-// SPDX-License-Identifier: MIT
 /*
  * atlab tools/kvm: the translation unit that holds KVM's arch/arm64/kvm/at.c, unchanged
  * (copied from the kernel tree into build/ at build time), followed by our glue: the vCPU,
@@ -121,6 +120,12 @@ u64 kvmat_read_id_reg(u32 encoding)
 	return 0;
 }
 
+u64 kvm_read_vm_id_reg(const struct kvm *kvm, u32 reg)
+{
+	(void)kvm;
+	return kvmat_read_id_reg(reg);
+}
+
 int kvmat_id_set(const char *name, unsigned long long val)
 {
 	for (unsigned int i = 0; i < ARRAY_SIZE(kvmat_ids); i++) {
@@ -157,10 +162,9 @@ struct kvm_s2_mmu *lookup_s2_mmu(struct kvm_vcpu *vcpu)
 	return shim_hardware_mode() ? &kvmat_shadow_mmu : NULL;
 }
 
-void __load_stage2(struct kvm_s2_mmu *mmu, struct kvm_arch *arch)
+void kvmat_load_stage2(struct kvm_s2_mmu *mmu)
 {
 	(void)mmu;
-	(void)arch;
 	shim_hw_write(HWR_VTTBR_EL2, shim_hw_read(HWR_SHADOW_VTTBR_EL2));
 }
 
@@ -169,6 +173,10 @@ u64 kvmat_read_sysreg_s(u32 encoding)
 {
 	if (encoding == SYS_PSTATE_PAN)
 		return shim_hw_read(HWR_PSTATE_PAN) ? PSR_PAN_BIT : 0;
+#ifdef SYS_POR_EL0
+	if (encoding == SYS_POR_EL0)
+		return shim_hw_read(HWR_POR_EL0);
+#endif
 	shim_bug("kvmat-shim(read_sysreg_s)", (int)encoding);
 }
 
@@ -178,8 +186,23 @@ void kvmat_write_sysreg_s(u64 val, u32 encoding)
 		shim_hw_write(HWR_PSTATE_PAN, !!(val & PSR_PAN_BIT));
 		return;
 	}
+#ifdef SYS_POR_EL0
+	if (encoding == SYS_POR_EL0) {
+		shim_hw_write(HWR_POR_EL0, val);
+		return;
+	}
+#endif
 	shim_bug("kvmat-shim(write_sysreg_s)", (int)encoding);
 }
+
+#ifdef KVMAT_SWAP_DESC_RENAMED
+/* Newer at.c (hardware AF/dirty updates): the descriptor update, on the driver's guest RAM. */
+int __kvm_at_swap_desc(struct kvm *kvm, gpa_t ipa, u64 old, u64 new)
+{
+	(void)kvm;
+	return shim_swap_guest(ipa, old, new);
+}
+#endif
 
 /* ---- the trapped AT, dispatched as arch/arm64/kvm/sys_regs.c does ------------------------- */
 enum kvmat_handler { KVMAT_H_NONE, KVMAT_H_s1e01, KVMAT_H_s1e2, KVMAT_H_s12 };
@@ -237,6 +260,7 @@ int kvmat_at(const char *name, unsigned long long va)
 	for (unsigned int i = 0; i < ARRAY_SIZE(kvmat_handlers); i++)
 		if (kvmat_handlers[i].encoding == op)
 			handler = kvmat_handlers[i].handler;
+	kvmat_vcpu.arch.hcr_el2 = shim_hw_read(HWR_HCR_EL2);
 
 	switch (handler) {
 	case KVMAT_H_s1e01:

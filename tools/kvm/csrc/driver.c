@@ -1,4 +1,3 @@
-// SPDX-License-Identifier: MIT
 /*
  * atlab tools/kvm: kvm-at, the driver. Reads a scenario file, sets up the vCPU, guest RAM
  * and "hardware" registers, runs each trapped AT through KVM's at.c and prints one result
@@ -139,6 +138,19 @@ int shim_read_guest(unsigned long long gpa, void *data, unsigned long len)
 	return 0;
 }
 
+int shim_swap_guest(unsigned long long gpa, unsigned long long old, unsigned long long new_)
+{
+	struct word *w;
+
+	if ((gpa & 7) || !in_ram(gpa))
+		return -EINVAL;
+	w = word_slot(gpa, 1);
+	if (w->val != old)
+		return -EAGAIN;
+	w->val = new_;
+	return 0;
+}
+
 void shim_warn(const char *file, int line)
 {
 	char one[256];
@@ -219,6 +231,8 @@ static const char *const hw_names[HWR_COUNT] = {
 	[HWR_TTBR0_EL1] = "TTBR0_EL1", [HWR_TTBR1_EL1] = "TTBR1_EL1", [HWR_MAIR_EL1] = "MAIR_EL1",
 	[HWR_VTTBR_EL2] = "VTTBR_EL2", [HWR_VTCR_EL2] = "VTCR_EL2", [HWR_PSTATE_PAN] = "PSTATE_PAN",
 	[HWR_PAR_EL1] = "PAR_EL1", [HWR_SHADOW_VTTBR_EL2] = "SHADOW_VTTBR_EL2",
+	[HWR_TCR2_EL1] = "TCR2_EL1", [HWR_PIR_EL1] = "PIR_EL1", [HWR_PIRE0_EL1] = "PIRE0_EL1",
+	[HWR_POR_EL1] = "POR_EL1", [HWR_POR_EL0] = "POR_EL0",
 };
 
 static u64 number(const char *tok, const char *what)

@@ -1,4 +1,3 @@
-/* SPDX-License-Identifier: MIT */
 /*
  * atlab tools/kvm: the interface between the driver (driver.c, built against libc)
  * and the translation units that hold KVM's code (at_tu.c, s2_tu.c, built against
@@ -20,6 +19,12 @@ enum kvmat_hwreg {
 	HWR_PSTATE_PAN,
 	HWR_PAR_EL1,
 	HWR_SHADOW_VTTBR_EL2,	/* not a register: what __load_stage2 puts in VTTBR_EL2 */
+	/* saved and loaded by newer trees' fast path (TCR2, S1PIE, S1POE) */
+	HWR_TCR2_EL1,
+	HWR_PIR_EL1,
+	HWR_PIRE0_EL1,
+	HWR_POR_EL1,
+	HWR_POR_EL0,
 	HWR_COUNT
 };
 
@@ -44,6 +49,8 @@ const char *kvmat_op_name(unsigned int encoding);	/* the AT op a sys_insn encodi
 
 /* Provided by the driver (driver.c). */
 int shim_read_guest(unsigned long long gpa, void *data, unsigned long len);	/* 0 or -EFAULT */
+/* newer trees: compare-and-swap of one guest word; 0, -EAGAIN (changed) or -EINVAL (no RAM) */
+int shim_swap_guest(unsigned long long gpa, unsigned long long old, unsigned long long new_);
 void shim_warn(const char *file, int line);
 __attribute__((noreturn)) void shim_bug(const char *file, int line);
 unsigned long long shim_hw_read(int reg);

@@ -1,4 +1,3 @@
-// SPDX-License-Identifier: MIT
 /*
  * atlab tools/kvm: the translation unit that holds the stage 2 walker of KVM's
  * arch/arm64/kvm/nested.c (from `struct s2_walk_info` to the end of kvm_walk_nested_s2(),

@@ -1,4 +1,3 @@
-/* SPDX-License-Identifier: MIT */
 /* atlab tools/kvm: the few configuration symbols the arm64 headers need (4K pages, 48-bit VA/PA). */
 #define CONFIG_ARM64 1
 #define CONFIG_64BIT 1

@@ -1,4 +1,3 @@
-/* SPDX-License-Identifier: MIT */
 /*
  * atlab tools/kvm shim: stands in for <linux/kvm_host.h> (and, through the other files
  * of this directory, for <asm/kvm_hyp.h>, <asm/kvm_mmu.h>, <asm/kvm_emulate.h> and
@@ -30,8 +29,13 @@
 #include <asm/kvm_arm.h>
 #include <asm/pgtable-hwdef.h>
 #include <asm/ptrace.h>
+#include <asm/pgtable-prot.h>
 
 #include "kvmat_api.h"
+
+typedef u64 gpa_t;
+typedef u64 gfn_t;
+typedef u64 kvm_pfn_t;
 
 /* ---- the vCPU's system registers: the tree's own enum ---------------------------- */
 /* VNCR(r) places r at its VNCR page offset in the kernel; one flat index is enough here. */
@@ -60,6 +64,9 @@ struct kvm {
 
 struct kvm_vcpu {
 	struct kvm *kvm;
+	struct {
+		u64 hcr_el2;	/* the HCR_EL2 L0 runs the guest with: the `hw HCR_EL2` value */
+	} arch;
 	u64 sys_regs[NR_SYS_REGS];
 	unsigned long cpsr;
 	u64 esr;
@@ -96,6 +103,13 @@ static inline bool vcpu_el2_tge_is_set(const struct kvm_vcpu *vcpu)
 	return vcpu->sys_regs[HCR_EL2] & HCR_TGE;
 }
 
+/* The trapped AT comes from vEL2: the vCPU is in its hypervisor context. */
+static inline bool is_hyp_ctxt(const struct kvm_vcpu *vcpu)
+{
+	(void)vcpu;
+	return true;
+}
+
 static inline unsigned long *vcpu_cpsr(const struct kvm_vcpu *vcpu)
 {
 	return (unsigned long *)&vcpu->cpsr;
@@ -115,6 +129,7 @@ static inline int kvm_read_guest(struct kvm *kvm, u64 gpa, void *data, unsigned 
 
 /* ---- ID registers and the feature tests over them ------------------------------------ */
 u64 kvmat_read_id_reg(u32 encoding);
+u64 kvm_read_vm_id_reg(const struct kvm *kvm, u32 reg);	/* newer trees read them directly */
 
 #define kvmat_id_field(kvm, id, fld)						\
 	((void)(kvm), (u64)FIELD_GET(id##_##fld##_MASK, kvmat_read_id_reg(SYS_##id)))
@@ -128,6 +143,21 @@ u64 kvmat_read_id_reg(u32 encoding);
 	 (kvmat_id_field(kvm, id, fld) >= (u64)(id##_##fld##_##lim)))
 #define kvm_has_feat_enum(kvm, id, fld, val)					\
 	(kvmat_id_field(kvm, id, fld) == (u64)(id##_##fld##_##val))
+
+/* Feature tests of newer trees (their asm/kvm_host.h), over the same ID register fields. */
+#define system_supports_poe()	true
+#if defined(ID_AA64MMFR3_EL1_TCRX_MASK) && !defined(kvm_has_tcr2)
+#define kvm_has_tcr2(k)		kvm_has_feat((k), ID_AA64MMFR3_EL1, TCRX, IMP)
+#endif
+#if defined(ID_AA64MMFR3_EL1_S1PIE_MASK) && !defined(kvm_has_s1pie)
+#define kvm_has_s1pie(k)	kvm_has_feat((k), ID_AA64MMFR3_EL1, S1PIE, IMP)
+#endif
+#if defined(ID_AA64MMFR3_EL1_S1POE_MASK) && !defined(kvm_has_s1poe)
+#define kvm_has_s1poe(k)	(system_supports_poe() && kvm_has_feat((k), ID_AA64MMFR3_EL1, S1POE, IMP))
+#endif
+#if defined(ID_AA64MMFR3_EL1_SCTLRX_MASK) && !defined(kvm_has_sctlr2)
+#define kvm_has_sctlr2(k)	kvm_has_feat((k), ID_AA64MMFR3_EL1, SCTLRX, IMP)
+#endif
 
 /* both return the host IPA limit, as 6.12's kvm_get_pa_bits() does (defined in at_tu.c) */
 u32 get_kvm_ipa_limit(void);
@@ -180,6 +210,10 @@ u32 kvm_get_pa_bits(struct kvm *kvm);
 #define KVMAT_HW_SYS_TCR	HWR_TCR_EL1
 #define KVMAT_HW_SYS_MAIR	HWR_MAIR_EL1
 #define KVMAT_HW_SYS_SCTLR	HWR_SCTLR_EL1
+#define KVMAT_HW_SYS_TCR2	HWR_TCR2_EL1
+#define KVMAT_HW_SYS_PIR	HWR_PIR_EL1
+#define KVMAT_HW_SYS_PIRE0	HWR_PIRE0_EL1
+#define KVMAT_HW_SYS_POR	HWR_POR_EL1
 
 u64 kvmat_read_sysreg_s(u32 encoding);
 void kvmat_write_sysreg_s(u64 val, u32 encoding);
@@ -190,6 +224,7 @@ void kvmat_write_sysreg_s(u64 val, u32 encoding);
 #undef write_sysreg_s
 #undef read_sysreg_par
 #undef isb
+#undef write_sysreg_hcr
 #define read_sysreg(r)		((u64)shim_hw_read(KVMAT_HW_##r))
 #define write_sysreg(v, r)	shim_hw_write(KVMAT_HW_##r, (u64)(v))
 #define read_sysreg_el1(r)	((u64)shim_hw_read(KVMAT_HW_##r))
@@ -199,17 +234,42 @@ void kvmat_write_sysreg_s(u64 val, u32 encoding);
 #define read_sysreg_par()	((u64)shim_hw_read(HWR_PAR_EL1))
 #define isb()			do { } while (0)
 #define __kvm_at(op, va)	shim_hw_at((op), (va))
+#define write_sysreg_hcr(v)	shim_hw_write(HWR_HCR_EL2, (u64)(v))
 
 /* ---- the nested side: the tree's own <asm/kvm_nested.h> ------------------------------- */
-/* software bits of a stage 2 descriptor, named by <asm/kvm_pgtable.h> (shimmed away) */
-#ifndef KVM_PGTABLE_PROT_SW0
-#define KVM_PGTABLE_PROT_SW0	BIT(55)
-#define KVM_PGTABLE_PROT_SW1	BIT(56)
+/* newer kvm_nested.h: the TLBI operand's ASID field (asm/tlbflush.h, not included) */
+#ifndef TLBIR_ASID_MASK
+#define TLBIR_ASID_MASK		GENMASK_ULL(63, 48)
 #endif
 #include <asm/kvm_nested.h>
 
 struct kvm_s2_mmu *lookup_s2_mmu(struct kvm_vcpu *vcpu);
-void __load_stage2(struct kvm_s2_mmu *mmu, struct kvm_arch *arch);
+void kvmat_load_stage2(struct kvm_s2_mmu *mmu);
+/* __load_stage2(mmu, arch) in 6.12, __load_stage2(mmu) later */
+#define __load_stage2(mmu, ...)	kvmat_load_stage2(mmu)
+
+/*
+ * Newer at.c: the hardware descriptor update (__kvm_at_swap_desc) is ours (a compare-and-swap
+ * on the driver's guest RAM); the kernel's definition is renamed at build time to an unused
+ * static function, whose helpers' inline assembly is then never emitted. What those helpers
+ * name must still parse:
+ */
+#if __has_include(<asm/lsui.h>)
+#include <asm/lsui.h>
+#endif
+#ifndef _ASM_EXTABLE_UACCESS_ERR
+#define _ASM_EXTABLE_UACCESS_ERR(insn, fixup, err)	""
+#endif
+#ifndef __LSE_PREAMBLE
+#define __LSE_PREAMBLE		""
+#endif
+#ifndef __LSUI_PREAMBLE
+#define __LSUI_PREAMBLE		""
+#endif
+#define uaccess_ttbr0_enable()		do { } while (0)
+#define uaccess_ttbr0_disable()		do { } while (0)
+#define uaccess_enable_privileged()	do { } while (0)
+#define uaccess_disable_privileged()	do { } while (0)
 
 /* Inline assembly that is left in at.c (errata workarounds) becomes nothing. */
 #define asm(...)	do { } while (0)
