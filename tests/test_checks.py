@@ -223,11 +223,81 @@ def test_tables_without_af_are_rejected() -> None:
 
 
 def test_nv_path_trusting_every_fast_path_result_is_rejected() -> None:
-    def always_fast(ctx: Context, op: AtOp, vhcr: int, par: int) -> str:
-        path = C.reference_nv_at_path(ctx, op, vhcr, par)
+    def always_fast(ctx: Context, op: AtOp, vhcr: int, par: int, before: int) -> str:
+        path = C.reference_nv_at_path(ctx, op, vhcr, par, before)
         return "fast path" if path == "software walker" else path
 
-    assert C.check_nv_at_path(always_fast, quiet=True).status is Status.FAILED
+    result = C.check_nv_at_path(always_fast, quiet=True)
+    assert result.status is Status.FAILED and result.first_failure is not None
+    assert "TypeError" not in result.first_failure.got
+
+
+@pytest.mark.parametrize("mistake", C.NV_PATH.mistakes, ids=[m.name for m in C.NV_PATH.mistakes])
+def test_each_nv_path_mistake_gets_its_own_hint(mistake: C.Mistake) -> None:
+    # KVM 6.12 keeps only a stage 1 permission fault (not AF), for S1E2* too; the emulated AT
+    # fills no hole; L2's AT on a hole in L1's stage 2 is a Data Abort injected into L1.
+    result = C.check_nv_at_path(mistake.fn, quiet=True)
+    assert result.status is Status.FAILED and result.first_failure is not None
+    assert result.first_failure.hint == mistake.hint, result.first_failure.case
+
+
+def test_nv_path_hints_name_the_kvm_612_rules() -> None:
+    hints = {m.name: m.hint for m in C.NV_PATH.mistakes}
+    assert "KVM 6.12 keeps only permission faults" in hints["stage 1 permission/AF faults kept"]
+    assert "S1E2*" in hints["S1E2 keeps AF faults"]
+    assert "kvm_read_guest()" in hints["the software walker faults the hole in"]
+    assert "injected into L1" in hints["L2 reads the stage 2 fault in its PAR"]
+    assert "injected into L1" in C.NV_PATHS and C.NV_S12_SPLIT in C.NV_PATHS
+
+
+def _nv_example() -> Any:
+    from pathlib import Path
+
+    from atlab.nv import load_nv_scenarios
+
+    root = Path(__file__).resolve().parent.parent
+    return load_nv_scenarios(str(root / "examples" / "nv_l1_guest_hypervisor.json"))[0]
+
+
+def test_nv_path_reference_agrees_with_emulate_at_as_kvm_612() -> None:
+    """The exercise's reference, fed what the hardware met, names the path emulate_at(kvm=...)
+    takes on the example machine (and L2's injected abort)."""
+    from dataclasses import replace
+
+    from atlab.nv import KvmBehaviour, emulate_at, reference_at
+
+    nv, kvm, va = _nv_example(), KvmBehaviour.kvm(), 0x1234_5678_9000
+    system = nv.system()
+    vhcr = system.vregs["HCR_EL2"]
+    for before in (0, 1):  # the hole in L0's stage 2 stays a hole
+        res = emulate_at(system, AtOp.S1E2R, va, kvm=kvm)
+        assert res.fast_path is not None and res.fast_path.par is not None
+        path = C.reference_nv_at_path(Context.L1_VEL2, AtOp.S1E2R, vhcr, res.fast_path.par.value,
+                                      before)
+        assert path == res.path == "software walker"
+    system.l1_access(0x4040_1000)
+    res = emulate_at(system, AtOp.S1E2R, va, kvm=kvm)
+    assert res.fast_path is not None and res.fast_path.par is not None
+    assert C.reference_nv_at_path(Context.L1_VEL2, AtOp.S1E2R, vhcr, res.fast_path.par.value,
+                                  2) == res.path == "fast path"
+    # VHE L1 running L2, after L2 ran (the shadow maps L2's tables): AT S12E1R splits.
+    vhe = replace(nv, vregs=nv.vregs.replace(HCR_EL2=vhcr | 1 << 34), context=Context.L2_EL1)
+    vhe_system = vhe.system()
+    emulate_at(vhe_system, AtOp.S1E1R, va)
+    vhe_system.context = Context.L1_VEL2
+    res = emulate_at(vhe_system, AtOp.S12E1R, va, kvm=kvm)
+    assert res.fast_path is not None and res.fast_path.par is not None
+    assert C.reference_nv_at_path(Context.L1_VEL2, AtOp.S12E1R, vhcr | 1 << 34,
+                                  res.fast_path.par.value, 0) == res.path == C.NV_S12_SPLIT
+    # L2's own AT on a table L1's stage 2 does not map: what the walk meets is a stage 2
+    # fault on the stage 1 walk; L0 injects the Data Abort into L1.
+    hole_va = 0xFFFF_8000_0000_0000
+    meets = getattr(reference_at(nv.system(), AtOp.S1E1R, hole_va), "par", None)
+    assert isinstance(meets, Par) and (meets.s, meets.ptw) == (1, 1)
+    l2 = emulate_at(replace(nv, context=Context.L2_EL1).system(), AtOp.S1E1R, hole_va)
+    assert l2.exception is not None and (l2.exception.ec, l2.exception.target_el) == (0x24, 2)
+    assert C.reference_nv_at_path(Context.L2_EL1, AtOp.S1E1R, vhcr, meets.value,
+                                  0) == "injected into L1"
 
 
 # --- the checkers' hand models agree with the library ----------------------------------------

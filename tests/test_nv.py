@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -236,6 +237,30 @@ def test_loaded_hcr_el2(context: Context, vhcr: int, set_bits: tuple[int, ...],
     assert all(loaded.value >> b & 1 for b in set_bits), str(loaded)
     assert not any(loaded.value >> b & 1 for b in clear_bits), str(loaded)
     assert loaded.reasons
+
+
+_HOP = re.compile(r"(0x[0-9a-f]+)\)?:?\s*->\s*(?:(?:L[012]|PA|IPA|VA)\s+)*(0x[0-9a-f]+)")
+
+
+@pytest.mark.parametrize("kvm", [None, KvmBehaviour.kvm()], ids=["arch", "kvm-6.12"])
+@pytest.mark.parametrize(("context", "op", "va"), [
+    (Context.L1_VEL2, AtOp.S12E1R, 0x1234_5678_9000),  # L1's stage 2 maps its tables 1:1
+    (Context.L1_VEL2, AtOp.S1E1R, 0xFFFF_8000_0000_0000),  # table IPA not in L1's stage 2
+    (Context.L2_EL1, AtOp.S1E1R, 0x1234_5678_9000),  # L0 fills the shadow, 1:1 stage 2
+], ids=["S12E1R-identity-s2", "S1E1R-s2-hole", "L2-shadow-fill"])
+def test_narration_never_shows_an_address_mapped_to_itself_as_a_hop(
+        context: Context, op: AtOp, va: int, kvm: KvmBehaviour | None) -> None:
+    from atlab.nv import load_nv_scenarios
+
+    nv = load_nv_scenarios(str(Path(__file__).parent.parent / "examples"
+                               / "nv_l1_guest_hypervisor.json"))[0]
+    system = nv.system()
+    system.context = context
+    res = emulate_at(system, op, va, kvm=kvm if context is Context.L1_VEL2 else None)
+    for line in res.narration:
+        for m in _HOP.finditer(line):
+            assert int(m.group(1), 16) != int(m.group(2), 16), line
+    assert res.narration
 
 
 def test_l2_walk_above_the_48bit_shadow_is_refused_with_one_line() -> None:

@@ -168,8 +168,11 @@ def test_nv_route_trap_fast_path_and_fallback() -> None:
     assert meta["route"] == "TRAP_L0" and meta["path"] == "software walker"
     assert [n["gid"] for n in meta["nodes"]] == ["start", "trap", "fast-path-rejected",
                                                  "software", "result"]
-    again = emulate_at(system, NV.ops[0].op, NV.ops[0].va)  # L0 faulted it in: fast path
-    meta = viz.figure_meta(viz.nv_route(again))
+    again = emulate_at(system, NV.ops[0].op, NV.ops[0].va)  # the hole stays a hole
+    assert again.path == "software walker"
+    system.l1_access(0x4040_1000)  # L1 reads its level 1 table: L0 maps the page
+    fast = emulate_at(system, NV.ops[0].op, NV.ops[0].va)
+    meta = viz.figure_meta(viz.nv_route(fast))
     assert meta["path"] == "fast path"
     assert [n["gid"] for n in meta["nodes"]] == ["start", "trap", "fast-path-ok", "result"]
     assert [n["lane"] for n in meta["nodes"]] == [1, 2, 3, 1]

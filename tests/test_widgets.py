@@ -194,11 +194,15 @@ def test_decoder_errors_inline() -> None:
 
 
 # --- NV explorer --------------------------------------------------------------------------------
-def test_nv_explorer_fast_path_after_fault_in() -> None:
+def test_nv_explorer_fast_path_only_after_l1_touches_the_hole() -> None:
     nx = NvExplorer(NV)
     assert nx.result is not None and nx.result.path == "software walker"
     assert "traps to L0" in nx.route_html.value
     assert nx.picture.value[:4] == b"\x89PNG"
+    nx.run_button.click()  # the emulated AT filled no hole: the software walker again
+    assert nx.result is not None and nx.result.path == "software walker"
+    assert nx.system is not None
+    nx.system.l1_access(0x4040_1000)  # L1 reads its level 1 EL2 table: L0 maps the page
     nx.run_button.click()
     assert nx.result is not None and nx.result.path == "fast path"
     nx.op.value = AtOp.S1E3R

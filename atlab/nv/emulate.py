@@ -7,11 +7,14 @@
    EL1 registers (L1's EL2 registers for its own regimes — with HCR_EL2.{NV,NV1} when
    vHCR_EL2.E2H=0 so that EL2 descriptor rules apply — or L2's EL1 registers), puts the
    stage 2 it has (L0's own stage 2 for L1, or the shadow stage 2) in VTTBR_EL2, and runs the
-   hardware AT (atlab's own walker on the physical context).  It accepts the result only
-   where KVM does: success, or a stage 1 permission or Access flag fault;
+   hardware AT (atlab's own walker on the physical context).  Without ``kvm`` it accepts
+   success or a stage 1 permission or Access flag fault (the result is then L1's either way);
+   with ``kvm=KvmBehaviour(...)`` it applies that KVM version's rule (6.12: success or a
+   stage 1 permission fault, :func:`atlab.nv.kvm.fast_par_accepted`);
 3. otherwise the **software walker**: the same walk, reading L1's tables (and L2's, through
-   L1's stage 2) in L1's IPA space, which L0 resolves through its own stage 2, faulting in
-   its holes invisibly;
+   L1's stage 2) in L1's IPA space through the host's own mapping of L1's memory
+   (``kvm_read_guest()``): a hole in L0's stage 2 stays a hole, filled only when L1 itself
+   touches the page (:meth:`~atlab.nv.model.NvSystem.l1_access`);
 4. the PAR in L1's terms.
 
 :func:`reference_at` is what L1 must see: a plain AT with L1's registers loaded at a real EL2
@@ -22,6 +25,7 @@ and L1's IPA space as physical memory.  "The lie must be perfect": the property 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, replace
 
 from atlab.at import AtResult, run_at
@@ -255,11 +259,14 @@ def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None 
     l2_tables = choice.regime is Regime.EL10 and stage2_enabled(vregs)
     for step in soft.trace.steps:
         where = system.backed_pa(step.desc_pa)
-        real = "unbacked" if where is None else f"{where:#x}"
-        if l2_tables:
-            hop = f"L2 IPA {step.desc_addr:#x} -> L1 IPA {step.desc_pa:#x} -> PA {real}"
-        else:
-            hop = f"L1 IPA {step.desc_pa:#x} -> PA {real}"
+        if l2_tables and step.stage == 1 and step.kind == "not read":
+            story.append(f"software walk: {step}  [L2 IPA {step.desc_addr:#x}: L1's stage 2 "
+                         "does not translate it, nothing read]")
+            continue
+        if l2_tables and step.stage == 1:
+            hop = _hops(("L2 IPA", step.desc_addr), ("L1 IPA", step.desc_pa), ("PA", where))
+        else:  # a stage 1 table of L1's own regime, or a table of L1's stage 2: an L1 IPA
+            hop = _hops(("L1 IPA", step.desc_pa), ("PA", where))
         story.append(f"software walk: {step}  [{hop}, read with kvm_read_guest()]")
     for s2 in soft.trace.final_s2:
         story.append(f"software walk of L1's stage 2: {s2}")
@@ -294,7 +301,7 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
     elif op is AtOp.S1E2A and not feats.has(Feature.ATS1A):
         pass  # handle_at_s1e2 injects UNDEFINED before any AT runs
     else:
-        if not own and e2h and tge:
+        if op.info.el < 2 and e2h and tge:  # __kvm_at_s1e01_fast: skip_mmu_switch
             story.append("vHCR_EL2.{E2H,TGE}={1,1}: no MMU switch, the live vEL2 context is "
                          "the right one")
         story.append("KVM loads " + ", ".join(f"{k}={v:#x}" for k, v in kvm_regs.items())
@@ -328,7 +335,7 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
         story.append("fast path accepted (success or a stage 1 permission fault)" if accepted
                      else "fast path rejected: at.c replays the AT in software")
     for line in res.steps:
-        story.append(f"KVM {kvm.version}: {line}")
+        story.append(f"KVM {kvm.version}: {_no_identity_hop(line)}")
     for name in sorted(res.fired):
         story.append(f"KVM {kvm.version} departs from the Arm ARM here: {name} "
                      f"({DEVIATIONS[name].summary})")
@@ -341,6 +348,37 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
     story.append(f"=> L1 reads {par}")
     return NvAtResult(op, va, system.context, route, par, None, fast, accepted,
                       narration=tuple(story), kvm=res)
+
+
+def _hops(*chain: tuple[str, int | None]) -> str:
+    """``L2 IPA 0x1000 -> L1 IPA 0x5000 -> PA 0x9000`` for the narration; an address a stage
+    leaves unchanged is not shown as a translation (``L2 IPA = L1 IPA 0x1000``), and ``None``
+    is a page the host never allocated."""
+    out = ""
+    prev: int | None = None
+    for i, (name, addr) in enumerate(chain):
+        text = "unbacked" if addr is None else f"{addr:#x}"
+        if i == 0:
+            out = f"{name} {text}"
+        elif addr is not None and addr == prev:
+            head, _, tail = out.rpartition(" ")
+            out = f"{head} = {name} {tail}"
+        else:
+            out += f" -> {name} {text}"
+        prev = addr
+    return out
+
+
+_NESTED_S2_HOP = re.compile(r"kvm_walk_nested_s2\((0x[0-9a-f]+)\): -> (0x[0-9a-f]+)")
+
+
+def _no_identity_hop(line: str) -> str:
+    """A KVM step line, with a stage 2 walk that maps an IPA to itself said as such."""
+    m = _NESTED_S2_HOP.search(line)
+    if m is None or m.group(1) != m.group(2):
+        return line
+    return line.replace(f": -> {m.group(2)} ", ": the same address (L1's stage 2 maps it to "
+                        "itself), ")
 
 
 def _reuse(system: NvSystem, regs: SysRegs) -> SysRegs:
@@ -397,8 +435,9 @@ def _run_l2_in_hardware(system: NvSystem, op: AtOp, va: int, route: Route,
                                      "does not explain")
             return _inject(system, op, va, route, story, l1w.fault, l2_ipa)
         pa = system.add_shadow(l2_ipa, l1.pa, l1.desc, l1.level)
-        story.append(f"L0 walks L1's stage 2: L2 IPA {l2_ipa:#x} -> L1 IPA {l1.pa:#x} -> "
-                     f"PA {pa:#x}; adds it to the shadow stage 2 and retries")
+        hop = _hops(("L2 IPA", l2_ipa), ("L1 IPA", l1.pa), ("PA", pa | (l1.pa & 0xFFF)))
+        story.append(f"L0 walks L1's stage 2: {hop}; adds it to the shadow stage 2 and "
+                     "retries")
     # Each round adds a shadow entry for a page that had none, and a walk needs at most
     # 5 stage 1 tables + the final IPA; 64 rounds is a modelling error.
     raise AtlabError(f"the shadow stage 2 did not settle for {op} {va:#x} after 64 stage 2 "
@@ -411,7 +450,8 @@ def _inject(system: NvSystem, op: AtOp, va: int, route: Route, story: list[str],
     exc = TakenException(2, EC_DABT_LOWER, iss, far=va, hpfar=(l2_ipa >> 12) << 4,
                          reason="L1's own stage 2 does not map the table: L0 injects the "
                          "stage 2 abort into L1")
-    story.append(f"L1's stage 2 faults ({fault}): L0 injects {exc}")
+    story.append(f"L1's stage 2 faults ({fault}): L0 injects the Data Abort into L1 (taken to "
+                 f"its vEL2): {exc}")
     return NvAtResult(op, va, Context.L2_EL1, route, None, exc, narration=tuple(story))
 
 

@@ -23,9 +23,10 @@ _BIT = {f.name: f.lo for f in layout("HCR_EL2")}
 
 class NvExplorer(w.VBox):  # type: ignore[misc]
     """Emulated AT under nested virtualization on an NV scenario.  Changing the context or a
-    vHCR_EL2 bit builds a fresh machine and runs the AT; *Run again* reuses the machine, so
-    what L0 did the first time (faulting in holes) shows on the second run.  :attr:`result`
-    is the last :class:`NvAtResult`."""
+    vHCR_EL2 bit builds a fresh machine and runs the AT; *Run again* reuses the machine
+    (:attr:`system`), so what changed it since shows: not the emulated AT itself (its
+    software walker fills no hole in L0's stage 2), but e.g. L2's own AT filling the shadow
+    stage 2, or ``system.l1_access(ipa)``.  :attr:`result` is the last :class:`NvAtResult`."""
 
     def __init__(self, scenario: NvScenario, *, op: AtOp | None = None,
                  va: int | None = None) -> None:
