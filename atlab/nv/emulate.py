@@ -88,11 +88,22 @@ class NvAtResult:
 
     @property
     def path(self) -> str:
+        """How L0 answered: ``"fast path"``, ``"software walker"``, or for AT S12E* whose
+        stage 1 the fast path gave, ``"fast path (stage 1) + software walk of L1's stage 2"``
+        (``"fast path (stage 1 only)"`` when KVM does not walk stage 2 at all, e.g. 6.12 with
+        vHCR_EL2.E2H=0); a stage 1 fault from the fast path is returned at once
+        (``"fast path"``)."""
         if self.route.kind is not RouteKind.TRAP_L0:
             return str(self.route.kind.value)
-        if self.op.is_s12 and self.fast_path_accepted:
-            return "fast path (stage 1) + software walk of L1's stage 2"
-        return "fast path" if self.fast_path_accepted else "software walker"
+        if not self.fast_path_accepted:
+            return "software walker"
+        fast_par = None if self.fast_path is None else self.fast_path.par
+        if not self.op.is_s12 or fast_par is None or fast_par.f:
+            return "fast path"
+        if self.kvm is not None and not any("kvm_walk_nested_s2" in line
+                                            for line in self.kvm.steps):
+            return "fast path (stage 1 only)"
+        return "fast path (stage 1) + software walk of L1's stage 2"
 
     def outcome(self) -> str:
         if self.par is not None:
@@ -241,7 +252,8 @@ def emulate_at(system: NvSystem, op: AtOp, va: int, *, kvm: KvmBehaviour | None 
                   pan=system.pan, trace=trace)
     accepted, why = _accept_fast(fast)
     story.append(f"hardware {hw_op} -> {fast.par or fast.exception}")
-    if accepted and not op.is_s12:
+    if accepted and (not op.is_s12 or (fast.par is not None and fast.par.f)):
+        # A stage 1 fault is final for AT S12E* too: it is returned at once.
         assert fast.par is not None
         story.append(f"fast path accepted ({why})")
         story.append(f"=> L1 reads {fast.par}")
