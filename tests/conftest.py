@@ -50,3 +50,19 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     """pytest-playwright drives Debian's Chromium: Playwright's own browser build is not used."""
     args = [*browser_type_launch_args.get("args", []), *CHROMIUM_ARGS]
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": args}
+
+
+@pytest.fixture(scope="session")
+def kvm_at() -> Any:
+    """KVM's AT emulation built in userspace (tools/kvm) from the Debian kernel tree, cached in
+    build/kvm.  Skipped only when the tree is absent outside CI; with CI=true a missing tree or
+    a failed build fails the tests."""
+    from pathlib import Path
+
+    from tools.kvm import harness
+
+    src = harness.kernel_source()
+    if not Path(src).exists() and os.environ.get("CI") != "true":
+        pytest.skip(f"no kernel tree at {src}: install linux-source-6.12 "
+                    "(tools/install-system-deps.sh) or set KERNEL_SRC")
+    return harness.build()

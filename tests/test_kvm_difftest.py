@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import pytest
@@ -113,32 +112,21 @@ def test_the_deviation_table_covers_every_reproducer_and_the_doc_is_current() ->
     assert kvm_doc(["--check"]) == 0
 
 
-@pytest.fixture(scope="module")
-def kvm_binary() -> Path:
-    from tools.kvm import harness
-
-    src = harness.kernel_source()
-    if not Path(src).exists() and os.environ.get("CI") != "true":
-        pytest.skip(f"no kernel tree at {src}: install linux-source-6.12 "
-                    "(tools/install-system-deps.sh) or set KERNEL_SRC")
-    return harness.build()
-
-
 @pytest.mark.parametrize("features", ["max", "nv"])
-def test_live_model_equals_kvm_on_generated_scenarios(kvm_binary: Path, features: str) -> None:
+def test_live_model_equals_kvm_on_generated_scenarios(kvm_at: Path, features: str) -> None:
     nvs = generate_nv(31, 500, features=features)
-    rep = compare_kvm(nvs, binary=kvm_binary, shrink=False)
+    rep = compare_kvm(nvs, binary=kvm_at, shrink=False)
     assert rep.ops > 2000
     assert rep.mismatches == [], rep.mismatches[:3]
     assert rep.unexplained == [], rep.unexplained[:3]
 
 
-def test_live_fast_path_registers_and_answers_equal_kvms(kvm_binary: Path) -> None:
+def test_live_fast_path_registers_and_answers_equal_kvms(kvm_at: Path) -> None:
     """Hardware mode: KVM's own fast path runs, its hardware ATs answered by atlab's walker on
     the registers KVM loaded; the model must load the same registers and end with the same
     PAR (six of the named deviations are fast-path ones)."""
     nvs = generate_nv(32, 400, shadow=True)
-    rep = compare_kvm(nvs, binary=kvm_binary, shrink=False, fast_path=True)
+    rep = compare_kvm(nvs, binary=kvm_at, shrink=False, fast_path=True)
     assert rep.hardware is not None and rep.hardware.asked > 1000
     assert rep.hardware.register_mismatches == [], rep.hardware.register_mismatches[:3]
     assert rep.mismatches == [] and rep.unexplained == []

@@ -6,7 +6,6 @@ Skipped only when the tarball is absent outside CI; with CI=true a missing build
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -17,15 +16,6 @@ from atlab.nv.model import load_nv_scenarios
 from tools.kvm import harness
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def kvm_at() -> Path:
-    src = harness.kernel_source()
-    if not Path(src).exists() and os.environ.get("CI") != "true":
-        pytest.skip(f"no kernel tree at {src}: install linux-source-6.12 "
-                    "(tools/install-system-deps.sh) or set KERNEL_SRC")
-    return harness.build()  # cached in build/kvm; a failure here fails the tests
 
 
 # A 4KB, 48-bit EL2 (nVHE: vHCR_EL2.E2H=0) stage 1: TTBR0_EL2=0x10000, tables at 0x10000,
