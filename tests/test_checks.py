@@ -11,7 +11,16 @@ import pytest
 from atlab import AtOp, Par, PhysMem, Regime, SysRegs
 from atlab import checks as C
 from atlab.bits import bit, bits
-from atlab.checks import EXERCISES, Exercise, Status
+from atlab.checks import (
+    EXERCISES,
+    Exercise,
+    Status,
+    e04_translate_by_hand,
+    e05_permissions,
+    e07_at_regime_and_ttbr,
+    e11_stage2_start_level,
+    e14_emulate_at_for_a_guest,
+)
 from atlab.nv import Context
 from atlab.perms import S1PermBits
 from atlab.walk_s1 import Granule, start_level
@@ -304,11 +313,11 @@ def test_nv_path_reference_agrees_with_emulate_at_as_kvm_612() -> None:
 
 
 @pytest.mark.parametrize(("ex", "model"), [
-    (C.TRANSLATE, C._hand_translate),
-    (C.PERMS, C._perms_model),
-    (C.AT_TARGET, C._target_model),
-    (C.S2_START, C._s2_start_model),
-    (C.NV_PATH, C._nv_model),
+    (C.TRANSLATE, e04_translate_by_hand._hand_translate),
+    (C.PERMS, e05_permissions._perms_model),
+    (C.AT_TARGET, e07_at_regime_and_ttbr._target_model),
+    (C.S2_START, e11_stage2_start_level._s2_start_model),
+    (C.NV_PATH, e14_emulate_at_for_a_guest._nv_model),
 ], ids=["translate", "permissions", "at-target", "s2-start", "nv-path"])
 def test_mistake_models_without_the_mistake_match_the_library(ex: Exercise, model: Any) -> None:
     """Each catalogued mistake is a switch on an independent hand model; with every switch
