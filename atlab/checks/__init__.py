@@ -6,13 +6,18 @@ computes the expected answer *with the library* (the walkers, :func:`~atlab.at.r
 :mod:`atlab.nv` ...), and prints
 
 - one ``✓``/``✗`` line per group of cases,
-- for the first failing case: the input, the expected and the actual answer, and a hint
-  (a specific one when the answer matches a known typical mistake),
+- one failing case per failing group, most instructive first (the groups the exercise names
+  in ``group_order``, then answers that match a known typical mistake): the input, the
+  expected and the actual answer, and its own hint (a specific one when the answer matches a
+  typical mistake; a hint already printed is referred to, not repeated),
 - a summary line.
+
+The package reads like the exercise list: ``atlab.checks.e07_at_regime_and_ttbr`` holds
+exercise 07's checker; :mod:`atlab.checks.core` the machinery (cases, groups, hints, report).
 
 An untouched stub — a function that raises :class:`NotImplementedError`, or returns
 :data:`TODO` — is reported as "not attempted"; nothing the learner's function does makes the
-checker raise.  Each checker returns a :class:`CheckResult` (status and counts) so that tests
+checker raise.  Each checker returns a :class:`CheckResult` (status, counts, failures) so that tests
 can assert on it.  There is no global state: every call builds its cases afresh, and each case
 gets fresh memory.
 
@@ -121,6 +126,9 @@ from atlab.checks.e14_emulate_at_for_a_guest import (
 )
 from atlab.checks.e15_tlb_maintenance import (
     TLB_MAINTENANCE,
+    TLB_VA_GLOBAL,
+    TLB_VA_NG,
+    TLB_VA_OTHER,
     TableChange,
     check_tlb_maintenance,
     reference_tlb_maintenance,

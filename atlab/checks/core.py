@@ -31,23 +31,32 @@ class Status(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """The first failing case: its input, what atlab expects, what the function gave."""
+    """A failing case: its input, what atlab expects, what the function gave, the hint, and
+    the group of cases it stands for (the first failing case of that group)."""
 
     case: str
     expected: str
     got: str
     hint: str
+    group: str = ""
+    diagnosed: bool = False  # the answer matched a catalogued typical mistake
 
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """What a checker found: the status and how many cases passed and failed."""
+    """What a checker found: the status, how many cases passed and failed, and one failure
+    per failing group of cases, most instructive first."""
 
     exercise: str
     status: Status
     passed: int = 0
     failed: int = 0
-    first_failure: Failure | None = None
+    failures: tuple[Failure, ...] = ()
+
+    @property
+    def first_failure(self) -> Failure | None:
+        """The most instructive failure (the first reported), or None."""
+        return self.failures[0] if self.failures else None
 
     @property
     def total(self) -> int:
@@ -107,6 +116,9 @@ class Exercise:
     mistakes: tuple[Mistake, ...] = ()
     hint: str = ""
     solution: Callable[..., Any] | None = None  # a function with the learner's signature
+    #: Groups whose failure teaches most, in order; they are reported first (others follow in
+    #: case order).
+    group_order: tuple[str, ...] = ()
 
 
 def _describe(value: Any, show: Callable[[Any], str]) -> str:
@@ -142,9 +154,19 @@ def _mistake_hint(ex: Exercise, case: Case, got: Any) -> str:
     return ""
 
 
+def _order(ex: Exercise, failures: list[Failure]) -> tuple[Failure, ...]:
+    """Most instructive first: the groups ``ex.group_order`` names, in that order, then a
+    failure that matches a catalogued typical mistake before one without, then case order."""
+    rank = {group: index for index, group in enumerate(ex.group_order)}
+    keyed = sorted(enumerate(failures), key=lambda item: (
+        rank.get(item[1].group, len(rank)), not item[1].diagnosed, item[0]))
+    return tuple(failure for _, failure in keyed)
+
+
 def check(ex: Exercise, fn: Callable[..., Any], *, quiet: bool = False,
           file: TextIO | None = None) -> CheckResult:
-    """Run ``fn`` on every case of ``ex``; print ✓/✗ per group and the first failure."""
+    """Run ``fn`` on every case of ``ex``; print ✓/✗ per group, then one failing case per
+    failing group (most instructive first), each with its hint."""
     out = file if file is not None else sys.stdout
 
     def say(text: str) -> None:
@@ -153,7 +175,7 @@ def check(ex: Exercise, fn: Callable[..., Any], *, quiet: bool = False,
 
     cases = ex.cases()
     groups: dict[str, list[int]] = {}
-    first: Failure | None = None
+    firsts: dict[str, Failure] = {}  # the first failing case of each group
     passed = failed = 0
     for index, case in enumerate(cases):
         tally = groups.setdefault(case.group, [0, 0])
@@ -174,7 +196,7 @@ def check(ex: Exercise, fn: Callable[..., Any], *, quiet: bool = False,
             passed += 1
             continue
         failed += 1
-        if first is None:
+        if case.group not in firsts:
             hint = "" if error else _mistake_hint(ex, case, got)
             if error and got is None:
                 got_text = f"raised {error}"
@@ -182,18 +204,26 @@ def check(ex: Exercise, fn: Callable[..., Any], *, quiet: bool = False,
                 got_text = f"{_describe(got, repr)} ({error})"
             else:
                 got_text = _describe(got, ex.show)
-            first = Failure(case.label, _describe(expected, ex.show), got_text,
-                            hint or case.hint or ex.hint)
+            firsts[case.group] = Failure(case.label, _describe(expected, ex.show), got_text,
+                                         hint or case.hint or ex.hint, case.group, bool(hint))
+    failures = _order(ex, list(firsts.values()))
     say(f"Checking {ex.name} against atlab ({len(cases)} cases)")
     for group, (good, bad) in groups.items():
         mark = "✓" if not bad else "✗"
         say(f"{mark} {group}: {good}/{good + bad}")
-    if first is not None:
-        say(f"✗ first failing case: {first.case}")
-        say(f"    expected: {first.expected}")
-        say(f"    got:      {first.got}")
-        say(f"    hint: {first.hint}")
+    hinted: dict[str, int] = {}  # hint -> the failing case that printed it
+    for number, failure in enumerate(failures, 1):
+        if failure.hint in hinted:  # the same hint again: one line, nothing hidden
+            say(f"✗ failing case {number}/{len(failures)} ({failure.group}): {failure.case}: "
+                f"expected {failure.expected}, got {failure.got} "
+                f"(the hint of failing case {hinted[failure.hint]})")
+            continue
+        hinted[failure.hint] = number
+        say(f"✗ failing case {number}/{len(failures)} ({failure.group}): {failure.case}")
+        say(f"    expected: {failure.expected}")
+        say(f"    got:      {failure.got}")
+        say(f"    hint: {failure.hint}")
     status = Status.PASSED if failed == 0 else Status.FAILED
     verdict = "all cases pass" if failed == 0 else f"{passed}/{passed + failed} cases pass"
     say(f"{'✓' if failed == 0 else '✗'} {ex.name}: {verdict}")
-    return CheckResult(ex.name, status, passed, failed, first)
+    return CheckResult(ex.name, status, passed, failed, failures)

@@ -99,6 +99,9 @@ AT_TARGET = Exercise(
     "the regime comes from the op and HCR_EL2.{E2H,TGE}; bit 55 of the VA picks TTBR0/TTBR1 "
     "in the regimes with two ranges (EL1&0, EL2&0)",
     reference_at_target,
+    # The VHE misreadings first: E2H alone (a VHE host running a guest), TGE alone, the host.
+    group_order=("HCR_EL2.{E2H,TGE}={1,0}", "HCR_EL2.{E2H,TGE}={0,1}",
+                 "HCR_EL2.{E2H,TGE}={1,1}"),
 )
 
 
