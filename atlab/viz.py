@@ -17,6 +17,7 @@ function                 picture
 :func:`par_fields`       a PAR_EL1 value drawn as its fields
 :func:`nv_route`         the route of an emulated AT through the L2 / L1 / L0 / hardware lanes
 :func:`memory_map`       the memory map of a ptdump (when :mod:`atlab.ptdump` exists)
+:func:`translation_regimes`  the exception levels, who runs there, and the translation regimes
 =======================  ===================================================================
 
 >>> from atlab.walk_s1 import Granule
@@ -642,9 +643,86 @@ def human_size(size: int) -> str:
     return f"{size:#x}"
 
 
+
+# --- exception levels and translation regimes (the primer's picture) -------------------------
+
+#: Who runs at each exception level, in the usual system (Arm's "Learn the architecture").
+EL_OCCUPANTS = {0: "applications", 1: "OS kernel (or a guest's kernel)",
+                2: "hypervisor (KVM with VHE)", 3: "secure monitor (firmware)"}
+
+#: Each stage 1 translation regime: the ELs whose accesses it translates, its table base
+#: registers, when it is in use (HCR_EL2.{E2H,TGE}), and whether a stage 2 may follow
+#: (D8.1.2; ``TranslationRegime()``).
+REGIMES: tuple[dict[str, Any], ...] = (
+    {"name": "EL1&0", "els": (0, 1), "ttbrs": ("TTBR0_EL1", "TTBR1_EL1"),
+     "when": "{E2H,TGE} != {1,1}", "stage2": "VTTBR_EL2 (HCR_EL2.VM=1)"},
+    {"name": "EL2", "els": (2,), "ttbrs": ("TTBR0_EL2",), "when": "E2H=0", "stage2": ""},
+    {"name": "EL2&0", "els": (0, 2), "ttbrs": ("TTBR0_EL2", "TTBR1_EL2"),
+     "when": "E2H=1 (EL0 with TGE=1)", "stage2": ""},
+    {"name": "EL3", "els": (3,), "ttbrs": ("TTBR0_EL3",), "when": "always", "stage2": ""},
+)
+
+
+def translation_regimes(*, highlight: str | None = None, theme: str = "light") -> Figure:
+    """The four exception levels (who runs where) and the stage 1 translation regimes that
+    serve them, each with its TTBRs and when it applies; ``highlight`` names one regime
+    (``"EL1&0"``, ``"EL2"``, ``"EL2&0"``, ``"EL3"``)."""
+    th = _theme(theme)
+    names = [r["name"] for r in REGIMES]
+    if highlight is not None and highlight not in names:
+        raise AtlabError(f"unknown regime {highlight!r}; use one of {', '.join(names)}")
+    meta: dict[str, Any] = {"kind": "translation_regimes", "levels": [3, 2, 1, 0],
+                            "occupants": dict(EL_OCCUPANTS),
+                            "regimes": [dict(r) for r in REGIMES], "highlight": highlight,
+                            "fontsize_min": 9.0}
+    fig, ax = _figure(11.0, 4.6, th, meta)
+    ax.set_xlim(0, 22.8)
+    ax.set_ylim(-0.9, 8.4)
+    row = {3: 6.0, 2: 4.2, 1: 2.4, 0: 0.6}  # bottom of each EL's band
+    for el, y in row.items():
+        _box(ax, 0.2, y, 6.2, 1.5, fill=th.panel, edge=th.ink, gid=f"el-{el}", round_=True)
+        ax.text(0.5, y + 1.05, f"EL{el}", ha="left", va="center", fontsize=12,
+                fontweight="bold", color=th.ink)
+        ax.text(0.5, y + 0.45, EL_OCCUPANTS[el], ha="left", va="center", fontsize=10,
+                color=th.ink)
+    columns = {"EL1&0": (7.0, SKY), "EL2": (10.9, ORANGE), "EL2&0": (14.8, GREEN),
+               "EL3": (18.7, PURPLE)}
+    for regime in REGIMES:
+        x, fill = columns[regime["name"]]
+        lo, hi = min(regime["els"]), max(regime["els"])
+        y0, y1 = row[lo], row[hi] + 1.5
+        w = 3.6
+        gid = f"regime-{regime['name']}"
+        strong = highlight == regime["name"]
+        _box(ax, x, y0, w, y1 - y0, fill=fill if highlight in (None, regime["name"]) else th.panel,
+             edge=th.ink, gid=gid + ("-highlight" if strong else ""), lw=2.4 if strong else 1.0,
+             round_=True)
+        if len(regime["els"]) == 2 and hi - lo > 1:  # EL2&0 skips EL1: mark the gap
+            _box(ax, x, row[1], w, 1.5, fill=th.face, edge=th.muted, dashed=True)
+            ax.text(x + w / 2, row[1] + 0.75, "(not EL1)", ha="center", va="center",
+                    fontsize=9, color=th.muted)
+        ink = ON_FILL if highlight in (None, regime["name"]) else th.ink
+        top = y1 - 0.3
+        ax.text(x + w / 2, top, f"{regime['name']} regime", ha="center", va="center",
+                fontsize=11, fontweight="bold", color=ink)
+        ax.text(x + w / 2, top - 0.45, " / ".join(regime["ttbrs"]) if len(
+            regime["ttbrs"]) == 1 else "\n".join(regime["ttbrs"]), ha="center", va="top",
+            fontsize=9.5, color=ink, family=MONO, linespacing=1.1)
+        ax.text(x + w / 2, y0 + 0.22, regime["when"], ha="center", va="center", fontsize=9,
+                color=ink)
+        if regime["stage2"]:
+            ax.text(x + w / 2, y0 - 0.45, "+ stage 2: " + regime["stage2"], ha="center",
+                    va="center", fontsize=9, color=th.ink)
+    ax.text(0.2, 8.0, "Exception levels and the stage 1 translation regimes that serve them",
+            ha="left", va="center", fontsize=12, color=th.ink)
+    return fig
+
+
 __all__ = [
+    "EL_OCCUPANTS",
     "LANES",
     "PALETTE",
+    "REGIMES",
     "THEMES",
     "Access",
     "Theme",
@@ -657,6 +735,7 @@ __all__ = [
     "par_fields",
     "par_layout",
     "to_png",
+    "translation_regimes",
     "va_fields",
     "va_slices",
     "walk_accesses",

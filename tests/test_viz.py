@@ -222,3 +222,33 @@ def test_memory_map_of_a_ptdump() -> None:
     assert meta["ranges"] == len(dump.ranges) == 2
     assert meta["labels"][0].startswith("0x0000000000400000-")
     assert meta["wx"] == len(viz.artists_with_gid(fig, "range-wx")) == len(dump.wx())
+
+
+# --- the primer's picture: exception levels and translation regimes (D8.1.2) -----------------
+def test_translation_regimes_match_the_library() -> None:
+    from matplotlib.text import Text
+
+    from atlab import AtOp, FeatureSet, SysRegs
+    from atlab.regime import compute_translation_regime
+
+    fig = viz.translation_regimes(highlight="EL2&0")
+    meta = viz.figure_meta(fig)
+    assert meta["levels"] == [3, 2, 1, 0] and meta["highlight"] == "EL2&0"
+    assert len(viz.artists_with_gid(fig, "regime-EL2&0-highlight")) == 1
+    assert len(viz.artists_with_gid(fig, "el-")) == 4
+    regimes = {r["name"]: r for r in meta["regimes"]}
+    assert set(regimes) == {"EL1&0", "EL2", "EL2&0", "EL3"}
+    # Each regime serves the ELs the library's TranslationRegime() says it does.
+    feats = FeatureSet.all()
+    for e2h, tge in itertools.product((0, 1), repeat=2):
+        regs = SysRegs({"HCR_EL2": 1 << 31 | e2h << 34 | tge << 27})
+        for op, el in ((AtOp.S1E0R, 0), (AtOp.S1E1R, 1), (AtOp.S1E2R, 2), (AtOp.S1E3R, 3)):
+            got = compute_translation_regime(op, regs, feats).regime
+            served = regimes[str(got)]["els"]
+            # S1E1R in the host ({1,1}) translates for EL2 (EL1 becomes EL2).
+            assert el in served or (el == 1 and 2 in served), (op, e2h, tge, got)
+    # Every text is at least 9 pt (legible at notebook width).
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text()]
+    assert sizes and min(sizes) >= meta["fontsize_min"] == 9.0
+    with pytest.raises(AtlabError):
+        viz.translation_regimes(highlight="EL1")
