@@ -8,7 +8,7 @@ from pathlib import Path
 import ipywidgets as w
 import pytest
 
-from atlab import AtOp, Regime, load_scenarios
+from atlab import AtOp, Granule, Regime, load_scenarios
 from atlab.nv import Context, load_nv_scenarios
 from atlab.widgets import (
     Decoder,
@@ -101,6 +101,20 @@ def test_regime_explorer_errors_inline() -> None:
     assert rx.error.message == "" and rx.result is not None
 
 
+
+def test_regime_explorer_undefined_op_shows_no_regime() -> None:
+    """AT S1E2R at EL1 is UNDEFINED (C5.4.13): no regime beside the exception."""
+    rx = RegimeExplorer(SMOKE["e_vhe_e2h1_tge0"])
+    rx.op.value = AtOp.S1E2R
+    rx.el.value = 1
+    assert rx.result is not None and rx.result.par is None
+    text = rx.regime_html.value
+    assert "UNDEFINED at EL1" in text and "no regime" in text
+    assert "EL2&amp;0" not in text and "permissions of" not in text
+    assert "UNDEFINED" in rx.par_html.value
+    rx.el.value = 2  # back at EL2 the regime returns
+    assert "EL2&amp;0" in rx.regime_html.value and "permissions of EL2" in rx.regime_html.value
+
 # --- walk stepper -------------------------------------------------------------------------------
 def test_walk_stepper_nested_step_back() -> None:
     sc = SMOKE["c_stage2"]
@@ -192,6 +206,20 @@ def test_decoder_errors_inline() -> None:
     d.value.value = "0x81f"
     assert d.error.message == "" and d.fields["FST"] == 0xF
 
+
+
+@pytest.mark.parametrize("granule", [Granule.K16, Granule.K64], ids=["16K", "64K"])
+def test_decoder_refuses_level_minus_1_outside_4k(granule: Granule) -> None:
+    """Level -1 is the 4KB granule's (FEAT_LPA2, D8.2.8); 16KB/64KB walks start at level 0
+    or later (D8.2.9, D8.2.10): the decoder says so instead of decoding."""
+    d = Decoder("descriptor", 0x40200703)
+    d.level.value = -1
+    assert d.error.message == "" and d.fields["kind"] == "table"  # 4KB: fine
+    d.granule.value = granule
+    assert "level -1 exists only with the 4KB granule" in d.error.message
+    assert d.fields == {} and d.fields_html.value == ""
+    d.level.value = 0
+    assert d.error.message == "" and d.fields["kind"] == "table"
 
 # --- NV explorer --------------------------------------------------------------------------------
 def test_nv_explorer_fast_path_only_after_l1_touches_the_hole() -> None:
