@@ -221,6 +221,7 @@ def test_decoder_refuses_level_minus_1_outside_4k(granule: Granule) -> None:
     d.level.value = 0
     assert d.error.message == "" and d.fields["kind"] == "table"
 
+
 # --- NV explorer --------------------------------------------------------------------------------
 def test_nv_explorer_fast_path_only_after_l1_touches_the_hole() -> None:
     nx = NvExplorer(NV)
@@ -250,6 +251,35 @@ def test_nv_explorer_context_and_vhcr_bits() -> None:
     nx.va.value = "0xg"
     assert "not a number" in nx.error.message and nx.result is None
 
+
+
+def test_nv_explorer_names_who_receives_an_injected_abort() -> None:
+    """L2's AT meets a hole in L1's stage 2: the Data Abort goes to L1's virtual EL2, injected
+    by L0 — not to "the guest" (L2)."""
+    nx = NvExplorer(NV)
+    nx.context.value = Context.L2_EL1
+    nx.op.value = AtOp.S1E1R
+    nx.va.value = "0xffff800000000000"
+    res = nx.result
+    assert res is not None and res.par is None and res.exception is not None
+    assert res.exception.target_el == 2 and res.exception.ec == 0x24
+    assert "the guest sees" not in nx.par_html.value
+    assert "received by:</b>" in nx.par_html.value
+    assert "L1, at its virtual EL2, injected by L0" in nx.par_html.value
+    nx.va.value = "0x0"  # a PAR again: what L2 reads
+    assert "the guest sees" in nx.par_html.value and "received by" not in nx.par_html.value
+
+
+def test_nv_explorer_invalid_va_clears_the_old_result() -> None:
+    nx = NvExplorer(NV)
+    assert "PAR_EL1" in nx.par_html.value or "exception" in nx.par_html.value
+    nx.va.value = "0xg"
+    assert "not a number" in nx.error.message and nx.result is None
+    assert nx.par_html.value == "<b>the guest sees:</b> —"
+    assert "PAR_EL1" not in nx.par_html.value and nx.narration_html.value == ""
+    assert nx.picture.layout.display == "none" and nx.route_html.value == "<b>route:</b> —"
+    nx.va.value = "0x0"
+    assert nx.error.message == "" and nx.picture.layout.display == ""
 
 # --- page-table builder -------------------------------------------------------------------------
 def test_page_table_builder_map_unmap_export() -> None:
