@@ -238,6 +238,12 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
     else:
         ended = ""
         seq = [s for s in steps if not s.is_write]
+    # A stage 1 access whose table address faulted at stage 2 was never read: it is not part
+    # of the chain, and the fault is not a stage 1 descriptor's.
+    unread = next((s for s in seq if s.kind == "not read"), None)
+    seq = [s for s in seq if s.kind != "not read"]
+    if unread is not None:
+        fault = False
     fault = bool(fault)
     n = len(seq)
     if current is not None and not 0 <= current < max(n, 1):
@@ -248,6 +254,7 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
         "kind": "walk_chain", "stage": stage, "levels": [s.level for s in seq],
         "current": current, "highlighted": [], "fault": fault and shown == n and n > 0,
         "labels": [], "title": title,
+        "unread": None if unread is None else unread.level,
     }
     width = max(4.2, 2.75 * n + 1.9)
     fig, ax = _figure(width, 4.1, th, meta)
@@ -255,6 +262,10 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
     ax.set_ylim(0, 4.1)
     head = title or f"stage {stage} walk ({n} descriptor read{'s' if n != 1 else ''})"
     ax.text(0.2, 3.85, head, fontsize=10, color=th.ink, ha="left", va="center")
+    if unread is not None:
+        ax.text(0.2, 0.2, f"S{unread.stage} L{unread.level} descriptor never read: the stage 2 "
+                f"walk of its table address faulted", fontsize=9, color=VERMILLION,
+                ha="left", va="center", gid="unread")
     if not seq:
         ax.text(0.2, 2.0, ended or "no descriptor was read", fontsize=9, color=th.ink)
         return fig

@@ -10,6 +10,7 @@ import pytest
 
 from atlab import AtOp, Granule, Regime, load_scenarios
 from atlab.nv import Context, load_nv_scenarios
+from atlab.viz import artists_with_gid, figure_meta, walk_chain
 from atlab.widgets import (
     Decoder,
     NvExplorer,
@@ -169,6 +170,27 @@ def test_walk_stepper_fault_and_empty_walk() -> None:
     assert st.accesses == [] and "no descriptor was read" in st.counter.value
     assert "before the walk" in st.ended_html.value
 
+
+
+def test_walk_stepper_stage_1_mode_shows_no_descriptor_that_was_never_read() -> None:
+    """A stage 2 fault on the S1 L0 table address: stage 1 read nothing, so its mode shows no
+    stage 1 descriptor (no 0x0 'descriptor'), says why, and points at the nested mode."""
+    sc = SMOKE["c_stage2"]
+    res = sc.run_op(sc.ops[4])
+    assert [s.kind for s in res.trace.steps] == ["not read"]
+    st = WalkStepper(res, mode="stage 1")
+    assert st.accesses == [] and st.current is None
+    assert "no descriptor was read" in st.counter.value and st.descriptor_html.value == ""
+    assert "never read its L0 descriptor" in st.ended_html.value
+    assert "nested 2-D" in st.ended_html.value
+    fig = walk_chain(res.trace)
+    meta = figure_meta(fig)
+    assert meta["levels"] == [] and meta["unread"] == 0 and meta["fault"] is False
+    assert artists_with_gid(fig, "unread")
+    st.mode.value = "nested 2-D"  # the stage 2 walk that faulted is there
+    assert len(st.accesses) >= 1 and all(a.step.kind != "not read" or a.step.stage == 1
+                                         for a in st.accesses)
+    assert "never read its L0" not in st.ended_html.value
 
 def test_granule_of_steps() -> None:
     sc = SMOKE["a_el1_4k_48bit"]
