@@ -201,14 +201,14 @@ def va_fields(va: int | None = None, *, granule: Granule = Granule.K4, txsz: int
         _box(ax, x, 0.9, w, 1.1, fill=fill, edge=th.ink, gid=f"field-{f['name']}")
         ink = th.ink if fill == th.panel else ON_FILL
         label = f["name"] if w >= 6 else f["name"].replace(" index", "")
-        ax.text(x + w / 2, 1.62, label, ha="center", va="center", fontsize=8.5, color=ink)
+        ax.text(x + w / 2, 1.62, label, ha="center", va="center", fontsize=9, color=ink)
         if "value" in f:
             val = f"{f['value']:#x}" if f["name"] in ("page offset", "TTBR select",
                                                       "top byte (TBI)") else f"[{f['value']}]"
-            ax.text(x + w / 2, 1.2, val, ha="center", va="center", fontsize=8, color=ink,
+            ax.text(x + w / 2, 1.2, val, ha="center", va="center", fontsize=9, color=ink,
                     family=MONO)
         ax.text(x + w / 2, 0.55, f"[{f['hi']}:{f['lo']}]" if w > 1 else f"[{f['hi']}]",
-                ha="center", va="center", fontsize=7.5, color=th.muted, family=MONO)
+                ha="center", va="center", fontsize=9, color=th.muted, family=MONO)
     ax.text(0, 2.65, title, ha="left", va="center", fontsize=10, color=th.ink)
     return fig
 
@@ -284,13 +284,13 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
         meta["labels"].append(label)
         ax.text(x + tw / 2, y + th_ + 0.12, label, ha="center", fontsize=9,
                 color=th.ink if done else th.muted)
-        ax.text(x + tw / 2, y + th_ - 0.2, f"@ {step.table_base:#x}", ha="center", fontsize=7,
+        ax.text(x + tw / 2, y + th_ - 0.2, f"@ {step.table_base:#x}", ha="center", fontsize=9,
                 color=th.muted, family=MONO)
         # dim slots above and below the selected one
         for k, yy in enumerate((y + 1.55, y + 0.2)):
             _box(ax, x + 0.1, yy, tw - 0.2, 0.32, fill=th.face, edge=th.muted,
                  gid=f"entry-dim-{i}-{k}", lw=0.6)
-            ax.text(x + tw / 2, yy + 0.16, "…", ha="center", va="center", fontsize=8,
+            ax.text(x + tw / 2, yy + 0.16, "…", ha="center", va="center", fontsize=9,
                     color=th.muted)
         sy = y + 0.85
         if done:
@@ -306,7 +306,7 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
                      f"{step.kind}" + (" — FAULT" if is_fault else ""), *_wrap(step.meaning)]
             if step.perms:
                 lines.extend(_wrap(step.perms))
-            ax.text(x, y - 0.1, "\n".join(lines[:7]), ha="left", va="top", fontsize=6.8,
+            ax.text(x, y - 0.1, "\n".join(lines[:7]), ha="left", va="top", fontsize=9,
                     color=th.ink, family=MONO)
             if not last:
                 _arrow(ax, (x + tw - 0.05, sy + 0.225), (x + 2.75, y + th_),
@@ -319,10 +319,10 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
                     color=th.muted)
     if shown == n and not fault and seq[-1].kind in ("page", "block"):
         x = 0.3 + n * 2.75 - 0.95
-        ax.text(x, 1.15 + 2.3 + 0.12, "output", fontsize=8, color=th.ink, ha="left")
+        ax.text(x, 1.15 + 2.3 + 0.12, "output", fontsize=9, color=th.ink, ha="left")
         meta["labels"].append("output")
     if shown == n and ended:
-        ax.text(0.2, 0.08, "\n".join(textwrap.wrap(ended, int(width * 14))[:2]), fontsize=8,
+        ax.text(0.2, 0.08, "\n".join(textwrap.wrap(ended, int(width * 14))[:2]), fontsize=9,
                 color=VERMILLION if fault else th.ink, ha="left", va="bottom")
     return fig
 
@@ -396,11 +396,11 @@ def nested_grid(trace: Trace, *, current: int | None = None, fault: bool | None 
     ax.text(0.15, height - 0.3, title or f"nested walk: {len(acc)} descriptor accesses",
             fontsize=10, color=th.ink, ha="left", va="center")
     for c, name in enumerate(cols):
-        ax.text(1.9 + c * cw + cw / 2, top + 0.2, name, ha="center", fontsize=8.5,
+        ax.text(1.9 + c * cw + cw / 2, top + 0.2, name, ha="center", fontsize=9,
                 color=BLUE if name.startswith("S2") else th.ink, fontweight="bold")
     for r, name in enumerate(rows):
         y = top - (r + 1) * rh
-        ax.text(1.75, y + rh / 2, name, ha="right", va="center", fontsize=8.5, color=th.ink)
+        ax.text(1.75, y + rh / 2, name, ha="right", va="center", fontsize=9, color=th.ink)
         for c in range(len(cols)):
             _box(ax, 1.9 + c * cw, y, cw, rh, fill=th.face, edge=th.muted, lw=0.5,
                  gid="grid-cell")
@@ -412,7 +412,7 @@ def nested_grid(trace: Trace, *, current: int | None = None, fault: bool | None 
         is_fault = fault and i == len(acc) - 1 and done
         is_cur = current is not None and i == current
         if not done:
-            ax.text(x + cw / 2, y + rh / 2, str(a.n), ha="center", va="center", fontsize=8,
+            ax.text(x + cw / 2, y + rh / 2, str(a.n), ha="center", va="center", fontsize=9,
                     color=th.muted)
             continue
         if is_fault:
@@ -432,7 +432,7 @@ def nested_grid(trace: Trace, *, current: int | None = None, fault: bool | None 
     foot = f"{trace.s1_accesses} stage 1 + {trace.s2_accesses} stage 2 accesses"
     if shown == len(acc) and trace.ended:
         foot += " — " + trace.ended
-    ax.text(0.15, 0.12, "\n".join(textwrap.wrap(foot, int(width * 13))[:2]), fontsize=7.5,
+    ax.text(0.15, 0.12, "\n".join(textwrap.wrap(foot, int(width * 13))[:2]), fontsize=9,
             color=VERMILLION if fault and shown == len(acc) else th.ink, ha="left",
             va="bottom")
     return fig
@@ -462,7 +462,7 @@ def par_layout(par: Par) -> list[dict[str, Any]]:
     return out
 
 
-_SH_TEXT = {0: "Non-shareable", 1: "reserved", 2: "Outer Shareable", 3: "Inner Shareable"}
+_SH_TEXT = {0: "Non-\nshareable", 1: "reserved", 2: "Outer\nShareable", 3: "Inner\nShareable"}
 
 
 def par_fields(par: Par | int, *, theme: str = "light") -> Figure:
@@ -505,10 +505,10 @@ def par_fields(par: Par | int, *, theme: str = "light") -> Figure:
             text = f"{val:#04x}"
         else:
             text = str(val) if f["hi"] - f["lo"] < 4 else f"{val:#x}"
-        ax.text(x + w / 2, 1.45, text, ha="center", va="center", fontsize=7.5, color=ink,
+        ax.text(x + w / 2, 1.45, text, ha="center", va="center", fontsize=9, color=ink,
                 family=MONO)
         ax.text(x + w / 2, 0.7, f"[{f['hi']}:{f['lo']}]" if f["hi"] != f["lo"] else
-                f"[{f['hi']}]", ha="center", va="center", fontsize=7, color=th.muted,
+                f"[{f['hi']}]", ha="center", va="center", fontsize=9, color=th.muted,
                 family=MONO)
         x += w
     ax.text(0, 2.85, str(par), fontsize=9.5, color=th.ink, ha="left", va="center",
@@ -583,7 +583,7 @@ def nv_route(result: NvAtResult, *, theme: str = "light") -> Figure:
              gid=f"lane-{i}")
         _box(ax, 0.05, y + 0.03, 0.12, lane_h - 0.06, fill=lane_cols[i], edge=lane_cols[i])
         ax.text(0.25, y + lane_h / 2, name.replace(" (", "\n("), ha="left", va="center",
-                fontsize=7.5, color=th.ink)
+                fontsize=9, color=th.ink)
     ax.text(0.1, height - 0.25, f"{result.op} from {result.context.value}: "
             f"{result.route.kind.value} — {result.path}", fontsize=9.5, color=th.ink,
             ha="left", va="center")
@@ -603,12 +603,12 @@ def nv_route(result: NvAtResult, *, theme: str = "light") -> Figure:
             fill = SKY
         _box(ax, cx - 0.95, cy - 0.27, 1.9, 0.54, fill=fill, edge=th.ink, gid=f"node-{gid}",
              round_=True)
-        ax.text(cx, cy, node["label"], ha="center", va="center", fontsize=7, color=ON_FILL)
+        ax.text(cx, cy, node["label"], ha="center", va="center", fontsize=9, color=ON_FILL)
         if prev is not None:
             _arrow(ax, (prev[0] + 0.95, prev[1]), (cx - 0.95, cy), th.ink, gid=f"edge-{j}")
         prev = (cx, cy)
     foot = result.outcome()
-    ax.text(0.1, 0.15, "\n".join(textwrap.wrap(foot, int(width * 13))[:2]), fontsize=7.5,
+    ax.text(0.1, 0.15, "\n".join(textwrap.wrap(foot, int(width * 13))[:2]), fontsize=9,
             color=th.ink, ha="left", va="bottom", family=MONO)
     return fig
 
@@ -639,10 +639,10 @@ def memory_map(dump: PtDump, *, theme: str = "light") -> Figure:
              hatch="//" if r.wx else None)
         label = f"{r.start:#018x}-{r.end:#018x}"
         meta["labels"].append(label)
-        ax.text(0.2, y + 0.17, label, fontsize=7.2, color=ON_FILL, va="center", family=MONO)
+        ax.text(0.2, y + 0.17, label, fontsize=9, color=ON_FILL, va="center", family=MONO)
         detail = (f"{human_size(r.size):>5} L{r.level} {r.kind} -> {r.oa:#x}  {r.memtype} "
                   f"{r.sh}  {r.rights}" + ("  W+X" if r.wx else ""))
-        ax.text(4.55, y + 0.17, detail, fontsize=7.2, color=VERMILLION if r.wx else th.ink,
+        ax.text(4.55, y + 0.17, detail, fontsize=9, color=VERMILLION if r.wx else th.ink,
                 va="center", family=MONO)
     return fig
 

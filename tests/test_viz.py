@@ -252,3 +252,35 @@ def test_translation_regimes_match_the_library() -> None:
     assert sizes and min(sizes) >= meta["fontsize_min"] == 9.0
     with pytest.raises(AtlabError):
         viz.translation_regimes(highlight="EL1")
+
+
+# --- legibility: every text of every figure is at least 9 pt at the figure's own size ----------
+def _all_figures() -> dict[str, Figure]:
+    from atlab import AtOp
+    from atlab.builder import S1Builder
+    from atlab.ptdump import ptdump
+    from atlab.regime import Regime
+
+    b = S1Builder(Regime.EL10, va_bits=48, tables=(0x4020_0000, 0x4040_0000))
+    b.map(0x1234_5678_9000, 0x4567_8000, 0x1000, ap="EL1 RW")
+    nested = run("c_stage2", 0)
+    return {
+        "va_fields": viz.va_fields(0x1234_5678_9ABC, tbi=True),
+        "walk_chain": viz.walk_chain(run("a_el1_4k_48bit", 0).trace, current=1),
+        "walk_chain_s2_fault": viz.walk_chain(run("c_stage2", 4).trace),
+        "nested_grid": viz.nested_grid(nested.trace, current=3),
+        "par_fields_fault": viz.par_fields(Par(0xB0D)),
+        "par_fields_ok": viz.par_fields(Par(0xFF00_0000_4567_8B80)),
+        "nv_route": viz.nv_route(emulate_at(NV.system(), AtOp.S1E2R, 0xFFFF_8000_0000_0000)),
+        "memory_map": viz.memory_map(ptdump(b.regs(), b.memory())),
+        "translation_regimes": viz.translation_regimes(),
+    }
+
+
+def test_every_text_in_every_figure_is_at_least_9_pt() -> None:
+    from matplotlib.text import Text
+
+    for name, fig in _all_figures().items():
+        small = sorted({(t.get_fontsize(), t.get_text()[:30]) for t in fig.findobj(Text)
+                        if t.get_text() and t.get_fontsize() < 9})
+        assert small == [], f"{name}: {small}"
