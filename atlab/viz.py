@@ -532,7 +532,7 @@ def nv_route_nodes(result: NvAtResult) -> list[dict[str, Any]]:
     kind = result.route.kind
     outcome = "exception" if result.par is None else ("PAR F=1" if result.par.f else "PAR F=0")
     if kind is RouteKind.UNDEFINED:
-        nodes.append({"lane": start, "label": "UNDEFINED\n(exception in the guest)",
+        nodes.append({"lane": start, "label": "UNDEFINED\n(exception in\nthe guest)",
                       "gid": "undefined"})
         return nodes
     if kind is RouteKind.FORWARD_L1:
@@ -568,8 +568,9 @@ def nv_route(result: NvAtResult, *, theme: str = "light") -> Figure:
     meta: dict[str, Any] = {"kind": "nv_route", "route": result.route.kind.name,
                             "path": result.path, "nodes": nodes,
                             "labels": [n["label"] for n in nodes]}
-    step = 2.35
-    width = 2.9 + step * len(nodes)
+    # At most 5 nodes: 12.4 in, shown unscaled in a notebook or widget (tests/test_browser.py).
+    step, box_w, left = 2.1, 1.8, 1.75
+    width = left + step * len(nodes) + 0.15
     height = 3.9
     fig, ax = _figure(width, height, th, meta)
     ax.set_xlim(0, width)
@@ -582,14 +583,14 @@ def nv_route(result: NvAtResult, *, theme: str = "light") -> Figure:
         _box(ax, 0.05, y + 0.03, width - 0.1, lane_h - 0.06, fill=th.panel, edge=th.panel,
              gid=f"lane-{i}")
         _box(ax, 0.05, y + 0.03, 0.12, lane_h - 0.06, fill=lane_cols[i], edge=lane_cols[i])
-        ax.text(0.25, y + lane_h / 2, name.replace(" (", "\n("), ha="left", va="center",
-                fontsize=9, color=th.ink)
+        ax.text(0.25, y + lane_h / 2, name.replace(" (", "\n(").replace(", ", ",\n"),
+                ha="left", va="center", fontsize=9, color=th.ink, linespacing=1.0)
     ax.text(0.1, height - 0.25, f"{result.op} from {result.context.value}: "
             f"{result.route.kind.value} — {result.path}", fontsize=9.5, color=th.ink,
             ha="left", va="center")
     prev: tuple[float, float] | None = None
     for j, node in enumerate(nodes):
-        cx = 2.55 + j * step
+        cx = left + box_w / 2 + j * step
         cy = top - (node["lane"] + 0.5) * lane_h
         gid = node["gid"]
         if gid in ("undefined", "fast-path-rejected") or node["label"].startswith("PAR F=1") \
@@ -601,11 +602,12 @@ def nv_route(result: NvAtResult, *, theme: str = "light") -> Figure:
             fill = ORANGE
         else:
             fill = SKY
-        _box(ax, cx - 0.95, cy - 0.27, 1.9, 0.54, fill=fill, edge=th.ink, gid=f"node-{gid}",
-             round_=True)
+        _box(ax, cx - box_w / 2, cy - 0.27, box_w, 0.54, fill=fill, edge=th.ink,
+             gid=f"node-{gid}", round_=True)
         ax.text(cx, cy, node["label"], ha="center", va="center", fontsize=9, color=ON_FILL)
         if prev is not None:
-            _arrow(ax, (prev[0] + 0.95, prev[1]), (cx - 0.95, cy), th.ink, gid=f"edge-{j}")
+            _arrow(ax, (prev[0] + box_w / 2, prev[1]), (cx - box_w / 2, cy), th.ink,
+                   gid=f"edge-{j}")
         prev = (cx, cy)
     foot = result.outcome()
     ax.text(0.1, 0.15, "\n".join(textwrap.wrap(foot, int(width * 13))[:2]), fontsize=9,
