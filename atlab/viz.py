@@ -256,7 +256,9 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
         "labels": [], "title": title,
         "unread": None if unread is None else unread.level,
     }
-    width = max(4.2, 2.75 * n + 1.9)
+    # Five levels (LPA2) still fit 13.3 in, so a notebook shows the chain unscaled.
+    pitch = min(2.75, (13.3 - 1.9) / max(n, 1))
+    width = max(4.2, pitch * n + 1.9)
     fig, ax = _figure(width, 4.1, th, meta)
     ax.set_xlim(0, width)
     ax.set_ylim(0, 4.1)
@@ -271,7 +273,7 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
         return fig
     tw, th_ = 1.55, 2.3  # table box
     for i, step in enumerate(seq):
-        x = 0.3 + i * 2.75
+        x = 0.3 + i * pitch
         y = 1.15
         done = i < shown
         is_cur = current is not None and i == current
@@ -309,7 +311,7 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
             ax.text(x, y - 0.1, "\n".join(lines[:7]), ha="left", va="top", fontsize=9,
                     color=th.ink, family=MONO)
             if not last:
-                _arrow(ax, (x + tw - 0.05, sy + 0.225), (x + 2.75, y + th_),
+                _arrow(ax, (x + tw - 0.05, sy + 0.225), (x + pitch, y + th_),
                        th.ink if i + 1 < shown else th.muted, gid=f"arrow-{i}",
                        dashed=i + 1 >= shown)
         else:
@@ -318,7 +320,7 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
             ax.text(x + tw / 2, sy + 0.225, "?", ha="center", va="center", fontsize=9,
                     color=th.muted)
     if shown == n and not fault and seq[-1].kind in ("page", "block"):
-        x = 0.3 + n * 2.75 - 0.95
+        x = 0.3 + n * pitch - 0.95
         ax.text(x, 1.15 + 2.3 + 0.12, "output", fontsize=9, color=th.ink, ha="left")
         meta["labels"].append("output")
     if shown == n and ended:

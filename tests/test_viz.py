@@ -274,7 +274,20 @@ def _all_figures() -> dict[str, Figure]:
         "nv_route": viz.nv_route(emulate_at(NV.system(), AtOp.S1E2R, 0xFFFF_8000_0000_0000)),
         "memory_map": viz.memory_map(ptdump(b.regs(), b.memory())),
         "translation_regimes": viz.translation_regimes(),
+        "walk_chain_5_levels": viz.walk_chain(_lpa2_walk().trace, current=2),
     }
+
+
+def _lpa2_walk() -> AtResult:
+    from atlab import AtOp, run_at
+    from atlab.builder import S1Builder
+    from atlab.regime import Regime
+
+    b = S1Builder(Regime.EL10, va_bits=52, ds=True, tables=(0x4020_0000, 0x4040_0000))
+    b.map(0x1234_5678_9000, 0x4567_8000, 0x1000, ap="EL1 RW")
+    res = run_at(AtOp.S1E1R, 0x1234_5678_9ABC, regs=b.regs(), mem=b.memory())
+    assert [s.level for s in res.trace.steps] == [-1, 0, 1, 2, 3]
+    return res
 
 
 def test_every_text_in_every_figure_is_at_least_9_pt() -> None:
@@ -284,3 +297,6 @@ def test_every_text_in_every_figure_is_at_least_9_pt() -> None:
         small = sorted({(t.get_fontsize(), t.get_text()[:30]) for t in fig.findobj(Text)
                         if t.get_text() and t.get_fontsize() < 9})
         assert small == [], f"{name}: {small}"
+        # <= 13.4 in: shown unscaled (widget PNGs at 72 dpi) in a ~965 px output area, so
+        # 9 pt stays 9 px (tests/test_browser.py measures it).
+        assert fig.get_size_inches()[0] <= 13.4, name
