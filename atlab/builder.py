@@ -93,7 +93,7 @@ S2_MEMATTR: Mapping[str, int] = {
 }
 _SH_NAMES = {"NSH": 0b00, "NON-SHAREABLE": 0b00, "OSH": 0b10, "OUTER": 0b10,
              "ISH": 0b11, "INNER": 0b11}
-#: Stage 1 AP[2:1] (D8.4.1, Table D8-43): 00 EL1 RW, 01 EL1 RW / EL0 RW, 10 EL1 RO,
+#: Stage 1 AP[2:1] (D8.4.1, Table D8-63): 00 EL1 RW, 01 EL1 RW / EL0 RW, 10 EL1 RO,
 #: 11 EL1 RO / EL0 RO.  "EL1" names the regime's privileged EL (EL2 in EL2&0).
 _AP_NAMES = {"EL1RW": 0b00, "EL1RW/EL0RW": 0b01, "EL1RO": 0b10, "EL1RO/EL0RO": 0b11,
              "RW": 0b00, "RO": 0b10, "EL1RW/EL0NONE": 0b00, "EL1RO/EL0NONE": 0b10}

@@ -44,6 +44,11 @@ def decode_descriptor(
     reserved), in the Arm ARM's names."""
     if not -1 <= level <= 3:
         raise AtlabError(f"level must be -1..3, not {level}")
+    if level == -1 and granule is not Granule.K4:
+        # D8.2.9/D8.2.10: 16KB and 64KB walks start at level 0 at the lowest; level -1 is
+        # the 4KB granule's with FEAT_LPA2 (TCR_ELx.DS=1, D8.2.8).
+        raise AtlabError(f"level -1 exists only with the 4KB granule (FEAT_LPA2); a {granule} "
+                         "walk starts at level 0 or later")
     if desc >> 64 or desc < 0:
         raise AtlabError(f"descriptor {desc:#x} does not fit in 64 bits")
     features = features or FeatureSet.all()

@@ -357,7 +357,7 @@ def ptdump_s2(regs: SysRegs, mem: WordSource, *, features: FeatureSet | None = N
         flags += [f for f, b in (("AF", 10), ("DBM", 51)) if bit(key, b)]
         w = bool(s2ap & 2) or (bool(bit(key, 51)) and wi.hd)
         r = bool(s2ap & 1)
-        x1, x0 = xn in (0b00, 0b11), xn in (0b00, 0b01)  # XN[1:0] (FEAT_XNX), D8.4.4
+        x1, x0 = xn in (0b00, 0b11), xn in (0b00, 0b01)  # XN[1:0] (FEAT_XNX), D8.4.2
         rights = (f"EL1:{'R' if r else '-'}{'W' if w else '-'}{'X' if x1 else '-'} "
                   f"EL0:{'R' if r else '-'}{'W' if w else '-'}{'X' if x0 else '-'}")
         sh = wi.sh if wi.ds else bits(key, 9, 8)

@@ -17,6 +17,7 @@ function                 picture
 :func:`par_fields`       a PAR_EL1 value drawn as its fields
 :func:`nv_route`         the route of an emulated AT through the L2 / L1 / L0 / hardware lanes
 :func:`memory_map`       the memory map of a ptdump (when :mod:`atlab.ptdump` exists)
+:func:`translation_regimes`  the exception levels, who runs there, and the translation regimes
 =======================  ===================================================================
 
 >>> from atlab.walk_s1 import Granule
@@ -200,14 +201,14 @@ def va_fields(va: int | None = None, *, granule: Granule = Granule.K4, txsz: int
         _box(ax, x, 0.9, w, 1.1, fill=fill, edge=th.ink, gid=f"field-{f['name']}")
         ink = th.ink if fill == th.panel else ON_FILL
         label = f["name"] if w >= 6 else f["name"].replace(" index", "")
-        ax.text(x + w / 2, 1.62, label, ha="center", va="center", fontsize=8.5, color=ink)
+        ax.text(x + w / 2, 1.62, label, ha="center", va="center", fontsize=9, color=ink)
         if "value" in f:
             val = f"{f['value']:#x}" if f["name"] in ("page offset", "TTBR select",
                                                       "top byte (TBI)") else f"[{f['value']}]"
-            ax.text(x + w / 2, 1.2, val, ha="center", va="center", fontsize=8, color=ink,
+            ax.text(x + w / 2, 1.2, val, ha="center", va="center", fontsize=9, color=ink,
                     family=MONO)
         ax.text(x + w / 2, 0.55, f"[{f['hi']}:{f['lo']}]" if w > 1 else f"[{f['hi']}]",
-                ha="center", va="center", fontsize=7.5, color=th.muted, family=MONO)
+                ha="center", va="center", fontsize=9, color=th.muted, family=MONO)
     ax.text(0, 2.65, title, ha="left", va="center", fontsize=10, color=th.ink)
     return fig
 
@@ -237,6 +238,12 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
     else:
         ended = ""
         seq = [s for s in steps if not s.is_write]
+    # A stage 1 access whose table address faulted at stage 2 was never read: it is not part
+    # of the chain, and the fault is not a stage 1 descriptor's.
+    unread = next((s for s in seq if s.kind == "not read"), None)
+    seq = [s for s in seq if s.kind != "not read"]
+    if unread is not None:
+        fault = False
     fault = bool(fault)
     n = len(seq)
     if current is not None and not 0 <= current < max(n, 1):
@@ -247,19 +254,26 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
         "kind": "walk_chain", "stage": stage, "levels": [s.level for s in seq],
         "current": current, "highlighted": [], "fault": fault and shown == n and n > 0,
         "labels": [], "title": title,
+        "unread": None if unread is None else unread.level,
     }
-    width = max(4.2, 2.75 * n + 1.9)
+    # Five levels (LPA2) still fit 13.3 in, so a notebook shows the chain unscaled.
+    pitch = min(2.75, (13.3 - 1.9) / max(n, 1))
+    width = max(4.2, pitch * n + 1.9)
     fig, ax = _figure(width, 4.1, th, meta)
     ax.set_xlim(0, width)
     ax.set_ylim(0, 4.1)
     head = title or f"stage {stage} walk ({n} descriptor read{'s' if n != 1 else ''})"
     ax.text(0.2, 3.85, head, fontsize=10, color=th.ink, ha="left", va="center")
+    if unread is not None:
+        ax.text(0.2, 0.2, f"S{unread.stage} L{unread.level} descriptor never read: the stage 2 "
+                f"walk of its table address faulted", fontsize=9, color=VERMILLION,
+                ha="left", va="center", gid="unread")
     if not seq:
         ax.text(0.2, 2.0, ended or "no descriptor was read", fontsize=9, color=th.ink)
         return fig
     tw, th_ = 1.55, 2.3  # table box
     for i, step in enumerate(seq):
-        x = 0.3 + i * 2.75
+        x = 0.3 + i * pitch
         y = 1.15
         done = i < shown
         is_cur = current is not None and i == current
@@ -272,13 +286,13 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
         meta["labels"].append(label)
         ax.text(x + tw / 2, y + th_ + 0.12, label, ha="center", fontsize=9,
                 color=th.ink if done else th.muted)
-        ax.text(x + tw / 2, y + th_ - 0.2, f"@ {step.table_base:#x}", ha="center", fontsize=7,
+        ax.text(x + tw / 2, y + th_ - 0.2, f"@ {step.table_base:#x}", ha="center", fontsize=9,
                 color=th.muted, family=MONO)
         # dim slots above and below the selected one
         for k, yy in enumerate((y + 1.55, y + 0.2)):
             _box(ax, x + 0.1, yy, tw - 0.2, 0.32, fill=th.face, edge=th.muted,
                  gid=f"entry-dim-{i}-{k}", lw=0.6)
-            ax.text(x + tw / 2, yy + 0.16, "…", ha="center", va="center", fontsize=8,
+            ax.text(x + tw / 2, yy + 0.16, "…", ha="center", va="center", fontsize=9,
                     color=th.muted)
         sy = y + 0.85
         if done:
@@ -294,10 +308,10 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
                      f"{step.kind}" + (" — FAULT" if is_fault else ""), *_wrap(step.meaning)]
             if step.perms:
                 lines.extend(_wrap(step.perms))
-            ax.text(x, y - 0.1, "\n".join(lines[:7]), ha="left", va="top", fontsize=6.8,
+            ax.text(x, y - 0.1, "\n".join(lines[:7]), ha="left", va="top", fontsize=9,
                     color=th.ink, family=MONO)
             if not last:
-                _arrow(ax, (x + tw - 0.05, sy + 0.225), (x + 2.75, y + th_),
+                _arrow(ax, (x + tw - 0.05, sy + 0.225), (x + pitch, y + th_),
                        th.ink if i + 1 < shown else th.muted, gid=f"arrow-{i}",
                        dashed=i + 1 >= shown)
         else:
@@ -306,11 +320,11 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
             ax.text(x + tw / 2, sy + 0.225, "?", ha="center", va="center", fontsize=9,
                     color=th.muted)
     if shown == n and not fault and seq[-1].kind in ("page", "block"):
-        x = 0.3 + n * 2.75 - 0.95
-        ax.text(x, 1.15 + 2.3 + 0.12, "output", fontsize=8, color=th.ink, ha="left")
+        x = 0.3 + n * pitch - 0.95
+        ax.text(x, 1.15 + 2.3 + 0.12, "output", fontsize=9, color=th.ink, ha="left")
         meta["labels"].append("output")
     if shown == n and ended:
-        ax.text(0.2, 0.08, "\n".join(textwrap.wrap(ended, int(width * 14))[:2]), fontsize=8,
+        ax.text(0.2, 0.08, "\n".join(textwrap.wrap(ended, int(width * 14))[:2]), fontsize=9,
                 color=VERMILLION if fault else th.ink, ha="left", va="bottom")
     return fig
 
@@ -384,11 +398,11 @@ def nested_grid(trace: Trace, *, current: int | None = None, fault: bool | None 
     ax.text(0.15, height - 0.3, title or f"nested walk: {len(acc)} descriptor accesses",
             fontsize=10, color=th.ink, ha="left", va="center")
     for c, name in enumerate(cols):
-        ax.text(1.9 + c * cw + cw / 2, top + 0.2, name, ha="center", fontsize=8.5,
+        ax.text(1.9 + c * cw + cw / 2, top + 0.2, name, ha="center", fontsize=9,
                 color=BLUE if name.startswith("S2") else th.ink, fontweight="bold")
     for r, name in enumerate(rows):
         y = top - (r + 1) * rh
-        ax.text(1.75, y + rh / 2, name, ha="right", va="center", fontsize=8.5, color=th.ink)
+        ax.text(1.75, y + rh / 2, name, ha="right", va="center", fontsize=9, color=th.ink)
         for c in range(len(cols)):
             _box(ax, 1.9 + c * cw, y, cw, rh, fill=th.face, edge=th.muted, lw=0.5,
                  gid="grid-cell")
@@ -400,7 +414,7 @@ def nested_grid(trace: Trace, *, current: int | None = None, fault: bool | None 
         is_fault = fault and i == len(acc) - 1 and done
         is_cur = current is not None and i == current
         if not done:
-            ax.text(x + cw / 2, y + rh / 2, str(a.n), ha="center", va="center", fontsize=8,
+            ax.text(x + cw / 2, y + rh / 2, str(a.n), ha="center", va="center", fontsize=9,
                     color=th.muted)
             continue
         if is_fault:
@@ -420,7 +434,7 @@ def nested_grid(trace: Trace, *, current: int | None = None, fault: bool | None 
     foot = f"{trace.s1_accesses} stage 1 + {trace.s2_accesses} stage 2 accesses"
     if shown == len(acc) and trace.ended:
         foot += " — " + trace.ended
-    ax.text(0.15, 0.12, "\n".join(textwrap.wrap(foot, int(width * 13))[:2]), fontsize=7.5,
+    ax.text(0.15, 0.12, "\n".join(textwrap.wrap(foot, int(width * 13))[:2]), fontsize=9,
             color=VERMILLION if fault and shown == len(acc) else th.ink, ha="left",
             va="bottom")
     return fig
@@ -450,7 +464,7 @@ def par_layout(par: Par) -> list[dict[str, Any]]:
     return out
 
 
-_SH_TEXT = {0: "Non-shareable", 1: "reserved", 2: "Outer Shareable", 3: "Inner Shareable"}
+_SH_TEXT = {0: "Non-\nshareable", 1: "reserved", 2: "Outer\nShareable", 3: "Inner\nShareable"}
 
 
 def par_fields(par: Par | int, *, theme: str = "light") -> Figure:
@@ -493,10 +507,10 @@ def par_fields(par: Par | int, *, theme: str = "light") -> Figure:
             text = f"{val:#04x}"
         else:
             text = str(val) if f["hi"] - f["lo"] < 4 else f"{val:#x}"
-        ax.text(x + w / 2, 1.45, text, ha="center", va="center", fontsize=7.5, color=ink,
+        ax.text(x + w / 2, 1.45, text, ha="center", va="center", fontsize=9, color=ink,
                 family=MONO)
         ax.text(x + w / 2, 0.7, f"[{f['hi']}:{f['lo']}]" if f["hi"] != f["lo"] else
-                f"[{f['hi']}]", ha="center", va="center", fontsize=7, color=th.muted,
+                f"[{f['hi']}]", ha="center", va="center", fontsize=9, color=th.muted,
                 family=MONO)
         x += w
     ax.text(0, 2.85, str(par), fontsize=9.5, color=th.ink, ha="left", va="center",
@@ -520,7 +534,7 @@ def nv_route_nodes(result: NvAtResult) -> list[dict[str, Any]]:
     kind = result.route.kind
     outcome = "exception" if result.par is None else ("PAR F=1" if result.par.f else "PAR F=0")
     if kind is RouteKind.UNDEFINED:
-        nodes.append({"lane": start, "label": "UNDEFINED\n(exception in the guest)",
+        nodes.append({"lane": start, "label": "UNDEFINED\n(exception in\nthe guest)",
                       "gid": "undefined"})
         return nodes
     if kind is RouteKind.FORWARD_L1:
@@ -556,8 +570,9 @@ def nv_route(result: NvAtResult, *, theme: str = "light") -> Figure:
     meta: dict[str, Any] = {"kind": "nv_route", "route": result.route.kind.name,
                             "path": result.path, "nodes": nodes,
                             "labels": [n["label"] for n in nodes]}
-    step = 2.35
-    width = 2.9 + step * len(nodes)
+    # At most 5 nodes: 12.4 in, shown unscaled in a notebook or widget (tests/test_browser.py).
+    step, box_w, left = 2.1, 1.8, 1.75
+    width = left + step * len(nodes) + 0.15
     height = 3.9
     fig, ax = _figure(width, height, th, meta)
     ax.set_xlim(0, width)
@@ -570,14 +585,14 @@ def nv_route(result: NvAtResult, *, theme: str = "light") -> Figure:
         _box(ax, 0.05, y + 0.03, width - 0.1, lane_h - 0.06, fill=th.panel, edge=th.panel,
              gid=f"lane-{i}")
         _box(ax, 0.05, y + 0.03, 0.12, lane_h - 0.06, fill=lane_cols[i], edge=lane_cols[i])
-        ax.text(0.25, y + lane_h / 2, name.replace(" (", "\n("), ha="left", va="center",
-                fontsize=7.5, color=th.ink)
+        ax.text(0.25, y + lane_h / 2, name.replace(" (", "\n(").replace(", ", ",\n"),
+                ha="left", va="center", fontsize=9, color=th.ink, linespacing=1.0)
     ax.text(0.1, height - 0.25, f"{result.op} from {result.context.value}: "
             f"{result.route.kind.value} — {result.path}", fontsize=9.5, color=th.ink,
             ha="left", va="center")
     prev: tuple[float, float] | None = None
     for j, node in enumerate(nodes):
-        cx = 2.55 + j * step
+        cx = left + box_w / 2 + j * step
         cy = top - (node["lane"] + 0.5) * lane_h
         gid = node["gid"]
         if gid in ("undefined", "fast-path-rejected") or node["label"].startswith("PAR F=1") \
@@ -589,14 +604,15 @@ def nv_route(result: NvAtResult, *, theme: str = "light") -> Figure:
             fill = ORANGE
         else:
             fill = SKY
-        _box(ax, cx - 0.95, cy - 0.27, 1.9, 0.54, fill=fill, edge=th.ink, gid=f"node-{gid}",
-             round_=True)
-        ax.text(cx, cy, node["label"], ha="center", va="center", fontsize=7, color=ON_FILL)
+        _box(ax, cx - box_w / 2, cy - 0.27, box_w, 0.54, fill=fill, edge=th.ink,
+             gid=f"node-{gid}", round_=True)
+        ax.text(cx, cy, node["label"], ha="center", va="center", fontsize=9, color=ON_FILL)
         if prev is not None:
-            _arrow(ax, (prev[0] + 0.95, prev[1]), (cx - 0.95, cy), th.ink, gid=f"edge-{j}")
+            _arrow(ax, (prev[0] + box_w / 2, prev[1]), (cx - box_w / 2, cy), th.ink,
+                   gid=f"edge-{j}")
         prev = (cx, cy)
     foot = result.outcome()
-    ax.text(0.1, 0.15, "\n".join(textwrap.wrap(foot, int(width * 13))[:2]), fontsize=7.5,
+    ax.text(0.1, 0.15, "\n".join(textwrap.wrap(foot, int(width * 13))[:2]), fontsize=9,
             color=th.ink, ha="left", va="bottom", family=MONO)
     return fig
 
@@ -627,10 +643,10 @@ def memory_map(dump: PtDump, *, theme: str = "light") -> Figure:
              hatch="//" if r.wx else None)
         label = f"{r.start:#018x}-{r.end:#018x}"
         meta["labels"].append(label)
-        ax.text(0.2, y + 0.17, label, fontsize=7.2, color=ON_FILL, va="center", family=MONO)
+        ax.text(0.2, y + 0.17, label, fontsize=9, color=ON_FILL, va="center", family=MONO)
         detail = (f"{human_size(r.size):>5} L{r.level} {r.kind} -> {r.oa:#x}  {r.memtype} "
                   f"{r.sh}  {r.rights}" + ("  W+X" if r.wx else ""))
-        ax.text(4.55, y + 0.17, detail, fontsize=7.2, color=VERMILLION if r.wx else th.ink,
+        ax.text(4.55, y + 0.17, detail, fontsize=9, color=VERMILLION if r.wx else th.ink,
                 va="center", family=MONO)
     return fig
 
@@ -642,9 +658,86 @@ def human_size(size: int) -> str:
     return f"{size:#x}"
 
 
+
+# --- exception levels and translation regimes (the primer's picture) -------------------------
+
+#: Who runs at each exception level, in the usual system (Arm's "Learn the architecture").
+EL_OCCUPANTS = {0: "applications", 1: "OS kernel (or a guest's kernel)",
+                2: "hypervisor (KVM with VHE)", 3: "secure monitor (firmware)"}
+
+#: Each stage 1 translation regime: the ELs whose accesses it translates, its table base
+#: registers, when it is in use (HCR_EL2.{E2H,TGE}), and whether a stage 2 may follow
+#: (D8.1.2; ``TranslationRegime()``).
+REGIMES: tuple[dict[str, Any], ...] = (
+    {"name": "EL1&0", "els": (0, 1), "ttbrs": ("TTBR0_EL1", "TTBR1_EL1"),
+     "when": "{E2H,TGE} != {1,1}", "stage2": "VTTBR_EL2 (HCR_EL2.VM=1)"},
+    {"name": "EL2", "els": (2,), "ttbrs": ("TTBR0_EL2",), "when": "E2H=0", "stage2": ""},
+    {"name": "EL2&0", "els": (0, 2), "ttbrs": ("TTBR0_EL2", "TTBR1_EL2"),
+     "when": "E2H=1 (EL0 with TGE=1)", "stage2": ""},
+    {"name": "EL3", "els": (3,), "ttbrs": ("TTBR0_EL3",), "when": "always", "stage2": ""},
+)
+
+
+def translation_regimes(*, highlight: str | None = None, theme: str = "light") -> Figure:
+    """The four exception levels (who runs where) and the stage 1 translation regimes that
+    serve them, each with its TTBRs and when it applies; ``highlight`` names one regime
+    (``"EL1&0"``, ``"EL2"``, ``"EL2&0"``, ``"EL3"``)."""
+    th = _theme(theme)
+    names = [r["name"] for r in REGIMES]
+    if highlight is not None and highlight not in names:
+        raise AtlabError(f"unknown regime {highlight!r}; use one of {', '.join(names)}")
+    meta: dict[str, Any] = {"kind": "translation_regimes", "levels": [3, 2, 1, 0],
+                            "occupants": dict(EL_OCCUPANTS),
+                            "regimes": [dict(r) for r in REGIMES], "highlight": highlight,
+                            "fontsize_min": 9.0}
+    fig, ax = _figure(11.0, 4.6, th, meta)
+    ax.set_xlim(0, 22.8)
+    ax.set_ylim(-0.9, 8.4)
+    row = {3: 6.0, 2: 4.2, 1: 2.4, 0: 0.6}  # bottom of each EL's band
+    for el, y in row.items():
+        _box(ax, 0.2, y, 6.2, 1.5, fill=th.panel, edge=th.ink, gid=f"el-{el}", round_=True)
+        ax.text(0.5, y + 1.05, f"EL{el}", ha="left", va="center", fontsize=12,
+                fontweight="bold", color=th.ink)
+        ax.text(0.5, y + 0.45, EL_OCCUPANTS[el], ha="left", va="center", fontsize=10,
+                color=th.ink)
+    columns = {"EL1&0": (7.0, SKY), "EL2": (10.9, ORANGE), "EL2&0": (14.8, GREEN),
+               "EL3": (18.7, PURPLE)}
+    for regime in REGIMES:
+        x, fill = columns[regime["name"]]
+        lo, hi = min(regime["els"]), max(regime["els"])
+        y0, y1 = row[lo], row[hi] + 1.5
+        w = 3.6
+        gid = f"regime-{regime['name']}"
+        strong = highlight == regime["name"]
+        _box(ax, x, y0, w, y1 - y0, fill=fill if highlight in (None, regime["name"]) else th.panel,
+             edge=th.ink, gid=gid + ("-highlight" if strong else ""), lw=2.4 if strong else 1.0,
+             round_=True)
+        if len(regime["els"]) == 2 and hi - lo > 1:  # EL2&0 skips EL1: mark the gap
+            _box(ax, x, row[1], w, 1.5, fill=th.face, edge=th.muted, dashed=True)
+            ax.text(x + w / 2, row[1] + 0.75, "(not EL1)", ha="center", va="center",
+                    fontsize=9, color=th.muted)
+        ink = ON_FILL if highlight in (None, regime["name"]) else th.ink
+        top = y1 - 0.3
+        ax.text(x + w / 2, top, f"{regime['name']} regime", ha="center", va="center",
+                fontsize=11, fontweight="bold", color=ink)
+        ax.text(x + w / 2, top - 0.45, " / ".join(regime["ttbrs"]) if len(
+            regime["ttbrs"]) == 1 else "\n".join(regime["ttbrs"]), ha="center", va="top",
+            fontsize=9.5, color=ink, family=MONO, linespacing=1.1)
+        ax.text(x + w / 2, y0 + 0.22, regime["when"], ha="center", va="center", fontsize=9,
+                color=ink)
+        if regime["stage2"]:
+            ax.text(x + w / 2, y0 - 0.45, "+ stage 2: " + regime["stage2"], ha="center",
+                    va="center", fontsize=9, color=th.ink)
+    ax.text(0.2, 8.0, "Exception levels and the stage 1 translation regimes that serve them",
+            ha="left", va="center", fontsize=12, color=th.ink)
+    return fig
+
+
 __all__ = [
+    "EL_OCCUPANTS",
     "LANES",
     "PALETTE",
+    "REGIMES",
     "THEMES",
     "Access",
     "Theme",
@@ -657,6 +750,7 @@ __all__ = [
     "par_fields",
     "par_layout",
     "to_png",
+    "translation_regimes",
     "va_fields",
     "va_slices",
     "walk_accesses",

@@ -171,6 +171,20 @@ def _shot(page: Any, selector: str, name: str) -> None:
     page.locator(selector).first.screenshot(path=str(ARTIFACTS / name))
 
 
+def _assert_legible(page: Any, selector: str) -> None:
+    """The figure is shown at (at least) its own size: its smallest text, >= 9 pt in the
+    figure (tests/test_viz.py), is then >= 9 px tall at 100 % zoom — never scaled down to fit."""
+    from atlab.widgets._common import IMAGE_DPI
+
+    size = page.locator(f"{selector} img, {selector}").first.evaluate(
+        "e => { const i = e.tagName === 'IMG' ? e : e.querySelector('img');"
+        " return [i.naturalWidth, i.clientWidth, i.naturalHeight, i.clientHeight]; }")
+    natural_w, shown_w, natural_h, shown_h = size
+    assert natural_w > 0 and shown_w >= 0.99 * natural_w, size
+    assert shown_h >= 0.99 * natural_h, size
+    assert 9 * IMAGE_DPI / 72 * shown_w / natural_w >= 9
+
+
 def test_regime_explorer_in_the_browser(page: Any) -> None:
     root = ".atlab-regime-explorer"
     out, par = f"{root} .atlab-regime-out", f"{root} .atlab-regime-par"
@@ -211,6 +225,7 @@ def test_walk_stepper_in_the_browser(page: Any) -> None:
     page.locator(index, has_text="3").wait_for()
     assert "S1 L0 descriptor" in _text(page, f"{root} .atlab-stepper-descriptor")
     _shot(page, root, "stepper_access3.png")
+    _assert_legible(page, f"{root} .atlab-stepper-picture")
     for _ in range(SAMPLES):
         _measure(page, "stepper: Step", "click", f"{root} .atlab-stepper-step",
                  f"{root} .atlab-stepper-counter")
@@ -238,6 +253,7 @@ def test_decoder_in_the_browser(page: Any) -> None:
         _measure(page, "decoder: type PAR", "type", field, f"{root} .atlab-decoder-fields",
                  text=hex(0xB0D + 2 * i))
     _shot(page, root, "decoder_par.png")
+    _assert_legible(page, f"{root} .atlab-decoder-picture")
 
 
 def test_nv_explorer_in_the_browser(page: Any) -> None:
@@ -249,6 +265,7 @@ def test_nv_explorer_in_the_browser(page: Any) -> None:
     # Run again: the emulated AT filled no hole in L0's stage 2, so the software walker again.
     assert _text(page, path) == "software walker"
     _shot(page, root, "nv_run_again.png")
+    _assert_legible(page, f"{root} .atlab-nv-picture")
     _button(page, f"{root} .atlab-nv-context", "L2 at EL0").click()
     page.locator(path, has_text="UNDEFINED").wait_for()
     for i in range(SAMPLES):

@@ -4,6 +4,7 @@ answers with the matching hint, and reports an untouched stub as "not attempted"
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,7 +12,16 @@ import pytest
 from atlab import AtOp, Par, PhysMem, Regime, SysRegs
 from atlab import checks as C
 from atlab.bits import bit, bits
-from atlab.checks import EXERCISES, Exercise, Status
+from atlab.checks import (
+    EXERCISES,
+    Exercise,
+    Status,
+    e04_translate_by_hand,
+    e05_permissions,
+    e07_at_regime_and_ttbr,
+    e11_stage2_start_level,
+    e14_emulate_at_for_a_guest,
+)
 from atlab.nv import Context
 from atlab.perms import S1PermBits
 from atlab.walk_s1 import Granule, start_level
@@ -37,6 +47,15 @@ def test_reference_solution_passes(key: str) -> None:
     assert "✗" not in text and f"✓ {ex.name}: all cases pass" in text
 
 
+def test_the_package_exports_every_public_name_and_one_module_per_exercise() -> None:
+    import importlib
+
+    assert [name for name in C.__all__ if not hasattr(C, name)] == []
+    for key, ex in EXERCISES.items():
+        module = importlib.import_module(f"atlab.checks.e{key}")
+        assert getattr(module, f"check_{ex.name}") is getattr(C, f"check_{ex.name}")
+
+
 @pytest.mark.parametrize("key", EX_IDS)
 def test_every_exercise_has_a_typed_checker_and_typical_mistakes(key: str) -> None:
     ex = EXERCISES[key]
@@ -57,7 +76,10 @@ def test_typical_mistake_is_rejected_with_a_hint(key: str, mistake: C.Mistake) -
     assert failure is not None
     # The first failing case may match several catalogued mistakes: the hint is one of them.
     assert failure.hint in {m.hint for m in ex.mistakes}
-    assert "✗ first failing case:" in text and "expected:" in text and "hint:" in text
+    assert "✗ failing case 1/" in text and "expected:" in text and "hint:" in text
+    # One failing case per failing group, each naming its group.
+    assert len({f.group for f in result.failures}) == len(result.failures) >= 1
+    assert all(f"✗ {f.group}: " in text for f in result.failures)
 
 
 def _raises(*args: Any) -> Any:
@@ -304,13 +326,91 @@ def test_nv_path_reference_agrees_with_emulate_at_as_kvm_612() -> None:
 
 
 @pytest.mark.parametrize(("ex", "model"), [
-    (C.TRANSLATE, C._hand_translate),
-    (C.PERMS, C._perms_model),
-    (C.AT_TARGET, C._target_model),
-    (C.S2_START, C._s2_start_model),
-    (C.NV_PATH, C._nv_model),
+    (C.TRANSLATE, e04_translate_by_hand._hand_translate),
+    (C.PERMS, e05_permissions._perms_model),
+    (C.AT_TARGET, e07_at_regime_and_ttbr._target_model),
+    (C.S2_START, e11_stage2_start_level._s2_start_model),
+    (C.NV_PATH, e14_emulate_at_for_a_guest._nv_model),
 ], ids=["translate", "permissions", "at-target", "s2-start", "nv-path"])
 def test_mistake_models_without_the_mistake_match_the_library(ex: Exercise, model: Any) -> None:
     """Each catalogued mistake is a switch on an independent hand model; with every switch
     off the model must agree with atlab on every case (a cross-check of both)."""
     assert C.check(ex, model, quiet=True).ok
+
+
+# --- feedback on every mistake: one failing case per failing group ----------------------------
+
+TWO_MISTAKES = [
+    # (exercise, hand model, the two switches, the two mistakes' names)
+    (C.TRANSLATE, e04_translate_by_hand._hand_translate, {"stride9": True, "ttbr1": False},
+     ("wrong stride", "TTBR1 ignored")),
+    (C.PERMS, e05_permissions._perms_model, {"use_pan": False, "use_wxn": False},
+     ("PAN ignored", "WXN ignored")),
+    (C.AT_TARGET, e07_at_regime_and_ttbr._target_model, {"e2h_alone": True, "el2_ttbr1": True},
+     ("E2H=1 alone taken for the host", "the EL2 regime has a TTBR1")),
+    (C.AT_TARGET, e07_at_regime_and_ttbr._target_model, {"tge_keeps_s1": True,
+                                                         "el2_ttbr1": True},
+     ("TGE=1 does not disable the EL1&0 stage 1", "the EL2 regime has a TTBR1")),
+    (C.S2_START, e11_stage2_start_level._s2_start_model, {"sl0_like_16k": True,
+                                                          "no_concat": True},
+     ("SL0 decoded like 16KB/64KB for 4KB", "no concatenation")),
+    (C.NV_PATH, e14_emulate_at_for_a_guest._nv_model, {"l2_ignores_vat": True,
+                                                       "fills_hole": True},
+     ("L1's vHCR_EL2.AT ignored for L2", "the software walker faults the hole in")),
+]
+
+
+@pytest.mark.parametrize(("ex", "model", "switches", "names"), TWO_MISTAKES,
+                         ids=[" + ".join(n) for *_, n in TWO_MISTAKES])
+def test_two_mistakes_in_different_groups_are_both_reported(
+        ex: Exercise, model: Any, switches: dict[str, bool], names: tuple[str, str]) -> None:
+    result, text = _run(ex, lambda *args: model(*args, **switches))
+    assert result.status is Status.FAILED and len(result.failures) >= 2
+    hints = {m.name: m.hint for m in ex.mistakes}
+    reported = [f.hint for f in result.failures]
+    for name in names:
+        assert hints[name] in reported, (name, [f.group for f in result.failures])
+        assert hints[name] in text
+    # Each hint is attached to a failure of its own group.
+    groups = {f.group for f in result.failures if f.hint in {hints[n] for n in names}}
+    assert len(groups) >= 2
+    assert result.first_failure is result.failures[0]
+    assert text.count("✗ failing case ") == len(result.failures)
+
+
+def test_at_target_e2h_alone_is_reported_first_not_hidden_by_ttbr1() -> None:
+    """Exercise 07: "TTBR1 in the EL2 regime" must not hide "E2H alone means host"; the VHE
+    misreading is the more instructive and is reported first."""
+    def both(op: AtOp, hcr: int, va: int) -> tuple[Regime, str]:
+        return e07_at_regime_and_ttbr._target_model(op, hcr, va, e2h_alone=True,
+                                                    el2_ttbr1=True)
+
+    result, text = _run(C.AT_TARGET, both)
+    first = result.first_failure
+    assert first is not None and first.group == "HCR_EL2.{E2H,TGE}={1,0}"
+    assert first.hint == C.AT_TARGET.mistakes[0].hint and first.diagnosed
+    assert "TTBR0_EL2" in first.hint or "E2H=1 with TGE=0" in first.hint
+    assert [f.group for f in result.failures] == [
+        "HCR_EL2.{E2H,TGE}={1,0}", "HCR_EL2.{E2H,TGE}={0,1}", "HCR_EL2.{E2H,TGE}={0,0}"]
+    # The same hint is printed once; the repeat is one line that points back at it.
+    assert text.count(C.AT_TARGET.mistakes[3].hint) == 1
+    assert "(the hint of failing case 2)" in text
+
+
+def test_a_failure_matching_a_typical_mistake_comes_before_an_undiagnosed_one() -> None:
+    cases = lambda: [C.Case(f"x={x}", f"group {x % 3}", lambda x=x: (x,)) for x in range(9)]  # noqa: E731
+    off_by_one = C.Mistake("off by one", lambda x: x + 1, "count from 0")
+    ex = C.Exercise("double", "Double it", cases, lambda x: 2 * x, mistakes=(off_by_one,),
+                    hint="multiply by 2")
+
+    def wrong(x: int) -> int:  # group 0 undiagnosed, group 1 the typical mistake, group 2 right
+        return {0: 0, 1: x + 1}.get(x % 3, 2 * x) if x else 5
+
+    result, text = _run(ex, wrong)
+    assert [(f.group, f.diagnosed) for f in result.failures] == [("group 1", True),
+                                                                 ("group 0", False)]
+    assert [f.hint for f in result.failures] == ["count from 0", "multiply by 2"]
+    assert "✓ group 2: 3/3" in text and text.count("hint: ") == 2
+    ordered = replace(ex, group_order=("group 0",))
+    result, _ = _run(ordered, wrong)
+    assert [f.group for f in result.failures] == ["group 0", "group 1"]

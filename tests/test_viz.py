@@ -222,3 +222,81 @@ def test_memory_map_of_a_ptdump() -> None:
     assert meta["ranges"] == len(dump.ranges) == 2
     assert meta["labels"][0].startswith("0x0000000000400000-")
     assert meta["wx"] == len(viz.artists_with_gid(fig, "range-wx")) == len(dump.wx())
+
+
+# --- the primer's picture: exception levels and translation regimes (D8.1.2) -----------------
+def test_translation_regimes_match_the_library() -> None:
+    from matplotlib.text import Text
+
+    from atlab import AtOp, FeatureSet, SysRegs
+    from atlab.regime import compute_translation_regime
+
+    fig = viz.translation_regimes(highlight="EL2&0")
+    meta = viz.figure_meta(fig)
+    assert meta["levels"] == [3, 2, 1, 0] and meta["highlight"] == "EL2&0"
+    assert len(viz.artists_with_gid(fig, "regime-EL2&0-highlight")) == 1
+    assert len(viz.artists_with_gid(fig, "el-")) == 4
+    regimes = {r["name"]: r for r in meta["regimes"]}
+    assert set(regimes) == {"EL1&0", "EL2", "EL2&0", "EL3"}
+    # Each regime serves the ELs the library's TranslationRegime() says it does.
+    feats = FeatureSet.all()
+    for e2h, tge in itertools.product((0, 1), repeat=2):
+        regs = SysRegs({"HCR_EL2": 1 << 31 | e2h << 34 | tge << 27})
+        for op, el in ((AtOp.S1E0R, 0), (AtOp.S1E1R, 1), (AtOp.S1E2R, 2), (AtOp.S1E3R, 3)):
+            got = compute_translation_regime(op, regs, feats).regime
+            served = regimes[str(got)]["els"]
+            # S1E1R in the host ({1,1}) translates for EL2 (EL1 becomes EL2).
+            assert el in served or (el == 1 and 2 in served), (op, e2h, tge, got)
+    # Every text is at least 9 pt (legible at notebook width).
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text()]
+    assert sizes and min(sizes) >= meta["fontsize_min"] == 9.0
+    with pytest.raises(AtlabError):
+        viz.translation_regimes(highlight="EL1")
+
+
+# --- legibility: every text of every figure is at least 9 pt at the figure's own size ----------
+def _all_figures() -> dict[str, Figure]:
+    from atlab import AtOp
+    from atlab.builder import S1Builder
+    from atlab.ptdump import ptdump
+    from atlab.regime import Regime
+
+    b = S1Builder(Regime.EL10, va_bits=48, tables=(0x4020_0000, 0x4040_0000))
+    b.map(0x1234_5678_9000, 0x4567_8000, 0x1000, ap="EL1 RW")
+    nested = run("c_stage2", 0)
+    return {
+        "va_fields": viz.va_fields(0x1234_5678_9ABC, tbi=True),
+        "walk_chain": viz.walk_chain(run("a_el1_4k_48bit", 0).trace, current=1),
+        "walk_chain_s2_fault": viz.walk_chain(run("c_stage2", 4).trace),
+        "nested_grid": viz.nested_grid(nested.trace, current=3),
+        "par_fields_fault": viz.par_fields(Par(0xB0D)),
+        "par_fields_ok": viz.par_fields(Par(0xFF00_0000_4567_8B80)),
+        "nv_route": viz.nv_route(emulate_at(NV.system(), AtOp.S1E2R, 0xFFFF_8000_0000_0000)),
+        "memory_map": viz.memory_map(ptdump(b.regs(), b.memory())),
+        "translation_regimes": viz.translation_regimes(),
+        "walk_chain_5_levels": viz.walk_chain(_lpa2_walk().trace, current=2),
+    }
+
+
+def _lpa2_walk() -> AtResult:
+    from atlab import AtOp, run_at
+    from atlab.builder import S1Builder
+    from atlab.regime import Regime
+
+    b = S1Builder(Regime.EL10, va_bits=52, ds=True, tables=(0x4020_0000, 0x4040_0000))
+    b.map(0x1234_5678_9000, 0x4567_8000, 0x1000, ap="EL1 RW")
+    res = run_at(AtOp.S1E1R, 0x1234_5678_9ABC, regs=b.regs(), mem=b.memory())
+    assert [s.level for s in res.trace.steps] == [-1, 0, 1, 2, 3]
+    return res
+
+
+def test_every_text_in_every_figure_is_at_least_9_pt() -> None:
+    from matplotlib.text import Text
+
+    for name, fig in _all_figures().items():
+        small = sorted({(t.get_fontsize(), t.get_text()[:30]) for t in fig.findobj(Text)
+                        if t.get_text() and t.get_fontsize() < 9})
+        assert small == [], f"{name}: {small}"
+        # <= 13.4 in: shown unscaled (widget PNGs at 72 dpi) in a ~965 px output area, so
+        # 9 pt stays 9 px (tests/test_browser.py measures it).
+        assert fig.get_size_inches()[0] <= 13.4, name

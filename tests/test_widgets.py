@@ -8,8 +8,9 @@ from pathlib import Path
 import ipywidgets as w
 import pytest
 
-from atlab import AtOp, Regime, load_scenarios
+from atlab import AtOp, Granule, Regime, load_scenarios
 from atlab.nv import Context, load_nv_scenarios
+from atlab.viz import artists_with_gid, figure_meta, walk_chain
 from atlab.widgets import (
     Decoder,
     NvExplorer,
@@ -101,6 +102,20 @@ def test_regime_explorer_errors_inline() -> None:
     assert rx.error.message == "" and rx.result is not None
 
 
+
+def test_regime_explorer_undefined_op_shows_no_regime() -> None:
+    """AT S1E2R at EL1 is UNDEFINED (C5.4.13): no regime beside the exception."""
+    rx = RegimeExplorer(SMOKE["e_vhe_e2h1_tge0"])
+    rx.op.value = AtOp.S1E2R
+    rx.el.value = 1
+    assert rx.result is not None and rx.result.par is None
+    text = rx.regime_html.value
+    assert "UNDEFINED at EL1" in text and "no regime" in text
+    assert "EL2&amp;0" not in text and "permissions of" not in text
+    assert "UNDEFINED" in rx.par_html.value
+    rx.el.value = 2  # back at EL2 the regime returns
+    assert "EL2&amp;0" in rx.regime_html.value and "permissions of EL2" in rx.regime_html.value
+
 # --- walk stepper -------------------------------------------------------------------------------
 def test_walk_stepper_nested_step_back() -> None:
     sc = SMOKE["c_stage2"]
@@ -156,6 +171,27 @@ def test_walk_stepper_fault_and_empty_walk() -> None:
     assert "before the walk" in st.ended_html.value
 
 
+
+def test_walk_stepper_stage_1_mode_shows_no_descriptor_that_was_never_read() -> None:
+    """A stage 2 fault on the S1 L0 table address: stage 1 read nothing, so its mode shows no
+    stage 1 descriptor (no 0x0 'descriptor'), says why, and points at the nested mode."""
+    sc = SMOKE["c_stage2"]
+    res = sc.run_op(sc.ops[4])
+    assert [s.kind for s in res.trace.steps] == ["not read"]
+    st = WalkStepper(res, mode="stage 1")
+    assert st.accesses == [] and st.current is None
+    assert "no descriptor was read" in st.counter.value and st.descriptor_html.value == ""
+    assert "never read its L0 descriptor" in st.ended_html.value
+    assert "nested 2-D" in st.ended_html.value
+    fig = walk_chain(res.trace)
+    meta = figure_meta(fig)
+    assert meta["levels"] == [] and meta["unread"] == 0 and meta["fault"] is False
+    assert artists_with_gid(fig, "unread")
+    st.mode.value = "nested 2-D"  # the stage 2 walk that faulted is there
+    assert len(st.accesses) >= 1 and all(a.step.kind != "not read" or a.step.stage == 1
+                                         for a in st.accesses)
+    assert "never read its L0" not in st.ended_html.value
+
 def test_granule_of_steps() -> None:
     sc = SMOKE["a_el1_4k_48bit"]
     steps = sc.run_op(sc.ops[0]).trace.steps
@@ -193,6 +229,21 @@ def test_decoder_errors_inline() -> None:
     assert d.error.message == "" and d.fields["FST"] == 0xF
 
 
+
+@pytest.mark.parametrize("granule", [Granule.K16, Granule.K64], ids=["16K", "64K"])
+def test_decoder_refuses_level_minus_1_outside_4k(granule: Granule) -> None:
+    """Level -1 is the 4KB granule's (FEAT_LPA2, D8.2.8); 16KB/64KB walks start at level 0
+    or later (D8.2.9, D8.2.10): the decoder says so instead of decoding."""
+    d = Decoder("descriptor", 0x40200703)
+    d.level.value = -1
+    assert d.error.message == "" and d.fields["kind"] == "table"  # 4KB: fine
+    d.granule.value = granule
+    assert "level -1 exists only with the 4KB granule" in d.error.message
+    assert d.fields == {} and d.fields_html.value == ""
+    d.level.value = 0
+    assert d.error.message == "" and d.fields["kind"] == "table"
+
+
 # --- NV explorer --------------------------------------------------------------------------------
 def test_nv_explorer_fast_path_only_after_l1_touches_the_hole() -> None:
     nx = NvExplorer(NV)
@@ -222,6 +273,35 @@ def test_nv_explorer_context_and_vhcr_bits() -> None:
     nx.va.value = "0xg"
     assert "not a number" in nx.error.message and nx.result is None
 
+
+
+def test_nv_explorer_names_who_receives_an_injected_abort() -> None:
+    """L2's AT meets a hole in L1's stage 2: the Data Abort goes to L1's virtual EL2, injected
+    by L0 — not to "the guest" (L2)."""
+    nx = NvExplorer(NV)
+    nx.context.value = Context.L2_EL1
+    nx.op.value = AtOp.S1E1R
+    nx.va.value = "0xffff800000000000"
+    res = nx.result
+    assert res is not None and res.par is None and res.exception is not None
+    assert res.exception.target_el == 2 and res.exception.ec == 0x24
+    assert "the guest sees" not in nx.par_html.value
+    assert "received by:</b>" in nx.par_html.value
+    assert "L1, at its virtual EL2, injected by L0" in nx.par_html.value
+    nx.va.value = "0x0"  # a PAR again: what L2 reads
+    assert "the guest sees" in nx.par_html.value and "received by" not in nx.par_html.value
+
+
+def test_nv_explorer_invalid_va_clears_the_old_result() -> None:
+    nx = NvExplorer(NV)
+    assert "PAR_EL1" in nx.par_html.value or "exception" in nx.par_html.value
+    nx.va.value = "0xg"
+    assert "not a number" in nx.error.message and nx.result is None
+    assert nx.par_html.value == "<b>the guest sees:</b> —"
+    assert "PAR_EL1" not in nx.par_html.value and nx.narration_html.value == ""
+    assert nx.picture.layout.display == "none" and nx.route_html.value == "<b>route:</b> —"
+    nx.va.value = "0x0"
+    assert nx.error.message == "" and nx.picture.layout.display == ""
 
 # --- page-table builder -------------------------------------------------------------------------
 def test_page_table_builder_map_unmap_export() -> None:

@@ -94,8 +94,11 @@ class NvExplorer(w.VBox):  # type: ignore[misc]
     def run(self, *, fresh: bool = True) -> None:
         try:
             self._run(fresh)
-        except Exception:
+        except Exception:  # nothing of the previous run stays on screen
             self.result = None
+            self.par_html.value = "<b>the guest sees:</b> —"
+            self.narration_html.value = ""
+            self.picture.layout.display = "none"
             self.route_html.value = "<b>route:</b> —"
             raise
 
@@ -110,8 +113,16 @@ class NvExplorer(w.VBox):  # type: ignore[misc]
                 "not enough: software walker" if res.fast_path_accepted else
                 "rejected: software walker")
         self.picture.value = png_of(nv_route(res))
-        self.par_html.value = (f"<b>the guest sees:</b> <code class='atlab-nv-outcome'>"
-                               f"{html.escape(res.outcome())}</code>")
+        self.picture.layout.display = ""
+        if res.par is None and res.exception is not None:
+            self.par_html.value = (
+                f"<b>outcome:</b> <code class='atlab-nv-outcome'>"
+                f"{html.escape(res.outcome())}</code><br><b>received by:</b> "
+                f"<span class='atlab-nv-receiver'>"
+                f"{html.escape(receiver(res.context, res.exception.target_el))}</span>")
+        else:
+            self.par_html.value = (f"<b>the guest sees:</b> <code class='atlab-nv-outcome'>"
+                                   f"{html.escape(res.outcome())}</code>")
         self.narration_html.value = ("<b>narration</b><ol>" + "".join(
             f"<li><code>{html.escape(line)}</code></li>" for line in res.narration) + "</ol>")
         # last: the browser test times an interaction until the route line changes
@@ -121,6 +132,18 @@ class NvExplorer(w.VBox):  # type: ignore[misc]
             f"<i>[{html.escape(res.route.rule)}]</i><br><b>path:</b> "
             f"<span class='atlab-nv-path'>{html.escape(res.path)}</span>; <b>fast path:</b> "
             f"{html.escape(fast)}")
+
+
+def receiver(context: Context, target_el: int) -> str:
+    """Who handles an exception an AT raised in ``context``: EL2 is L1's virtual EL2 (L0
+    injects it), never L0 itself; EL1 in an L2 context is L2's own kernel."""
+    if target_el == 2:
+        if context is Context.L1_VEL2:
+            return "L1, at its virtual EL2 (injected by L0)"
+        return "L1, at its virtual EL2, injected by L0 (L2 sees nothing until L1 handles it)"
+    if context is Context.L1_VEL2:
+        return f"L1 (EL{target_el})"
+    return f"L2's kernel at EL{target_el}"
 
 
 def make_nv_explorer(scenario: NvScenario, *, op: AtOp | None = None,

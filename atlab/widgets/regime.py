@@ -11,7 +11,14 @@ from atlab.at import AtResult, run_at
 from atlab.bits import bit, set_bits
 from atlab.errors import AtlabError
 from atlab.features import FeatureSet
-from atlab.regime import AtOp, Regime, RegimeChoice, compute_translation_regime
+from atlab.regime import (
+    AtOp,
+    Disposition,
+    Regime,
+    RegimeChoice,
+    at_disposition,
+    compute_translation_regime,
+)
 from atlab.scenario import Scenario
 from atlab.sysregs import SysRegs
 from atlab.widgets._common import ErrorLine, guarded, parse_hex
@@ -178,10 +185,22 @@ class RegimeExplorer(w.VBox):  # type: ignore[misc]
         self.registers_html.value = f"<b>registers:</b> <code>{html.escape(regs_txt)}</code>"
         self.par_html.value = (f"<b>result:</b> <code class='atlab-regime-result'>"
                                f"{html.escape(outcome)}</code>")
-        self.regime_html.value = (
-            f"<b>regime:</b> <span class='atlab-regime-name'>{html.escape(str(choice.regime))}"
-            f"</span>{' + stage 2' if choice.stage2 else ''}, permissions of "
-            f"EL{choice.el} — {html.escape(choice.reason)}")
+        try:
+            disp = at_disposition(op, int(self.el.value), regs, feats)
+        except AtlabError:  # the EL cannot run code here: `problem` says why
+            disp = None
+        if disp is None or disp.kind is Disposition.EXECUTE:
+            self.regime_html.value = (
+                f"<b>regime:</b> <span class='atlab-regime-name'>"
+                f"{html.escape(str(choice.regime))}</span>"
+                f"{' + stage 2' if choice.stage2 else ''}, permissions of "
+                f"EL{choice.el} — {html.escape(choice.reason)}")
+        else:  # the op translates nothing at this EL: no regime to show
+            what = ("UNDEFINED" if disp.kind is Disposition.UNDEFINED
+                    else "trapped to EL2")
+            self.regime_html.value = (
+                f"<b>regime:</b> <span class='atlab-regime-name'>none</span> — {op} is "
+                f"{what} at EL{int(self.el.value)}, no regime ({html.escape(disp.reason)})")
         return problem
 
     def _table(self, regs: SysRegs, op: AtOp) -> str:

@@ -103,7 +103,9 @@ class WalkStepper(w.VBox):  # type: ignore[misc]
         if mode == "stage 2":
             return [Access(i + 1, s, 0, f"S2 L{s.level} for the final IPA")
                     for i, s in enumerate(tr.final_s2)]
-        s1 = [s for s in tr.steps if not s.is_write]
+        # Only the descriptors stage 1 read: a table access whose stage 2 walk faulted
+        # ("not read") shows in the ended line and in the nested 2-D mode.
+        s1 = [s for s in tr.steps if not s.is_write and s.kind != "not read"]
         return [Access(i + 1, s, i, f"S1 L{s.level} descriptor read") for i, s in enumerate(s1)]
 
     @guarded
@@ -203,6 +205,11 @@ class WalkStepper(w.VBox):  # type: ignore[misc]
         colour = "#D55E00" if self._fault() else "#009E73"
         out = (f"<b>why the walk ended:</b> <span style='color:{colour}' "
                f"class='atlab-stepper-why'>{html.escape(text)}</span>")
+        unread = next((s for s in self.trace.steps if s.kind == "not read"), None)
+        if unread is not None and self.mode.value == "stage 1":
+            out += (f"<div class='atlab-stepper-unread'>stage 1 never read its L{unread.level} "
+                    "descriptor: the stage 2 walk of that table's address faulted first (the "
+                    "nested 2-D mode shows it)</div>")
         if self.result is not None:
             res = self.result.par if self.result.par is not None else self.result.exception
             out += f"<div><code>{html.escape(str(res))}</code></div>"
