@@ -44,9 +44,7 @@ def clip(value: object, limit: int = MAX_ECHO) -> str:
 
 
 def _short_repr(value: object, limit: int) -> str:
-    if isinstance(value, str) and len(value) > 4 * limit:
-        value = value[: 4 * limit]
-    elif isinstance(value, bytes) and len(value) > 4 * limit:
+    if isinstance(value, str | bytes) and len(value) > 4 * limit:
         value = value[: 4 * limit]
     try:
         return repr(value)

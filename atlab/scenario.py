@@ -114,7 +114,7 @@ class Scenario:
 def _where(source: str, idx: int | None, name: str | None) -> str:
     parts = [source]
     if idx is not None:
-        parts.append(f"scenario {idx}" + (f" ({name!r})" if name else ""))
+        parts.append(f"scenario {idx}" + (f" ({clip(name)})" if name else ""))
     return ": ".join(parts)
 
 
@@ -125,12 +125,16 @@ def parse_scenario(
     if not isinstance(obj, Mapping):
         raise AtlabError(f"{_where(source, index, None)}: a scenario must be a mapping, "
                          f"not {type(obj).__name__}")
-    name = str(obj.get("name", f"scenario{'' if index is None else index}"))
+    raw_name = obj.get("name", f"scenario{'' if index is None else index}")
+    if isinstance(raw_name, Mapping | list):
+        raise AtlabError(f"{_where(source, index, None)}: 'name' must be text, not "
+                         f"{clip(raw_name)}")
+    name = str(raw_name)
     where = _where(source, index, name)
     try:
         el = obj.get("el", 2)
         if isinstance(el, bool) or not isinstance(el, int) or el not in (1, 2, 3):
-            raise AtlabError(f"'el' must be 1, 2 or 3, not {el!r}")
+            raise AtlabError(f"'el' must be 1, 2 or 3, not {clip(el)}")
         feats = _or_default(obj.get("features"), {})
         if not isinstance(feats, Mapping):
             raise AtlabError("'features' must be a mapping of feature names to true/false")
@@ -189,7 +193,7 @@ def _parse_op(raw: object, i: int) -> OpSpec:
             raise AtlabError(f"va {va:#x} does not fit in 64 bits")
         pan = raw.get("pan")
         if pan is not None and pan not in (0, 1):
-            raise AtlabError(f"'pan' must be 0 or 1, not {pan!r}")
+            raise AtlabError(f"'pan' must be 0 or 1, not {clip(pan)}")
         expected: int | _Missing | None = MISSING
         if "expected_par" in raw:
             ep = raw["expected_par"]
@@ -220,7 +224,7 @@ MAX_INT_DIGITS = 100
 _YamlBase: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _YamlLoader(_YamlBase):  # type: ignore[misc, valid-type]
+class _YamlLoader(_YamlBase):  # type: ignore[misc]
     """PyYAML's safe loader (the C one when libyaml is there) with integer and float
     literals of at most :data:`MAX_INT_DIGITS` characters."""
 
@@ -313,6 +317,11 @@ class _Frame:
     height: int = 0
 
 
+def _line(mark: object) -> str:
+    line = getattr(mark, "line", None)
+    return "" if line is None else f" (line {line + 1})"
+
+
 def _check_yaml_events(path: str | Path, text: str) -> None:
     """Bound a YAML document before it is built: nesting depth and the number of values it
     expands to through aliases ("billion laughs"); an alias inside its own anchor is refused.
@@ -323,8 +332,8 @@ def _check_yaml_events(path: str | Path, text: str) -> None:
     for ev in yaml.parse(text, Loader=_YamlLoader):
         if isinstance(ev, yaml.CollectionStartEvent):
             if len(frames) >= MAX_DEPTH:
-                raise AtlabError(f"{path}: nested more than {MAX_DEPTH} levels deep "
-                                 f"(line {ev.start_mark.line + 1})")
+                raise AtlabError(f"{path}: nested more than {MAX_DEPTH} levels deep"
+                                 f"{_line(ev.start_mark)}")
             frames.append(_Frame(ev.anchor))
             total += 1
             continue
@@ -334,11 +343,11 @@ def _check_yaml_events(path: str | Path, text: str) -> None:
             if frame.anchor is not None:
                 done[frame.anchor] = (size, height)
         elif isinstance(ev, yaml.AliasEvent):
-            if ev.anchor not in done:
-                raise AtlabError(f"{path}: line {ev.start_mark.line + 1}: alias "
-                                 f"*{ev.anchor[:30]} refers to an unknown anchor or to "
-                                 "one it is inside of")
-            size, height = done[ev.anchor]
+            anchor = str(ev.anchor)
+            if anchor not in done:
+                raise AtlabError(f"{path}: alias *{anchor[:30]}{_line(ev.start_mark)} refers "
+                                 "to an unknown anchor or to one it is inside of")
+            size, height = done[anchor]
             total += size
             if total > MAX_NODES:
                 raise AtlabError(f"{path}: more than {MAX_NODES} values once aliases are "
@@ -375,7 +384,7 @@ def read_file(path: str | Path) -> object:
                 raise AtlabError(f"nested more than {MAX_DEPTH} levels deep") from None
         else:
             _check_yaml_events(path, text)
-            doc = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a safe loader
+            doc = yaml.load(text, Loader=_YamlLoader)  # a safe loader
         _check_tree(path, doc)
         return doc
     except json.JSONDecodeError as exc:
@@ -440,7 +449,7 @@ def _yaml_scalar(value: object, key: str) -> str:
                 "null", "true", "false", "yes", "no", "on", "off", "y", "n", "nan", "inf"):
             return value
         return _yaml_quoted(value)
-    raise AtlabError(f"cannot write {type(value).__name__} {value!r} to YAML")
+    raise AtlabError(f"cannot write {type(value).__name__} {clip(value)} to YAML")
 
 
 def _yaml_flow(value: object, key: str) -> str | None:
