@@ -49,6 +49,13 @@ class WordSource(Protocol):
     def iter_range(self, start: int, end: int) -> Iterator[tuple[int, int]]: ...
 
 
+#: A dump reads at most this many descriptors (tables shared by many entries make the tree
+#: they describe exponentially large), lists at most ``MAX_RANGES`` ranges and keeps at most
+#: ``MAX_NOTES`` notes; a cut dump says so in a note.
+MAX_DESCRIPTORS = 1 << 20
+MAX_RANGES = 1 << 14
+MAX_NOTES = 20
+
 #: Where a table's IPA is in physical memory (None: not mapped).
 IpaToPa = Callable[[int], "int | None"]
 
@@ -175,7 +182,17 @@ def _traverse(g: _Geom, mem: WordSource, features: FeatureSet,
     keep, extra = _oa_getter(g)
     runs: list[tuple[int, int, int, int, int, int, int]] = []
     notes: list[str] = []
+    more_notes = 0
     count = 0
+    budget = MAX_DESCRIPTORS  # descriptors the dump may still read
+    on_path: set[int] = set()  # the PAs of the tables from the root to the current one
+
+    def note(text: str) -> None:
+        nonlocal more_notes
+        if len(notes) < MAX_NOTES:
+            notes.append(text)
+        else:
+            more_notes += 1
     # the current run
     c_start = c_end = c_oa_end = c_level = c_key = c_tb = -1
     c_oa = c_n = 0
@@ -185,9 +202,14 @@ def _traverse(g: _Geom, mem: WordSource, features: FeatureSet,
     def open_table(ipa: int, level: int, nent: int, vbase: int, tb: int) -> None:
         pa = ipa if table_pa is None else table_pa(ipa)
         if pa is None:
-            notes.append(f"the level {level} table at IPA {ipa:#x} (VA {vbase:#x}) is not "
-                         "mapped at stage 2: not shown")
+            note(f"the level {level} table at IPA {ipa:#x} (VA {vbase:#x}) is not "
+                 "mapped at stage 2: not shown")
             return
+        if pa in on_path:
+            note(f"loop: the level {level} table for VA {vbase:#x} is at PA {pa:#x}, a "
+                 "table above it on the same path: not followed")
+            return
+        on_path.add(pa)
         stack.append((mem.iter_range(pa, pa + 8 * nent), level, vbase, pa, tb))
 
     open_table(g.baddr, g.sl, nent0, g.va_base, 0)
@@ -199,6 +221,9 @@ def _traverse(g: _Geom, mem: WordSource, features: FeatureSet,
         size = 1 << lsb
         leafmask = keep & ~((1 << lsb) - 1)
         for addr, desc in it:
+            budget -= 1
+            if budget < 0:
+                break
             t = desc & 3
             va = vbase + (((addr - tpa) >> 3) << lsb)
             if t == 3 and level < FINAL_LEVEL:
@@ -211,7 +236,7 @@ def _traverse(g: _Geom, mem: WordSource, features: FeatureSet,
                 open_table(nxt, level + 1, 1 << gran.stride, va, ntb)
                 break
             if t == 1 and (level == FINAL_LEVEL or not block_ok[level]):
-                notes.append(f"reserved descriptor {desc:#x} at level {level} (VA {va:#x})")
+                note(f"reserved descriptor {desc:#x} at level {level} (VA {va:#x})")
                 continue
             if not t & 1:
                 continue
@@ -233,12 +258,24 @@ def _traverse(g: _Geom, mem: WordSource, features: FeatureSet,
             else:
                 if c_n:
                     runs.append((c_start, c_end, c_oa, c_level, c_key, c_tb, c_n))
+                    if len(runs) >= MAX_RANGES:
+                        budget = c_n = -1
+                        break
                 c_start, c_end, c_oa, c_oa_end = va, va + size, oa, oa + size
                 c_level, c_key, c_tb, c_n = level, key, tb, 1
         else:
-            stack.pop()
-    if c_n:
+            on_path.discard(stack.pop()[3])
+            continue
+        if budget < 0:
+            break
+    if c_n > 0:
         runs.append((c_start, c_end, c_oa, c_level, c_key, c_tb, c_n))
+    if more_notes:
+        notes.append(f"... and {more_notes} more notes like these")
+    if budget < 0:
+        notes.append(f"output cut: the dump stops at {MAX_DESCRIPTORS} descriptors read or "
+                     f"{MAX_RANGES} ranges (tables shared by many entries, or a very large "
+                     "mapping)")
     return runs, count, notes
 
 

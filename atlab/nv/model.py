@@ -256,7 +256,8 @@ def parse_nv_scenario(obj: object, *, source: str = "<nv scenario>") -> NvScenar
     try:
         ctx_name = str(obj.get("context", "L1"))
         if ctx_name not in _CONTEXTS:
-            raise AtlabError(f"'context' must be one of {', '.join(_CONTEXTS)}, not {clip(ctx_name)}")
+            raise AtlabError(f"'context' must be one of {', '.join(_CONTEXTS)}, "
+                             f"not {clip(ctx_name)}")
         raw_regs = obj.get("vsysregs", {})
         if not isinstance(raw_regs, Mapping):
             raise AtlabError("'vsysregs' must be a mapping")
