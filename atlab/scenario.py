@@ -527,14 +527,16 @@ def scenarios_to_yaml(scenarios: Sequence[Scenario | Mapping[str, object]]) -> s
     <BLANKLINE>
     """
     lines: list[str] = []
-    for sc in scenarios:
+    for n, sc in enumerate(scenarios):
+        if not isinstance(sc, Scenario | Mapping):
+            raise AtlabError(f"scenario {n}: a scenario or a mapping, not {clip(sc)}")
         d = sc.to_dict() if isinstance(sc, Scenario) else dict(sc)
         comment = str(d.get("comment") or "")
         if lines:
             lines.append("")
         lines += _comment_lines(f"{d.get('name', '')}: {comment}" if comment
                                 else str(d.get("name", "")))
-        block = _yaml_block(d, 2, "")
+        block = _yaml_block(d, 2, "") or ["{}"]
         lines.append(f"- {block[0].lstrip()}")
         lines += block[1:]
     return "\n".join(lines) + "\n"
