@@ -135,7 +135,7 @@ def _with_attrs(cls: type[_A], base: _A | None, kw: Mapping[str, object]) -> _A:
 
 
 def _norm(text: str) -> str:
-    return "".join(text.upper().split())
+    return "".join(str(text).upper().split())
 
 
 def _mem_name(mem: str | int) -> str:

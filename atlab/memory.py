@@ -98,7 +98,7 @@ class PhysMem:
         return self._words.get(pa, 0)
 
     def read64(self, pa: int, *, big_endian: bool = False, purpose: str = "") -> int:
-        if pa & 7 or not 0 <= pa < PA_LIMIT:
+        if type(pa) is not int or pa & 7 or not 0 <= pa < PA_LIMIT:
             self._check(pa)
         value = self._words.get(pa, 0)
         if big_endian:
