@@ -185,7 +185,7 @@ def cmd_tlb_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ptdump(args: argparse.Namespace) -> int:
-    from atlab.ptdump import ptdump, ptdump_s2
+    from atlab.ptdump import MAX_DESCRIPTORS, ptdump, ptdump_s2
 
     scenarios, is_list = parse_scenarios(read_file(args.file), source=args.file)
     indexed = list(enumerate(scenarios))
@@ -194,14 +194,16 @@ def cmd_ptdump(args: argparse.Namespace) -> int:
         if not indexed:
             raise AtlabError(f"{args.file}: no scenario named {clip(args.scenario)}")
     wx_found = 0
+    budget = MAX_DESCRIPTORS  # for the whole file: a dump of many scenarios is bounded too
     for k, (n, sc) in enumerate(indexed):
         mem = sc.fresh_memory()
         try:
             if args.regime == "S2":
-                dump = ptdump_s2(sc.regs, mem, features=sc.features)
+                dump = ptdump_s2(sc.regs, mem, features=sc.features, max_descriptors=budget)
             else:
                 dump = ptdump(sc.regs, mem, regime=Regime[args.regime], ttbr=args.ttbr,
-                              features=sc.features)
+                              features=sc.features, max_descriptors=budget)
+            budget -= dump.read
         except AtlabError as exc:
             raise AtlabError(f"{_where(args.file, n if is_list else None, sc.name)}: {exc}"
                              ) from None
