@@ -96,17 +96,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _u64(value: int, what: str) -> int:
+    if value >> 64:
+        raise AtlabError(f"{what}: {value:#x} does not fit in 64 bits")
+    return value
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     if args.what == "par":
-        value = parse_int(args.args[0] if args.args else "", what="PAR value")
+        value = _u64(parse_int(args.args[0] if args.args else "", what="PAR value"), "PAR value")
         print(Par(value))
         return 0
     if args.what == "reg":
         if len(args.args) != 2:
             raise AtlabError("usage: atlab decode reg NAME VALUE")
         name, raw = args.args
-        value = parse_int(raw, what=name)
         layout(name)
+        value = _u64(parse_int(raw, what=name), name)
         e2h = int(args.e2h)
         print(format_fields(name, value, e2h=e2h, all_fields=True))
         if args.json:

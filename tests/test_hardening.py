@@ -296,3 +296,13 @@ def test_a_failed_builder_call_changes_nothing(kw: dict[str, object]) -> None:
         with pytest.raises(AtlabError):
             b.map(0x400000, 0x50000000, 0x1000, **kw)
         assert b.memory().words() == before
+
+
+@pytest.mark.parametrize("argv", [["decode", "par", "0x1" + "0" * 20],
+                                  ["decode", "reg", "TCR_EL1", "0x1" + "0" * 20],
+                                  ["decode", "par", "9" * 5000]],
+                         ids=["par-over-64-bits", "reg-over-64-bits", "par-5000-digits"])
+def test_decode_refuses_values_over_64_bits(argv: list[str]) -> None:
+    err = _error(argv, "")
+    assert "does not fit in 64 bits" in err or "is not a number" in err
+    assert len(err) < 200
