@@ -8,7 +8,9 @@ Each CLI run takes a valid example file (``examples/*.yaml``, ``examples/*.json`
 ``examples/tlb/*.yaml``), mutates it structurally (values replaced by odd ones, keys dropped,
 added or moved, containers emptied, wrapped or duplicated, hex values bit-flipped) and/or at
 the byte level (bit flips, inserted or deleted bytes and YAML/JSON tokens, splices,
-truncation, other encodings, deep nesting, long numbers), writes it to a file and calls
+truncation, other encodings, deep nesting, long numbers), or turns memory words into table
+descriptors pointing at other tables (loops, shared tables), or shares one node many times
+over (YAML anchors and aliases, "billion laughs"), writes it to a file and calls
 :func:`atlab.cli.main` in-process with stdout and stderr captured.  The invariant (issue 19):
 
 - exit status 0; 1 only for ``--check``/``--wx`` findings; or 2 with exactly one line on
@@ -184,6 +186,38 @@ def flip_values(doc: Any, rng: random.Random) -> Any:
     return doc
 
 
+def point_tables(doc: Any, rng: random.Random) -> Any:
+    """1-3 memory words turned into table descriptors pointing at the page of another word:
+    loops (a table pointing back at itself or an ancestor) and tables shared by many entries."""
+    doc = copy.deepcopy(doc)
+    words = [p for p in _paths(doc) if isinstance(_get(doc, p), dict)
+             and {"u64"} <= set(_get(doc, p)) and ({"pa", "ipa"} & set(_get(doc, p)))]
+    if not words:
+        return doc
+    for _ in range(rng.randint(1, 3)):
+        word = _get(doc, rng.choice(words))
+        target = _get(doc, rng.choice(words))
+        addr = target.get("pa", target.get("ipa"))
+        try:
+            page = int(str(addr), 0) & ~0xFFF
+        except ValueError:
+            continue
+        word["u64"] = hex(page | 3)
+    return doc
+
+
+def alias_bomb(doc: Any, rng: random.Random) -> Any:
+    """A node replaced by ``depth`` levels of lists that share one child ``fan`` times:
+    safe_dump writes them as YAML anchors and aliases (a "billion laughs" when large)."""
+    doc = copy.deepcopy(doc)
+    paths = list(_paths(doc))
+    node: Any = ["lol"]
+    fan = rng.randint(2, 10)
+    for _ in range(rng.randint(2, 9)):
+        node = [node] * fan
+    return _set(doc, rng.choice(paths), node)
+
+
 def dump(doc: Any, ext: str) -> bytes:
     """The document as JSON or YAML bytes."""
     if ext == ".json":
@@ -345,11 +379,15 @@ def cli_input(command: str, rng: random.Random) -> tuple[bytes, str, list[str]]:
     how = rng.random()
     if how < 0.75:  # structural: bit flips in values (45 %) or any change (30 %)
         doc = yaml.safe_load(text) if ext != ".json" else json.loads(text)
-        if how < 0.45:
+        if how < 0.35:
             doc = flip_values(doc, rng)
+        elif how < 0.45:
+            doc = point_tables(doc, rng)
         else:
             doc = mutate_doc(doc, rng, sorted(_keys(doc)))
         ext = rng.choice([ext, ext, ".json" if ext != ".json" else ".yaml"])
+        if ext != ".json" and rng.random() < 0.03:
+            doc = alias_bomb(doc, rng)  # YAML only: JSON would write it out in full
         data = dump(doc, ext)
         if how > 0.7:
             data = mutate_bytes(data, rng)
