@@ -4,7 +4,8 @@
 ``atlab decode par|desc|reg ...`` decodes values; ``atlab ptdump FILE [--regime R] [--ttbr N]
 [--wx]`` lists the mapped ranges of a scenario's tables; ``atlab tlb run FILE [--check]``
 runs a scenario's ``program`` (stores, MSR, TLBI, DSB, ISB and AT through per-PE TLBs).  Bad
-input gives one line on stderr and exit status 2; ``--check`` mismatches give exit status 1.
+input, usage errors included, gives one line on stderr and exit status 2 (the README's "Input
+guarantees"); ``--check`` mismatches give exit status 1.
 """
 
 from __future__ import annotations
