@@ -64,7 +64,7 @@ def _where(path: str, index: int | None, name: str) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     scenarios, is_list = parse_scenarios(read_file(args.file), source=args.file)
     out: list[list[dict[str, object] | str | None]] = []
-    failures = 0
+    mismatches: list[str] = []  # printed once every scenario ran: an error stays one line
     for n, sc in enumerate(scenarios):
         mem = sc.fresh_memory()
         rows: list[dict[str, object] | str | None] = []
@@ -85,15 +85,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 elif not isinstance(spec.expected_par, _Missing):
                     problem = _par_mismatch(spec.expected_par, res)
                 if problem:
-                    failures += 1
-                    print(f"MISMATCH {sc.name}: {spec.op} VA={spec.va:#x}: {problem}",
-                          file=sys.stderr)
+                    mismatches.append(f"MISMATCH {sc.name}: {spec.op} VA={spec.va:#x}: "
+                                      f"{problem}")
         out.append(rows)
     print(json.dumps(out if is_list else out[0], indent=2 if args.full else None))
     if args.check:
+        for line in mismatches:
+            print(line, file=sys.stderr)
         total = sum(len(sc.ops) for sc in scenarios)
-        print(f"checked {total} ops: {failures} mismatches", file=sys.stderr)
-        return 1 if failures else 0
+        print(f"checked {total} ops: {len(mismatches)} mismatches", file=sys.stderr)
+        return 1 if mismatches else 0
     return 0
 
 
@@ -157,7 +158,7 @@ def cmd_nv_run(args: argparse.Namespace) -> int:
 def cmd_tlb_run(args: argparse.Namespace) -> int:
     from atlab.pe import load_tlb_programs
 
-    failures = 0
+    mismatches: list[str] = []  # printed once every program ran: an error stays one line
     out = []
     programs = load_tlb_programs(args.file)
     for n, prog in enumerate(programs):
@@ -179,15 +180,14 @@ def cmd_tlb_run(args: argparse.Namespace) -> int:
             print(machine)
             for pe, tlb in enumerate(machine.tlbs):
                 print(f"PE{pe} {tlb}")
-        if args.check:  # without --check the expectations are not compared
-            for problem in problems:
-                print(f"MISMATCH {prog.scenario.name}: {problem}", file=sys.stderr)
-        failures += len(problems)
+        mismatches += [f"MISMATCH {prog.scenario.name}: {problem}" for problem in problems]
     if args.json:
         print(json.dumps(out[0] if len(out) == 1 else out))
-    if args.check:
-        print(f"checked: {failures} mismatches", file=sys.stderr)
-        return 1 if failures else 0
+    if args.check:  # without --check the expectations are not compared
+        for line in mismatches:
+            print(line, file=sys.stderr)
+        print(f"checked: {len(mismatches)} mismatches", file=sys.stderr)
+        return 1 if mismatches else 0
     return 0
 
 
