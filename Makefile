@@ -4,6 +4,7 @@
 #   make workshop  Voila on notebooks/ for a room of learners (WORKSHOP_PORT, WORKSHOP_IP)
 #   make bench     python -m benchmarks
 #   make difftest  python -m tools.difftest (the model against QEMU)
+#   make fuzz      python -m tools.fuzz: 10,000 mutated inputs per command (FUZZ_ARGS)
 #   make clean     remove caches and build output; `make distclean` removes .venv too
 # System packages (QEMU 10, aarch64 binutils, Chromium, gcc + linux-source-6.12 for tools/kvm)
 # come from tools/install-system-deps.sh.
@@ -14,6 +15,7 @@ BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 DIFFTEST_ARGS ?=
+FUZZ_ARGS ?= --runs 10000
 LAB_ARGS ?=
 START_NOTEBOOK := notebooks/00_start_here.ipynb
 
@@ -23,7 +25,7 @@ STAMP_LAB := $(VENV)/.atlab-installed-notebooks
 STAMP_DEV := $(VENV)/.atlab-installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help lab workshop test sysdeps bench difftest clean distclean
+.PHONY: help lab workshop test sysdeps bench difftest fuzz clean distclean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -85,6 +87,11 @@ bench: $(STAMP_DEV)
 
 difftest: $(STAMP_DEV) sysdeps
 	$(BIN)/python -m tools.difftest $(DIFFTEST_ARGS)
+
+# The long fuzz run of issue 19 (tests/test_fuzz.py is the short one in `make test`): prints
+# runs, failure classes (inputs saved under artifacts/fuzz/) and figures; fails on a new class.
+fuzz: $(STAMP_DEV)
+	$(BIN)/python -m tools.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf build dist artifacts .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov

@@ -42,9 +42,10 @@ import dataclasses
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from atlab.bits import bits, mask
-from atlab.errors import AtlabError
+from atlab.errors import AtlabError, clip
 from atlab.features import Feature, FeatureSet
 from atlab.memory import PhysMem
 from atlab.regime import Regime
@@ -104,10 +105,37 @@ _APTABLE_NAMES = {"NONE": 0b00, "NOEL0": 0b01, "RO": 0b10, "RONOEL0": 0b11}
 SH_BITS = (9, 8)
 CONTIGUOUS = 1 << 52
 _AF = 1 << 10
+_A = TypeVar("_A")
+
+
+def _uint(what: str, bits_: int, **values: object) -> None:
+    """Each value an int in [0, 2^bits_), else one line naming it (nothing is applied)."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise AtlabError(f"{what}: {name} must be an int, not {clip(value)}")
+        if value < 0 or value >> bits_:
+            raise AtlabError(f"{what}: {name} {clip(value)} is not in 0..2^{bits_}-1")
+
+
+def _flag(name: str, value: object) -> int:
+    """A one-bit attribute: True/False (or 1/0)."""
+    if value is True or value is False or (type(value) is int and value in (0, 1)):
+        return int(value)
+    raise AtlabError(f"attribute {name} must be true or false, not {clip(value)}")
+
+
+def _with_attrs(cls: type[_A], base: _A | None, kw: Mapping[str, object]) -> _A:
+    """``base`` (or the defaults) with the ``kw`` attribute fields replaced."""
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(kw) - known)
+    if unknown:
+        raise AtlabError(f"unknown {cls.__name__} attribute(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(known))}")
+    return dataclasses.replace(base or cls(), **kw)  # type: ignore[type-var]
 
 
 def _norm(text: str) -> str:
-    return "".join(text.upper().split())
+    return "".join(str(text).upper().split())
 
 
 def _mem_name(mem: str | int) -> str:
@@ -167,14 +195,16 @@ class S1Attrs:
         desc = (mair_index << 2) | (self.ap_bits(regime) << 6)
         if not ds:
             desc |= parse_sh(self.sh) << 8
-        desc |= int(self.af) << 10 | int(self.dbm) << 51
+        af, dbm, ng = _flag("af", self.af), _flag("dbm", self.dbm), _flag("ng", self.ng)
+        uxn, pxn, xn = _flag("uxn", self.uxn), _flag("pxn", self.pxn), _flag("xn", self.xn)
+        desc |= af << 10 | dbm << 51
         if regime.has_unprivileged:
-            desc |= int(self.ng) << 11 | int(self.pxn or self.xn) << 53
-            desc |= int(self.uxn or self.xn) << 54
+            desc |= ng << 11 | (pxn | xn) << 53
+            desc |= (uxn | xn) << 54
         else:
-            if self.ng or self.uxn or self.pxn:
+            if ng or uxn or pxn:
                 raise AtlabError(f"the {regime} regime has no nG, UXN or PXN; use xn=True")
-            desc |= int(self.xn) << 54
+            desc |= xn << 54
         return desc
 
 
@@ -195,6 +225,8 @@ class S2Attrs:
     dbm: bool = False
 
     def leaf_bits(self, *, ds: bool = False) -> int:
+        if isinstance(self.mem, bool) or not isinstance(self.mem, int | str):
+            raise AtlabError(f"stage 2 memory type {clip(self.mem)} must be a name or 0..15")
         if isinstance(self.mem, int):
             if not 0 <= self.mem <= 15:
                 raise AtlabError(f"stage 2 MemAttr {self.mem:#x} does not fit in 4 bits")
@@ -206,13 +238,14 @@ class S2Attrs:
                 raise AtlabError(f"unknown memory type {self.mem!r}; use one of "
                                  f"{', '.join(S2_MEMATTR)}") from None
         try:
-            s2ap = _S2AP_NAMES[_norm(self.s2ap)]
+            s2ap = _S2AP_NAMES[_norm(str(self.s2ap))]
         except KeyError:
             raise AtlabError(f"unknown S2AP {self.s2ap!r}; use none, RO, WO or RW") from None
+        if type(self.xn) is not bool and (type(self.xn) is not int or not 0 <= self.xn <= 3):
+            raise AtlabError(f"stage 2 XN {clip(self.xn)} must be a bool or 0..3")
         xn = 0b10 if self.xn is True else int(self.xn)
-        if not 0 <= xn <= 3:
-            raise AtlabError(f"stage 2 XN {self.xn!r} must be a bool or 0..3")
-        desc = memattr << 2 | s2ap << 6 | int(self.af) << 10 | int(self.dbm) << 51 | xn << 53
+        af, dbm = _flag("af", self.af), _flag("dbm", self.dbm)
+        desc = memattr << 2 | s2ap << 6 | af << 10 | dbm << 51 | xn << 53
         if not ds:
             desc |= parse_sh(self.sh) << 8
         return desc
@@ -228,6 +261,12 @@ def parse_ap_table(value: str | int) -> int:
 
 
 # --- the table allocator ----------------------------------------------------------------------
+
+def _check_table_size(size: int) -> None:
+    if type(size) is not int or size < 8 or size & (size - 1):
+        raise AtlabError(f"a table size must be a power of two of at least 8 bytes, not "
+                         f"{clip(size)}")
+
 
 class TableAllocator:
     """Hands out naturally aligned table memory from ``[start, end)``, skipping ``reserved``
@@ -248,6 +287,7 @@ class TableAllocator:
 
     def __init__(self, start: int, end: int,
                  reserved: Sequence[tuple[int, int]] = ()) -> None:
+        _uint("table range", 64, start=start, end=end)
         if start & 7 or end <= start:
             raise AtlabError(f"table range {start:#x}-{end:#x} is empty or misaligned")
         self.start, self.end = start, end
@@ -256,7 +296,8 @@ class TableAllocator:
         self._free: dict[int, list[int]] = {}
 
     def alloc(self, size: int) -> int:
-        """``size`` bytes (a power of two) aligned to ``size``."""
+        """``size`` bytes (a power of two, at least 8) aligned to ``size``."""
+        _check_table_size(size)
         free = self._free.get(size)
         if free:
             return free.pop()
@@ -283,6 +324,11 @@ class TableAllocator:
         return pa
 
     def free(self, pa: int, size: int) -> None:
+        _check_table_size(size)
+        _uint("free", 64, pa=pa)
+        if pa & (size - 1) or not self.start <= pa < self.end:
+            raise AtlabError(f"free: {pa:#x} is not a {size:#x}-aligned table of "
+                             f"{self.start:#x}-{self.end - 1:#x}")
         self._free.setdefault(size, []).append(pa)
 
     def snapshot(self) -> tuple[int, dict[int, list[int]]]:
@@ -620,6 +666,7 @@ class _Tables:
 
     def _check_aligned(self, what: str, **addrs: int) -> None:
         page = 1 << self.granule.pgshift
+        _uint(what, 64, **addrs)
         for name, value in addrs.items():
             if value % page:
                 raise AtlabError(f"{what}: {name} {value:#x} is not aligned to the {self.granule} "
@@ -649,6 +696,8 @@ class S1Builder(_Tables):
                  ds: bool = False, tables: TableAllocator | tuple[int, int],
                  features: FeatureSet | None = None, sh: str | int = "ISH", asid: int = 0,
                  wxn: bool = False, mair: int = MAIR_DEFAULT) -> None:
+        _uint("S1Builder", 16, asid=asid)
+        _uint("S1Builder", 64, mair=mair)
         alloc = tables if isinstance(tables, TableAllocator) else TableAllocator(*tables)
         super().__init__(granule, ds, pa_bits, alloc, features or FeatureSet.all())
         self.regime = regime
@@ -713,7 +762,8 @@ class S1Builder(_Tables):
         """Map [va, va+size) to [pa, pa+size) with the largest legal blocks (pages only with
         ``blocks=False``); ``kw`` are :class:`S1Attrs` fields.  ``contiguous`` sets the
         Contiguous bit on every aligned run of ``contiguous_entries()`` leaves."""
-        a = dataclasses.replace(attrs or S1Attrs(), **kw)  # type: ignore[arg-type]
+        a = _with_attrs(S1Attrs, attrs, kw)
+        _uint('map', 64, va=va, size=size)
         what = f"map VA {va:#x} ({size:#x} bytes)"
         self._check_aligned(what, VA=va, PA=pa, size=size)
         if pa + size > 1 << self.pa_bits:
@@ -740,6 +790,7 @@ class S1Builder(_Tables):
     def unmap(self, va: int, size: int) -> None:
         """Remove every mapping in [va, va+size), splitting blocks that straddle its ends;
         tables left empty are freed.  Raises if nothing at all was mapped there."""
+        _uint('unmap', 64, va=va, size=size)
         what = f"unmap VA {va:#x} ({size:#x} bytes)"
         self._check_aligned(what, VA=va, size=size)
         with self._txn():
@@ -751,9 +802,10 @@ class S1Builder(_Tables):
     def protect(self, va: int, size: int, **kw: object) -> None:
         """Change the given :class:`S1Attrs` fields of every mapping in [va, va+size),
         splitting blocks at its ends; the other fields are kept.  A hole raises."""
+        _uint('protect', 64, va=va, size=size)
         what = f"protect VA {va:#x} ({size:#x} bytes)"
         self._check_aligned(what, VA=va, size=size)
-        probe = dataclasses.replace(S1Attrs(), **kw)  # type: ignore[arg-type]
+        probe = _with_attrs(S1Attrs, None, kw)
         full = self.attrs_bits(probe)
         m = 0
         fields = {"mem": mask(4, 2), "sh": 0 if self.ds else mask(9, 8), "ap": mask(7, 6),
@@ -904,6 +956,7 @@ class S2Builder(_Tables):
                  ds: bool = False, start_level: int | None = None,
                  tables: TableAllocator | tuple[int, int], features: FeatureSet | None = None,
                  sh: str | int = "ISH", vmid: int = 0) -> None:
+        _uint("S2Builder", 16, vmid=vmid)
         alloc = tables if isinstance(tables, TableAllocator) else TableAllocator(*tables)
         feats = features or FeatureSet.all()
         super().__init__(granule, ds, pa_bits, alloc, feats)
@@ -932,7 +985,8 @@ class S2Builder(_Tables):
     def map(self, ipa: int, pa: int, size: int, *, attrs: S2Attrs | None = None,
             contiguous: bool = False, blocks: bool = True, **kw: object) -> None:
         """Map [ipa, ipa+size) to [pa, pa+size); ``kw`` are :class:`S2Attrs` fields."""
-        a = dataclasses.replace(attrs or S2Attrs(), **kw)  # type: ignore[arg-type]
+        a = _with_attrs(S2Attrs, attrs, kw)
+        _uint('map', 64, ipa=ipa, size=size)
         what = f"map IPA {ipa:#x} ({size:#x} bytes)"
         self._check_aligned(what, IPA=ipa, PA=pa, size=size)
         self._check_range(ipa, size, what)
@@ -946,6 +1000,7 @@ class S2Builder(_Tables):
                             what)
 
     def unmap(self, ipa: int, size: int) -> None:
+        _uint('unmap', 64, ipa=ipa, size=size)
         what = f"unmap IPA {ipa:#x} ({size:#x} bytes)"
         self._check_aligned(what, IPA=ipa, size=size)
         self._check_range(ipa, size, what)
@@ -955,10 +1010,11 @@ class S2Builder(_Tables):
                 raise AtlabError(f"{what}: nothing is mapped there")
 
     def protect(self, ipa: int, size: int, **kw: object) -> None:
+        _uint('protect', 64, ipa=ipa, size=size)
         what = f"protect IPA {ipa:#x} ({size:#x} bytes)"
         self._check_aligned(what, IPA=ipa, size=size)
         self._check_range(ipa, size, what)
-        full = self.attrs_bits(dataclasses.replace(S2Attrs(), **kw))  # type: ignore[arg-type]
+        full = self.attrs_bits(_with_attrs(S2Attrs, None, kw))
         fields = {"mem": mask(5, 2), "sh": 0 if self.ds else mask(9, 8), "s2ap": mask(7, 6),
                   "af": 1 << 10, "dbm": 1 << 51, "xn": mask(54, 53)}
         m = 0

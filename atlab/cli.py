@@ -4,7 +4,8 @@
 ``atlab decode par|desc|reg ...`` decodes values; ``atlab ptdump FILE [--regime R] [--ttbr N]
 [--wx]`` lists the mapped ranges of a scenario's tables; ``atlab tlb run FILE [--check]``
 runs a scenario's ``program`` (stores, MSR, TLBI, DSB, ISB and AT through per-PE TLBs).  Bad
-input gives one line on stderr and exit status 2; ``--check`` mismatches give exit status 1.
+input, usage errors included, gives one line on stderr and exit status 2 (the README's "Input
+guarantees"); ``--check`` mismatches give exit status 1.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from typing import NoReturn
 
 from atlab.at import AtResult
-from atlab.errors import AtlabError
+from atlab.errors import AtlabError, clip
 from atlab.par import Par
 from atlab.regime import Regime
 from atlab.scenario import _Missing, parse_scenarios, read_file
@@ -54,14 +56,24 @@ def _exc_mismatch(expected: Mapping[str, object], result: AtResult) -> str | Non
     return "; ".join(diffs) if diffs else None
 
 
+def _where(path: str, index: int | None, name: str) -> str:
+    """``FILE: scenario N ('name')`` for messages about one scenario of a file."""
+    return f"{path}: " + ("" if index is None else f"scenario {index} ") + f"({clip(name)})"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     scenarios, is_list = parse_scenarios(read_file(args.file), source=args.file)
     out: list[list[dict[str, object] | str | None]] = []
-    failures = 0
-    for sc in scenarios:
-        results = sc.run(trace=args.full)
+    mismatches: list[str] = []  # printed once every scenario ran: an error stays one line
+    for n, sc in enumerate(scenarios):
+        mem = sc.fresh_memory()
         rows: list[dict[str, object] | str | None] = []
-        for spec, res in zip(sc.ops, results, strict=True):
+        for i, spec in enumerate(sc.ops):
+            try:
+                res = sc.run_op(spec, trace=args.full, mem=mem)
+            except AtlabError as exc:
+                raise AtlabError(f"{_where(args.file, n if is_list else None, sc.name)}: op {i} "
+                                 f"({spec.op.name} VA={spec.va:#x}): {exc}") from None
             if args.full:
                 rows.append(res.to_dict(full=True))
             else:
@@ -73,29 +85,36 @@ def cmd_run(args: argparse.Namespace) -> int:
                 elif not isinstance(spec.expected_par, _Missing):
                     problem = _par_mismatch(spec.expected_par, res)
                 if problem:
-                    failures += 1
-                    print(f"MISMATCH {sc.name}: {spec.op} VA={spec.va:#x}: {problem}",
-                          file=sys.stderr)
+                    mismatches.append(f"MISMATCH {sc.name}: {spec.op} VA={spec.va:#x}: "
+                                      f"{problem}")
         out.append(rows)
     print(json.dumps(out if is_list else out[0], indent=2 if args.full else None))
     if args.check:
+        for line in mismatches:
+            print(line, file=sys.stderr)
         total = sum(len(sc.ops) for sc in scenarios)
-        print(f"checked {total} ops: {failures} mismatches", file=sys.stderr)
-        return 1 if failures else 0
+        print(f"checked {total} ops: {len(mismatches)} mismatches", file=sys.stderr)
+        return 1 if mismatches else 0
     return 0
+
+
+def _u64(value: int, what: str) -> int:
+    if value >> 64:
+        raise AtlabError(f"{what}: {value:#x} does not fit in 64 bits")
+    return value
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
     if args.what == "par":
-        value = parse_int(args.args[0] if args.args else "", what="PAR value")
+        value = _u64(parse_int(args.args[0] if args.args else "", what="PAR value"), "PAR value")
         print(Par(value))
         return 0
     if args.what == "reg":
         if len(args.args) != 2:
             raise AtlabError("usage: atlab decode reg NAME VALUE")
         name, raw = args.args
-        value = parse_int(raw, what=name)
         layout(name)
+        value = _u64(parse_int(raw, what=name), name)
         e2h = int(args.e2h)
         print(format_fields(name, value, e2h=e2h, all_fields=True))
         if args.json:
@@ -116,24 +135,40 @@ def cmd_nv_run(args: argparse.Namespace) -> int:
 
     scenarios = load_nv_scenarios(args.file)
     out = []
-    for sc in scenarios:
-        system = sc.system()
+    for n, sc in enumerate(scenarios):
+        where = _where(args.file, n if len(scenarios) > 1 else None, sc.name)
+        try:
+            system = sc.system()
+        except AtlabError as exc:
+            raise AtlabError(f"{where}: {exc}") from None
         kvm = (KvmBehaviour.kvm(fast_path=not args.no_fast_path)
                if (sc.kvm_behaviour or args.kvm) else None)
-        rows = [emulate_at(system, spec.op, spec.va, kvm=kvm, pan=spec.pan).to_dict(
-                    full=args.full) for spec in sc.ops]
+        rows = []
+        for i, spec in enumerate(sc.ops):
+            try:
+                rows.append(emulate_at(system, spec.op, spec.va, kvm=kvm, pan=spec.pan)
+                            .to_dict(full=args.full))
+            except AtlabError as exc:
+                raise AtlabError(f"{where}: op {i} ({spec.op.name} VA={spec.va:#x}): {exc}"
+                                 ) from None
         out.append(rows)
-    print(json.dumps(out if len(out) > 1 else out[0], indent=2 if args.full else None))
+    # One scenario prints its rows; a list (also an empty one) prints a list of them.
+    print(json.dumps(out[0] if len(out) == 1 else out, indent=2 if args.full else None))
     return 0
 
 
 def cmd_tlb_run(args: argparse.Namespace) -> int:
     from atlab.pe import load_tlb_programs
 
-    failures = 0
+    mismatches: list[str] = []  # printed once every program ran: an error stays one line
     out = []
-    for n, prog in enumerate(load_tlb_programs(args.file)):
-        machine, problems = prog.run()
+    programs = load_tlb_programs(args.file)
+    for n, prog in enumerate(programs):
+        try:
+            machine, problems = prog.run()
+        except AtlabError as exc:
+            where = _where(args.file, n if len(programs) > 1 else None, prog.scenario.name)
+            raise AtlabError(f"{where}: {exc}") from None
         if args.json:
             out.append([{"pe": e.pe, "insn": e.text, "note": e.note,
                          "par": None if e.lookup is None or e.lookup.par is None
@@ -147,35 +182,41 @@ def cmd_tlb_run(args: argparse.Namespace) -> int:
             print(machine)
             for pe, tlb in enumerate(machine.tlbs):
                 print(f"PE{pe} {tlb}")
-        for problem in problems:
-            print(f"MISMATCH {prog.scenario.name}: {problem}", file=sys.stderr)
-        failures += len(problems)
+        mismatches += [f"MISMATCH {prog.scenario.name}: {problem}" for problem in problems]
     if args.json:
-        print(json.dumps(out if len(out) > 1 else out[0]))
-    if args.check:
-        print(f"checked: {failures} mismatches", file=sys.stderr)
-        return 1 if failures else 0
+        print(json.dumps(out[0] if len(out) == 1 else out))
+    if args.check:  # without --check the expectations are not compared
+        for line in mismatches:
+            print(line, file=sys.stderr)
+        print(f"checked: {len(mismatches)} mismatches", file=sys.stderr)
+        return 1 if mismatches else 0
     return 0
 
 
 def cmd_ptdump(args: argparse.Namespace) -> int:
-    from atlab.ptdump import ptdump, ptdump_s2
+    from atlab.ptdump import MAX_DESCRIPTORS, ptdump, ptdump_s2
 
-    scenarios, _ = parse_scenarios(read_file(args.file), source=args.file)
+    scenarios, is_list = parse_scenarios(read_file(args.file), source=args.file)
+    indexed = list(enumerate(scenarios))
     if args.scenario is not None:
-        picked = [sc for sc in scenarios if sc.name == args.scenario]
-        if not picked:
-            raise AtlabError(f"{args.file}: no scenario named {args.scenario!r}")
-        scenarios = picked
+        indexed = [(n, sc) for n, sc in indexed if sc.name == args.scenario]
+        if not indexed:
+            raise AtlabError(f"{args.file}: no scenario named {clip(args.scenario)}")
     wx_found = 0
-    for n, sc in enumerate(scenarios):
+    budget = MAX_DESCRIPTORS  # for the whole file: a dump of many scenarios is bounded too
+    for k, (n, sc) in enumerate(indexed):
         mem = sc.fresh_memory()
-        if args.regime == "S2":
-            dump = ptdump_s2(sc.regs, mem, features=sc.features)
-        else:
-            dump = ptdump(sc.regs, mem, regime=Regime[args.regime], ttbr=args.ttbr,
-                          features=sc.features)
-        if n:
+        try:
+            if args.regime == "S2":
+                dump = ptdump_s2(sc.regs, mem, features=sc.features, max_descriptors=budget)
+            else:
+                dump = ptdump(sc.regs, mem, regime=Regime[args.regime], ttbr=args.ttbr,
+                              features=sc.features, max_descriptors=budget)
+            budget -= dump.read
+        except AtlabError as exc:
+            raise AtlabError(f"{_where(args.file, n if is_list else None, sc.name)}: {exc}"
+                             ) from None
+        if k:
             print()
         print(f"# {sc.name}")
         print(dump)
@@ -187,8 +228,17 @@ def cmd_ptdump(args: argparse.Namespace) -> int:
     return 1 if args.wx and wx_found else 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error: ``atlab: error: ... (try 'atlab run --help')``,
+    exit status 2, like every other bad input (the README's "Input guarantees")."""
+
+    def error(self, message: str) -> NoReturn:
+        msg = " ".join(message.split())
+        self.exit(2, f"atlab: error: {msg} (try '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="atlab", description="AArch64 address translation kit")
+    p = _Parser(prog="atlab", description="AArch64 address translation kit")
     sub = p.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run the AT ops of a scenario file (JSON or YAML)")
     run.add_argument("file")
@@ -248,6 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return rc
     except AtlabError as exc:
         print(f"atlab: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:  # a last resort: the inputs are capped well below this
+        print("atlab: error: out of memory", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

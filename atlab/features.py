@@ -17,7 +17,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from atlab.errors import AtlabError
+from atlab.errors import AtlabError, clip
 
 
 class Feature(enum.Enum):
@@ -61,7 +61,7 @@ def feature_by_name(name: str) -> Feature:
         return _BY_NAME[name]
     except KeyError:
         known = ", ".join(f.value for f in Feature)
-        raise AtlabError(f"unknown feature {name!r} (known: {known})") from None
+        raise AtlabError(f"unknown feature {clip(name)} (known: {known})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +109,12 @@ class FeatureSet:
             if name in ("PAMax", "pa_max"):
                 if not isinstance(value, int) or value not in (32, 36, 40, 42, 44, 48, 52):
                     raise AtlabError(
-                        f"PAMax must be one of 32, 36, 40, 42, 44, 48, 52, not {value!r}")
+                        f"PAMax must be one of 32, 36, 40, 42, 44, 48, 52, not {clip(value)}")
                 pa_max = value
                 continue
             feat = feature_by_name(name)
             if not isinstance(value, bool):
-                raise AtlabError(f"feature {name} must be true or false, not {value!r}")
+                raise AtlabError(f"feature {name} must be true or false, not {clip(value)}")
             if value:
                 enabled.add(feat)
             else:

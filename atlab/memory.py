@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from atlab.bits import U64
-from atlab.errors import AtlabError
+from atlab.errors import AtlabError, clip
 
 PA_LIMIT = 1 << 56
 
@@ -70,14 +70,24 @@ class PhysMem:
 
     @staticmethod
     def _check(pa: int) -> None:
+        if not isinstance(pa, int) or isinstance(pa, bool):
+            raise AtlabError(f"a physical address must be an int, not {clip(pa)}")
         if pa & 7 or not 0 <= pa < PA_LIMIT:
-            raise AtlabError(f"physical address {pa:#x} must be 8-byte aligned and below 2^56")
+            raise AtlabError(f"physical address {pa:#x} must be 8-byte aligned and below "
+                             "2^56")
+
+    @staticmethod
+    def _check_value(pa: int, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise AtlabError(f"memory word at {pa:#x}: the value must be an int, not "
+                             f"{clip(value)}")
+        if not 0 <= value <= U64:
+            raise AtlabError(f"memory word at {pa:#x}: {value:#x} does not fit in 64 bits")
 
     def poke(self, pa: int, value: int) -> None:
         """Set a word without logging (scenario set-up)."""
         self._check(pa)
-        if not 0 <= value <= U64:
-            raise AtlabError(f"memory word at {pa:#x}: {value:#x} does not fit in 64 bits")
+        self._check_value(pa, value)
         if value:
             self._words[pa] = value
         else:
@@ -88,6 +98,8 @@ class PhysMem:
         return self._words.get(pa, 0)
 
     def read64(self, pa: int, *, big_endian: bool = False, purpose: str = "") -> int:
+        if type(pa) is not int or pa & 7 or not 0 <= pa < PA_LIMIT:
+            self._check(pa)
         value = self._words.get(pa, 0)
         if big_endian:
             value = byteswap64(value)
@@ -96,6 +108,8 @@ class PhysMem:
         return value
 
     def write64(self, pa: int, value: int, *, big_endian: bool = False, purpose: str = "") -> None:
+        self._check(pa)
+        self._check_value(pa, value)  # before anything is logged or byte-swapped
         if self.logging:
             self.log.append(MemAccess(pa, value, AccessKind.WRITE, purpose))
         self.poke(pa, byteswap64(value) if big_endian else value)

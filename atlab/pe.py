@@ -37,9 +37,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from atlab.errors import AtlabError
+from atlab.errors import AtlabError, clip
 from atlab.features import FeatureSet
-from atlab.memory import PhysMem
+from atlab.memory import PA_LIMIT, PhysMem
 from atlab.par import Par
 from atlab.regime import AtOp
 from atlab.scenario import MISSING, Scenario, parse_scenario, read_file
@@ -243,6 +243,10 @@ def _removed_note(removed: list[tuple[int, TlbEntry]], verb: str) -> str:
 
 # --- programs in scenario files -----------------------------------------------------------------
 
+#: How many bits each numeric operand of a program step has: a VA and a stored or written
+#: value are 64-bit, an ASID 16-bit, an IPA at most 52-bit, PSTATE.PAN one bit.
+_OPERAND_BITS = {"va": 64, "asid": 16, "ipa": 52, "value": 64, "pan": 1}
+
 #: The instruction keys a program step may have (exactly one per step).
 STEP_KINDS = ("at", "store", "msr", "tlbi", "dsb", "isb")
 _STEP_KEYS = {
@@ -289,39 +293,47 @@ class TlbProgram:
         m = self.machine()
         problems: list[str] = []
         for n, s in enumerate(self.steps):
-            ops = dict(s.operands)
-            if s.kind == "at":
-                assert isinstance(s.arg, AtOp)
-                look = m.at(s.arg, ops["va"], pe=s.pe, pan=ops.get("pan"))
-                got = look.result.par
-                if s.check_par and (None if got is None else got.masked()) != (
-                        None if s.expected_par is None else Par(s.expected_par).masked()):
-                    want = "no PAR" if s.expected_par is None else str(Par(s.expected_par))
-                    problems.append(f"step {n} (AT {s.arg.name}): expected {want}, got "
-                                    f"{got if got is not None else look.result.exception}")
-                if s.expected_pa is not None and (got is None or got.f or got.pa
-                                                  != s.expected_pa):
-                    problems.append(f"step {n} (AT {s.arg.name}): expected PA "
-                                    f"{s.expected_pa:#x}, got "
-                                    f"{got if got is not None else look.result.exception}")
-                if s.expected_hit is not None and look.hit is not s.expected_hit:
-                    problems.append(f"step {n} (AT {s.arg.name}): expected a TLB "
-                                    f"{'hit' if s.expected_hit else 'miss'}, got a "
-                                    f"{'hit' if look.hit else 'miss'}")
-            elif s.kind == "store":
-                assert isinstance(s.arg, int)
-                m.store(s.arg, ops["value"], pe=s.pe)
-            elif s.kind == "msr":
-                assert isinstance(s.arg, str)
-                m.msr(s.arg, ops["value"], pe=s.pe)
-            elif s.kind == "tlbi":
-                assert isinstance(s.arg, TlbiOp)
-                m.tlbi(s.arg, pe=s.pe, **ops)
-            elif s.kind == "dsb":
-                m.dsb(pe=s.pe, domain=s.arg if isinstance(s.arg, str) else "ISH")
-            else:
-                m.isb(pe=s.pe)
+            try:
+                self._step(m, n, s, problems)
+            except AtlabError as exc:
+                raise AtlabError(f"program step {n} ({s.kind}): {exc}") from None
         return m, problems
+
+    @staticmethod
+    def _step(m: Machine, n: int, s: Step, problems: list[str]) -> None:
+        """Execute one step on ``m``; append its expectation mismatches to ``problems``."""
+        ops = dict(s.operands)
+        if s.kind == "at":
+            assert isinstance(s.arg, AtOp)
+            look = m.at(s.arg, ops["va"], pe=s.pe, pan=ops.get("pan"))
+            got = look.result.par
+            if s.check_par and (None if got is None else got.masked()) != (
+                    None if s.expected_par is None else Par(s.expected_par).masked()):
+                want = "no PAR" if s.expected_par is None else str(Par(s.expected_par))
+                problems.append(f"step {n} (AT {s.arg.name}): expected {want}, got "
+                                f"{got if got is not None else look.result.exception}")
+            if s.expected_pa is not None and (got is None or got.f or got.pa
+                                              != s.expected_pa):
+                problems.append(f"step {n} (AT {s.arg.name}): expected PA "
+                                f"{s.expected_pa:#x}, got "
+                                f"{got if got is not None else look.result.exception}")
+            if s.expected_hit is not None and look.hit is not s.expected_hit:
+                problems.append(f"step {n} (AT {s.arg.name}): expected a TLB "
+                                f"{'hit' if s.expected_hit else 'miss'}, got a "
+                                f"{'hit' if look.hit else 'miss'}")
+        elif s.kind == "store":
+            assert isinstance(s.arg, int)
+            m.store(s.arg, ops["value"], pe=s.pe)
+        elif s.kind == "msr":
+            assert isinstance(s.arg, str)
+            m.msr(s.arg, ops["value"], pe=s.pe)
+        elif s.kind == "tlbi":
+            assert isinstance(s.arg, TlbiOp)
+            m.tlbi(s.arg, pe=s.pe, **ops)
+        elif s.kind == "dsb":
+            m.dsb(pe=s.pe, domain=s.arg if isinstance(s.arg, str) else "ISH")
+        else:
+            m.isb(pe=s.pe)
 
 
 def _parse_step(raw: object, n: int, pes: int) -> Step:
@@ -336,10 +348,14 @@ def _parse_step(raw: object, n: int, pes: int) -> Step:
         raise AtlabError(f"program step {n} ({kind}): unknown key(s) {', '.join(sorted(extra))}")
     pe = raw.get("pe", 0)
     if isinstance(pe, bool) or not isinstance(pe, int) or not 0 <= pe < pes:
-        raise AtlabError(f"program step {n}: 'pe' must be 0..{pes - 1}, not {pe!r}")
+        raise AtlabError(f"program step {n}: 'pe' must be 0..{pes - 1}, not {clip(pe)}")
     value = raw[kind]
     ops = {k: parse_int(raw[k], what=f"program step {n} {k}") for k in
            ("va", "asid", "ipa", "value", "pan") if k in raw}
+    for k, v in ops.items():
+        if v >> _OPERAND_BITS[k]:
+            raise AtlabError(f"program step {n} ({kind}): {k} {clip(v)} does not fit in "
+                             f"{_OPERAND_BITS[k]} bit{'s' if _OPERAND_BITS[k] > 1 else ''}")
     if kind == "at":
         if "va" not in ops:
             raise AtlabError(f"program step {n} (at): needs 'va'")
@@ -349,11 +365,16 @@ def _parse_step(raw: object, n: int, pes: int) -> Step:
         if hit is not None and not isinstance(hit, bool):
             raise AtlabError(f"program step {n}: 'expected_hit' must be true or false")
         pa = raw.get("expected_pa")
-        return Step(kind, pe, op, tuple(ops.items()),
-                    None if exp is None or exp is MISSING else
-                    parse_int(exp, what=f"program step {n} expected_par"),
-                    exp is not MISSING, hit,
-                    None if pa is None else parse_int(pa, what=f"program step {n} expected_pa"))
+        par = (None if exp is None or exp is MISSING else
+               parse_int(exp, what=f"program step {n} expected_par"))
+        if par is not None and par >> 64:
+            raise AtlabError(f"program step {n} (at): expected_par {clip(par)} does not fit "
+                             "in 64 bits")
+        want_pa = None if pa is None else parse_int(pa, what=f"program step {n} expected_pa")
+        if want_pa is not None and want_pa >= PA_LIMIT:
+            raise AtlabError(f"program step {n} (at): expected_pa {clip(want_pa)} is not "
+                             "below 2^56")
+        return Step(kind, pe, op, tuple(ops.items()), par, exp is not MISSING, hit, want_pa)
     if kind == "tlbi":
         try:
             op_t = TlbiOp.parse(str(value))
@@ -366,9 +387,9 @@ def _parse_step(raw: object, n: int, pes: int) -> Step:
             raise AtlabError(f"program step {n} ({kind}): needs 'value'")
         if kind == "store":
             pa = parse_int(value, what=f"program step {n} store address")
-            if pa & 7:
-                raise AtlabError(f"program step {n}: store address {pa:#x} is not 8-byte "
-                                 "aligned")
+            if pa & 7 or pa >= PA_LIMIT:
+                raise AtlabError(f"program step {n}: store address {clip(pa)} is not 8-byte "
+                                 "aligned and below 2^56")
             return Step(kind, pe, pa, tuple(ops.items()))
         SysRegs().replace(**{str(value): ops["value"]})  # a known register and a fitting value
         return Step(kind, pe, str(value), tuple(ops.items()))
@@ -377,7 +398,7 @@ def _parse_step(raw: object, n: int, pes: int) -> Step:
     if value is not True and value is not None:
         raise AtlabError(f"program step {n}: {kind} takes true" +
                          (f" or a domain ({', '.join(DSB_DOMAINS)})" if kind == "dsb" else "") +
-                         f", not {value!r}")
+                         f", not {clip(value)}")
     return Step(kind, pe)
 
 
@@ -390,7 +411,7 @@ def parse_tlb_program(obj: object, *, source: str = "<program>", index: int | No
     try:
         pes = obj.get("pes", 1)
         if isinstance(pes, bool) or not isinstance(pes, int) or not 1 <= pes <= 8:
-            raise AtlabError(f"'pes' must be 1..8, not {pes!r}")
+            raise AtlabError(f"'pes' must be 1..8, not {clip(pes)}")
         raw_policy = obj.get("tlb") or {}
         if not isinstance(raw_policy, Mapping):
             raise AtlabError("'tlb' must be a mapping (capacity, replacement, walk_cache, "
@@ -405,7 +426,7 @@ def parse_tlb_program(obj: object, *, source: str = "<program>", index: int | No
             raise AtlabError("'tlb.replacement' must be fifo or lru") from None
         capacity = raw_policy.get("capacity")
         if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)):
-            raise AtlabError(f"'tlb.capacity' must be a number or null, not {capacity!r}")
+            raise AtlabError(f"'tlb.capacity' must be a number or null, not {clip(capacity)}")
         flags = {}
         for k in ("walk_cache", "stage2_entries"):
             v = raw_policy.get(k, True)

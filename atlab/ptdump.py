@@ -40,7 +40,7 @@ from atlab.sysregs import SysRegs
 from atlab.walk_s1 import FINAL_LEVEL, Granule, block_desc_supported, level_lsb, setup_s1_walk
 from atlab.walk_s2 import setup_s2_walk, stage2_enabled
 
-__all__ = ["MappedRange", "PtDump", "WordSource", "ptdump", "ptdump_s2"]
+__all__ = ["MAX_DESCRIPTORS", "MappedRange", "PtDump", "WordSource", "ptdump", "ptdump_s2"]
 
 
 class WordSource(Protocol):
@@ -48,6 +48,13 @@ class WordSource(Protocol):
 
     def iter_range(self, start: int, end: int) -> Iterator[tuple[int, int]]: ...
 
+
+#: A dump reads at most this many descriptors (tables shared by many entries make the tree
+#: they describe exponentially large), lists at most ``MAX_RANGES`` ranges and keeps at most
+#: ``MAX_NOTES`` notes; a cut dump says so in a note.
+MAX_DESCRIPTORS = 1 << 20
+MAX_RANGES = 1 << 14
+MAX_NOTES = 20
 
 #: Where a table's IPA is in physical memory (None: not mapped).
 IpaToPa = Callable[[int], "int | None"]
@@ -111,6 +118,7 @@ class PtDump:
     ranges: tuple[MappedRange, ...]
     entries: int  # leaf descriptors read
     notes: tuple[str, ...] = ()
+    read: int = 0  # descriptors read (tables and leaves), at most the dump's budget
 
     def wx(self) -> list[MappedRange]:
         """Ranges both writable and executable at some EL (Linux's ``ptdump_check_wx()``)."""
@@ -164,9 +172,10 @@ def _oa_getter(g: _Geom) -> tuple[int, int]:
 
 
 def _traverse(g: _Geom, mem: WordSource, features: FeatureSet,
-              table_pa: IpaToPa | None = None
-              ) -> tuple[list[tuple[int, int, int, int, int, int, int]], int, list[str]]:
-    """Coalesced runs ``(start, end, oa, level, attrs, tblbits, entries)`` and the leaf count.
+              table_pa: IpaToPa | None = None, limit: int = MAX_DESCRIPTORS
+              ) -> tuple[list[tuple[int, int, int, int, int, int, int]], int, list[str], int]:
+    """Coalesced runs ``(start, end, oa, level, attrs, tblbits, entries)``, the leaf count,
+    the notes and the number of descriptors read (at most ``limit``).
 
     ``attrs`` is the descriptor without its OA bits (Contiguous and type bits included);
     ``tblbits`` the OR of bits [62:59] of the table descriptors above (0 when HPD=1)."""
@@ -175,7 +184,17 @@ def _traverse(g: _Geom, mem: WordSource, features: FeatureSet,
     keep, extra = _oa_getter(g)
     runs: list[tuple[int, int, int, int, int, int, int]] = []
     notes: list[str] = []
+    more_notes = 0
     count = 0
+    budget = max(limit, 0)  # descriptors the dump may still read
+    on_path: set[int] = set()  # the PAs of the tables from the root to the current one
+
+    def note(text: str) -> None:
+        nonlocal more_notes
+        if len(notes) < MAX_NOTES:
+            notes.append(text)
+        else:
+            more_notes += 1
     # the current run
     c_start = c_end = c_oa_end = c_level = c_key = c_tb = -1
     c_oa = c_n = 0
@@ -185,9 +204,14 @@ def _traverse(g: _Geom, mem: WordSource, features: FeatureSet,
     def open_table(ipa: int, level: int, nent: int, vbase: int, tb: int) -> None:
         pa = ipa if table_pa is None else table_pa(ipa)
         if pa is None:
-            notes.append(f"the level {level} table at IPA {ipa:#x} (VA {vbase:#x}) is not "
-                         "mapped at stage 2: not shown")
+            note(f"the level {level} table at IPA {ipa:#x} (VA {vbase:#x}) is not "
+                 "mapped at stage 2: not shown")
             return
+        if pa in on_path:
+            note(f"loop: the level {level} table for VA {vbase:#x} is at PA {pa:#x}, a "
+                 "table above it on the same path: not followed")
+            return
+        on_path.add(pa)
         stack.append((mem.iter_range(pa, pa + 8 * nent), level, vbase, pa, tb))
 
     open_table(g.baddr, g.sl, nent0, g.va_base, 0)
@@ -199,6 +223,9 @@ def _traverse(g: _Geom, mem: WordSource, features: FeatureSet,
         size = 1 << lsb
         leafmask = keep & ~((1 << lsb) - 1)
         for addr, desc in it:
+            budget -= 1
+            if budget < 0:
+                break
             t = desc & 3
             va = vbase + (((addr - tpa) >> 3) << lsb)
             if t == 3 and level < FINAL_LEVEL:
@@ -211,7 +238,7 @@ def _traverse(g: _Geom, mem: WordSource, features: FeatureSet,
                 open_table(nxt, level + 1, 1 << gran.stride, va, ntb)
                 break
             if t == 1 and (level == FINAL_LEVEL or not block_ok[level]):
-                notes.append(f"reserved descriptor {desc:#x} at level {level} (VA {va:#x})")
+                note(f"reserved descriptor {desc:#x} at level {level} (VA {va:#x})")
                 continue
             if not t & 1:
                 continue
@@ -233,19 +260,32 @@ def _traverse(g: _Geom, mem: WordSource, features: FeatureSet,
             else:
                 if c_n:
                     runs.append((c_start, c_end, c_oa, c_level, c_key, c_tb, c_n))
+                    if len(runs) >= MAX_RANGES:
+                        budget = c_n = -1
+                        break
                 c_start, c_end, c_oa, c_oa_end = va, va + size, oa, oa + size
                 c_level, c_key, c_tb, c_n = level, key, tb, 1
         else:
-            stack.pop()
-    if c_n:
+            on_path.discard(stack.pop()[3])
+            continue
+        if budget < 0:
+            break
+    if c_n > 0:
         runs.append((c_start, c_end, c_oa, c_level, c_key, c_tb, c_n))
-    return runs, count, notes
+    if more_notes:
+        notes.append(f"... and {more_notes} more notes like these")
+    if budget < 0:
+        notes.append(f"output cut: the dump stops at {limit} descriptors read or "
+                     f"{MAX_RANGES} ranges (tables shared by many entries, or a very large "
+                     "mapping)")
+    return runs, count, notes, max(limit, 0) - max(budget, 0)
 
 
 # --- stage 1 ----------------------------------------------------------------------------------
 
 def ptdump(regs: SysRegs, mem: WordSource, *, regime: Regime = Regime.EL10, ttbr: int = 0,
-           features: FeatureSet | None = None) -> PtDump:
+           features: FeatureSet | None = None, max_descriptors: int = MAX_DESCRIPTORS
+           ) -> PtDump:
     """The mapped ranges of ``regime``'s TTBR0 (or TTBR1) tables.
 
     For EL1&0 with stage 2 enabled the table addresses are IPAs; each table is read where
@@ -265,8 +305,10 @@ def ptdump(regs: SysRegs, mem: WordSource, *, regime: Regime = Regime.EL10, ttbr
                       "or the table base beyond the OA size)", 1, (), 0)
     notes: list[str] = []
     table_pa: IpaToPa | None = None
+    read = 0
     if regime is Regime.EL10 and stage2_enabled(regs):
-        s2 = ptdump_s2(regs, mem, features=features)
+        s2 = ptdump_s2(regs, mem, features=features, max_descriptors=max_descriptors)
+        read = s2.read
         starts = [r.start for r in s2.ranges]
         ranges2 = s2.ranges
 
@@ -279,7 +321,7 @@ def ptdump(regs: SysRegs, mem: WordSource, *, regime: Regime = Regime.EL10, ttbr
         notes.append("stage 2 is enabled: table addresses are IPAs, read through stage 2")
     va_base = (1 << 64) - (1 << wi.ia_bits) if wi.upper else 0
     g = _Geom(wi.granule, wi.sl, wi.ia_bits, wi.baddr, wi.ds, wi.lpa_64k, wi.hpd, va_base)
-    runs, count, tnotes = _traverse(g, mem, features, table_pa)
+    runs, count, tnotes, read1 = _traverse(g, mem, features, table_pa, max_descriptors - read)
     title = (f"{name} ({wi.ttbr_name}), {wi.granule} granule, {wi.ia_bits}-bit VA, start level "
              f"{wi.sl}" + (", DS=1" if wi.ds else ""))
     hd = wi.hd
@@ -326,7 +368,7 @@ def ptdump(regs: SysRegs, mem: WordSource, *, regime: Regime = Regime.EL10, ttbr
                                bool(bit(key, 52)), n, ap_text, tuple(flags),
                                str(decode_mair_attr(attr)), SH_NAMES[sh], " ".join(rights), wx,
                                key & ~3))
-    return PtDump(title, 1, tuple(out), count, tuple(notes + tnotes))
+    return PtDump(title, 1, tuple(out), count, tuple(notes + tnotes), read + read1)
 
 
 # --- stage 2 ----------------------------------------------------------------------------------
@@ -340,14 +382,16 @@ def _s2_memattr_text(memattr: int) -> str:
     return f"Normal i{inner} o{outer}"
 
 
-def ptdump_s2(regs: SysRegs, mem: WordSource, *, features: FeatureSet | None = None) -> PtDump:
-    """The mapped IPA ranges of the stage 2 tables (VTCR_EL2/VTTBR_EL2)."""
+def ptdump_s2(regs: SysRegs, mem: WordSource, *, features: FeatureSet | None = None,
+              max_descriptors: int = MAX_DESCRIPTORS) -> PtDump:
+    """The mapped IPA ranges of the stage 2 tables (VTCR_EL2/VTTBR_EL2); at most
+    ``max_descriptors`` descriptors are read."""
     features = features or FeatureSet.all()
     wi = setup_s2_walk(regs, features)
     if isinstance(wi, Fault):
         return PtDump(f"stage 2: no walk ({wi}: VTCR_EL2 is inconsistent)", 2, (), 0)
     g = _Geom(wi.granule, wi.sl, wi.ia_bits, wi.baddr, wi.ds, wi.lpa_64k, True, 0)
-    runs, count, notes = _traverse(g, mem, features)
+    runs, count, notes, read = _traverse(g, mem, features, None, max_descriptors)
     xnx = features.has(Feature.XNX)
     out = []
     for start, end, oa, level, key, _tb, n in runs:
@@ -366,4 +410,4 @@ def ptdump_s2(regs: SysRegs, mem: WordSource, *, features: FeatureSet | None = N
                                _s2_memattr_text(bits(key, 5, 2)), SH_NAMES[sh], rights,
                                w and (x1 or x0), key & ~3))
     title = wi.describe()
-    return PtDump(title, 2, tuple(out), count, tuple(notes))
+    return PtDump(title, 2, tuple(out), count, tuple(notes), read)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from atlab.errors import AtlabError
+from atlab.errors import AtlabError, clip
 from atlab.features import Feature, FeatureSet
 from atlab.sysregs import SysRegs
 
@@ -112,7 +112,7 @@ class AtOp(enum.Enum):
             return AtOp[key]
         except KeyError:
             known = ", ".join(op.name for op in AtOp)
-            raise AtlabError(f"unknown AT operation {name!r}; known: {known}") from None
+            raise AtlabError(f"unknown AT operation {clip(name)}; known: {known}") from None
 
     def __str__(self) -> str:
         return f"AT {self.name}"

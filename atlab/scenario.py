@@ -18,7 +18,9 @@ one op are seen by the next, as on a real CPU.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from atlab.at import AtResult, run_at
-from atlab.errors import AtlabError
+from atlab.errors import AtlabError, clip
 from atlab.features import FeatureSet
 from atlab.memory import PhysMem
 from atlab.regime import AtOp
@@ -112,7 +114,7 @@ class Scenario:
 def _where(source: str, idx: int | None, name: str | None) -> str:
     parts = [source]
     if idx is not None:
-        parts.append(f"scenario {idx}" + (f" ({name!r})" if name else ""))
+        parts.append(f"scenario {idx}" + (f" ({clip(name)})" if name else ""))
     return ": ".join(parts)
 
 
@@ -123,12 +125,16 @@ def parse_scenario(
     if not isinstance(obj, Mapping):
         raise AtlabError(f"{_where(source, index, None)}: a scenario must be a mapping, "
                          f"not {type(obj).__name__}")
-    name = str(obj.get("name", f"scenario{'' if index is None else index}"))
+    raw_name = obj.get("name", f"scenario{'' if index is None else index}")
+    if isinstance(raw_name, Mapping | list):
+        raise AtlabError(f"{_where(source, index, None)}: 'name' must be text, not "
+                         f"{clip(raw_name)}")
+    name = str(raw_name)
     where = _where(source, index, name)
     try:
         el = obj.get("el", 2)
         if isinstance(el, bool) or not isinstance(el, int) or el not in (1, 2, 3):
-            raise AtlabError(f"'el' must be 1, 2 or 3, not {el!r}")
+            raise AtlabError(f"'el' must be 1, 2 or 3, not {clip(el)}")
         feats = _or_default(obj.get("features"), {})
         if not isinstance(feats, Mapping):
             raise AtlabError("'features' must be a mapping of feature names to true/false")
@@ -187,7 +193,7 @@ def _parse_op(raw: object, i: int) -> OpSpec:
             raise AtlabError(f"va {va:#x} does not fit in 64 bits")
         pan = raw.get("pan")
         if pan is not None and pan not in (0, 1):
-            raise AtlabError(f"'pan' must be 0 or 1, not {pan!r}")
+            raise AtlabError(f"'pan' must be 0 or 1, not {clip(pan)}")
         expected: int | _Missing | None = MISSING
         if "expected_par" in raw:
             ep = raw["expected_par"]
@@ -207,24 +213,193 @@ def parse_scenarios(obj: object, *, source: str = "<scenarios>") -> tuple[list[S
     return [parse_scenario(obj, source=source)], False
 
 
-def read_file(path: str | Path) -> object:
-    """Load JSON or YAML (by extension; ``.json`` is JSON, anything else is tried as YAML)."""
-    p = Path(path)
+#: Input limits (the README's "Input guarantees"): the largest file read, the deepest nesting
+#: of lists and mappings, the most values a YAML file may expand to through its aliases, and
+#: the longest integer literal.
+MAX_FILE_BYTES = 8 << 20
+MAX_DEPTH = 64
+MAX_NODES = 1_000_000
+MAX_INT_DIGITS = 100
+
+_YamlBase: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _YamlLoader(_YamlBase):  # type: ignore[misc]
+    """PyYAML's safe loader (the C one when libyaml is there) with integer and float
+    literals of at most :data:`MAX_INT_DIGITS` characters."""
+
+
+def _short_number(kind: str, base: object) -> object:
+    construct = getattr(yaml.SafeLoader, f"construct_yaml_{kind}")
+
+    def constructor(loader: object, node: yaml.ScalarNode) -> object:
+        if len(node.value) > MAX_INT_DIGITS:
+            line = node.start_mark.line + 1 if node.start_mark is not None else 0
+            raise AtlabError(f"line {line}: a number of {len(node.value)} characters is too "
+                             f"long (at most {MAX_INT_DIGITS})")
+        return construct(loader, node)
+
+    return constructor
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:int", _short_number("int", int))
+_YamlLoader.add_constructor("tag:yaml.org,2002:float", _short_number("float", float))
+
+
+def _json_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:
+        raise AtlabError(f"a number of {len(text)} digits is too long (at most "
+                         f"{MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    """The bytes of a regular file of at most :data:`MAX_FILE_BYTES`; never blocks on a FIFO
+    or reads a device."""
+    if str(path) == "":
+        raise AtlabError("no file name given")
     try:
-        text = p.read_text(encoding="utf-8")
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise AtlabError(f"{path}: cannot read ({kind})")
+        if st.st_size > MAX_FILE_BYTES:
+            raise AtlabError(f"{path}: {st.st_size} bytes is too large (at most "
+                             f"{MAX_FILE_BYTES >> 20} MB)")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # replaced since the stat
+                raise AtlabError(f"{path}: cannot read (not a regular file)")
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise AtlabError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise AtlabError(f"{path}: too large (at most {MAX_FILE_BYTES >> 20} MB)")
+    return data
+
+
+def _decode(path: str | Path, data: bytes) -> str:
     try:
-        if p.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            what = "UTF-16 text"
+        else:
+            what = f"not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
+        raise AtlabError(f"{path}: {what}; save the file as UTF-8") from None
+
+
+def _check_tree(path: str | Path, doc: object) -> None:
+    """Nesting at most :data:`MAX_DEPTH` deep, no lone surrogates in strings (iterative)."""
+    stack: list[tuple[object, int]] = [(doc, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if isinstance(obj, str):
+            try:
+                obj.encode("utf-8")
+            except UnicodeEncodeError:
+                raise AtlabError(f"{path}: the string {clip(obj)} holds a lone surrogate, "
+                                 "which is not Unicode text") from None
+        elif isinstance(obj, list | dict):
+            if depth >= MAX_DEPTH:
+                raise AtlabError(f"{path}: nested more than {MAX_DEPTH} levels deep")
+            items = [*obj.keys(), *obj.values()] if isinstance(obj, dict) else obj
+            stack.extend((o, depth + 1) for o in items)
+
+
+@dataclass(slots=True)
+class _Frame:
+    """An open YAML collection while checking events: its anchor, the values inside it so far
+    (itself included) and its height so far."""
+
+    anchor: str | None
+    size: int = 1
+    height: int = 0
+
+
+def _line(mark: object) -> str:
+    line = getattr(mark, "line", None)
+    return "" if line is None else f" (line {line + 1})"
+
+
+def _check_yaml_events(path: str | Path, text: str) -> None:
+    """Bound a YAML document before it is built: nesting depth and the number of values it
+    expands to through aliases ("billion laughs"); an alias inside its own anchor is refused.
+    One pass over the parser's events, so a deep file cannot exhaust the stack."""
+    frames: list[_Frame] = []
+    done: dict[str, tuple[int, int]] = {}  # anchor -> (values, height)
+    total = 0
+    for ev in yaml.parse(text, Loader=_YamlLoader):
+        if isinstance(ev, yaml.CollectionStartEvent):
+            if len(frames) >= MAX_DEPTH:
+                raise AtlabError(f"{path}: nested more than {MAX_DEPTH} levels deep"
+                                 f"{_line(ev.start_mark)}")
+            frames.append(_Frame(ev.anchor))
+            total += 1
+            continue
+        if isinstance(ev, yaml.CollectionEndEvent):
+            frame = frames.pop()
+            size, height = frame.size, frame.height + 1
+            if frame.anchor is not None:
+                done[frame.anchor] = (size, height)
+        elif isinstance(ev, yaml.AliasEvent):
+            anchor = str(ev.anchor)
+            if anchor not in done:
+                raise AtlabError(f"{path}: alias *{anchor[:30]}{_line(ev.start_mark)} refers "
+                                 "to an unknown anchor or to one it is inside of")
+            size, height = done[anchor]
+            total += size
+            if total > MAX_NODES:
+                raise AtlabError(f"{path}: more than {MAX_NODES} values once aliases are "
+                                 "expanded")
+            if len(frames) + height > MAX_DEPTH:
+                raise AtlabError(f"{path}: nested more than {MAX_DEPTH} levels deep through "
+                                 "aliases")
+        elif isinstance(ev, yaml.ScalarEvent):
+            size, height = 1, 0
+            total += 1
+            if ev.anchor is not None:
+                done[ev.anchor] = (1, 0)
+        else:
+            continue
+        if frames:
+            frames[-1].size += size
+            frames[-1].height = max(frames[-1].height, height)
+
+
+def read_file(path: str | Path) -> object:
+    """Load JSON or YAML (by extension; ``.json`` is JSON, anything else is tried as YAML).
+
+    Only regular files of at most :data:`MAX_FILE_BYTES`, UTF-8 text, nested at most
+    :data:`MAX_DEPTH` deep, expanding to at most :data:`MAX_NODES` values through YAML aliases,
+    with number literals of at most :data:`MAX_INT_DIGITS` characters; anything else is an
+    :class:`AtlabError` with one line.
+    """
+    text = _decode(path, _read_bytes(path))
+    try:
+        if Path(path).suffix.lower() == ".json":
+            try:
+                doc: object = json.loads(text, parse_int=_json_int)
+            except RecursionError:
+                raise AtlabError(f"nested more than {MAX_DEPTH} levels deep") from None
+        else:
+            _check_yaml_events(path, text)
+            doc = yaml.load(text, Loader=_YamlLoader)  # a safe loader
+        _check_tree(path, doc)
+        return doc
     except json.JSONDecodeError as exc:
         raise AtlabError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: "
                          f"{exc.msg}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f" at line {mark.line + 1}" if mark is not None else ""
-        raise AtlabError(f"{path}: invalid YAML{loc}: {getattr(exc, 'problem', exc)}") from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        if len(problem) > 120:
+            problem = problem[:119] + "…"
+        raise AtlabError(f"{path}: invalid YAML{loc}: {problem}") from None
+    except AtlabError as exc:
+        msg = str(exc)
+        raise AtlabError(msg if msg.startswith(f"{path}: ") else f"{path}: {msg}") from None
 
 
 def load_scenarios(path: str | Path) -> list[Scenario]:
@@ -274,7 +449,7 @@ def _yaml_scalar(value: object, key: str) -> str:
                 "null", "true", "false", "yes", "no", "on", "off", "y", "n", "nan", "inf"):
             return value
         return _yaml_quoted(value)
-    raise AtlabError(f"cannot write {type(value).__name__} {value!r} to YAML")
+    raise AtlabError(f"cannot write {type(value).__name__} {clip(value)} to YAML")
 
 
 def _yaml_flow(value: object, key: str) -> str | None:
@@ -352,14 +527,16 @@ def scenarios_to_yaml(scenarios: Sequence[Scenario | Mapping[str, object]]) -> s
     <BLANKLINE>
     """
     lines: list[str] = []
-    for sc in scenarios:
+    for n, sc in enumerate(scenarios):
+        if not isinstance(sc, Scenario | Mapping):
+            raise AtlabError(f"scenario {n}: a scenario or a mapping, not {clip(sc)}")
         d = sc.to_dict() if isinstance(sc, Scenario) else dict(sc)
         comment = str(d.get("comment") or "")
         if lines:
             lines.append("")
         lines += _comment_lines(f"{d.get('name', '')}: {comment}" if comment
                                 else str(d.get("name", "")))
-        block = _yaml_block(d, 2, "")
+        block = _yaml_block(d, 2, "") or ["{}"]
         lines.append(f"- {block[0].lstrip()}")
         lines += block[1:]
     return "\n".join(lines) + "\n"

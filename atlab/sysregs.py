@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from atlab.bits import bits, set_bits
-from atlab.errors import AtlabError
+from atlab.errors import AtlabError, clip
 from atlab.features import Feature, FeatureSet
 
 
@@ -267,7 +267,7 @@ def layout(name: str, *, e2h: int = 0) -> tuple[Field, ...]:
         return LAYOUTS[name]
     except KeyError:
         known = ", ".join(sorted(LAYOUTS))
-        raise AtlabError(f"unknown register {name!r}; known: {known}") from None
+        raise AtlabError(f"unknown register {clip(name)}; known: {known}") from None
 
 
 def _index(table: tuple[Field, ...]) -> Mapping[str, Field]:
@@ -287,7 +287,7 @@ def _field(name: str, fname: str, e2h: int) -> Field:
         return f
     known = ", ".join(f.name for f in layout(name, e2h=e2h))
     extra = " (HCR_EL2.E2H selects the TCR_EL2 layout)" if name == "TCR_EL2" else ""
-    raise AtlabError(f"{name} has no field {fname!r}{extra}; fields: {known}")
+    raise AtlabError(f"{name} has no field {clip(fname)}{extra}; fields: {known}")
 
 
 def decode(name: str, value: int, *, e2h: int = 0) -> dict[str, int]:
@@ -384,7 +384,7 @@ class SysRegs:
                 layout(name)  # raises the unknown-register error
             width = _WIDTH.get(name, 64)
             if not isinstance(value, int) or not 0 <= value < (1 << width):
-                raise AtlabError(f"{name} must be a {width}-bit unsigned value, not {value!r}")
+                raise AtlabError(f"{name} must be a {width}-bit unsigned value, not {clip(value)}")
         object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
 
     @staticmethod
@@ -430,19 +430,19 @@ class SysRegs:
 def parse_int(raw: object, *, what: str = "value") -> int:
     """An int, or a string in hex (``0x``), binary (``0b``) or decimal; else AtlabError."""
     if isinstance(raw, bool):
-        raise AtlabError(f"{what}: expected a number, got {raw!r}")
+        raise AtlabError(f"{what}: expected a number, got {clip(raw)}")
     if isinstance(raw, int):
         if raw < 0:
-            raise AtlabError(f"{what}: negative values are not allowed ({raw})")
+            raise AtlabError(f"{what}: negative values are not allowed ({clip(raw)})")
         return raw
     if isinstance(raw, str):
         text = raw.strip().replace("_", "")
         try:
             value = int(text, 0)
         except ValueError:
-            raise AtlabError(f"{what}: {raw!r} is not a number (use 0x... hex)") from None
+            raise AtlabError(f"{what}: {clip(raw)} is not a number (use 0x... hex)") from None
         if value < 0:
-            raise AtlabError(f"{what}: negative values are not allowed ({raw})")
+            raise AtlabError(f"{what}: negative values are not allowed ({clip(raw)})")
         return value
     raise AtlabError(f"{what}: expected a number or a hex string, got {type(raw).__name__}")
 

@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 
 from atlab.at import AtResult, Stage2Walker, run_at, s1_enabled
 from atlab.bits import bit, bits, mask
-from atlab.errors import AtlabError
+from atlab.errors import AtlabError, clip
 from atlab.faults import Fault, FaultKind
 from atlab.features import FeatureSet
 from atlab.memory import PhysMem, byteswap64
@@ -231,7 +231,7 @@ class TlbiOp(enum.Enum):
         try:
             return cls[name]
         except KeyError:
-            raise AtlabError(f"unknown TLBI {text!r} (one of "
+            raise AtlabError(f"unknown TLBI {clip(text)} (one of "
                              f"{', '.join(o.name for o in cls)})") from None
 
     def check_operands(self, *, va: int | None = None, asid: int | None = None,

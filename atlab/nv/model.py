@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from atlab.errors import AtlabError
+from atlab.errors import AtlabError, clip
 from atlab.features import FeatureSet
 from atlab.memory import AccessKind, MemAccess, PhysMem
 from atlab.nv.routing import Context
@@ -305,7 +305,8 @@ def parse_nv_scenario(obj: object, *, source: str = "<nv scenario>") -> NvScenar
     try:
         ctx_name = str(obj.get("context", "L1"))
         if ctx_name not in _CONTEXTS:
-            raise AtlabError(f"'context' must be one of {', '.join(_CONTEXTS)}, not {ctx_name!r}")
+            raise AtlabError(f"'context' must be one of {', '.join(_CONTEXTS)}, "
+                             f"not {clip(ctx_name)}")
         raw_regs = obj.get("vsysregs", {})
         if not isinstance(raw_regs, Mapping):
             raise AtlabError("'vsysregs' must be a mapping")
@@ -341,7 +342,7 @@ def parse_nv_scenario(obj: object, *, source: str = "<nv scenario>") -> NvScenar
         if not isinstance(kvm, bool):
             raise AtlabError("'kvm_behaviour' must be true or false")
     except AtlabError as exc:
-        raise AtlabError(f"{source}: {name!r}: {exc}") from None
+        raise AtlabError(f"{source}: {clip(name)}: {exc}") from None
     return NvScenario(name, _CONTEXTS[ctx_name], vregs, memory, pa_offset, holes,
                       tuple(shadow), ops, features, kvm, str(obj.get("comment", "") or ""))
 
