@@ -51,12 +51,15 @@ def run_model(scn: Mapping[str, Any]) -> list[Outcome]:
     return out
 
 
-def run_qemu(scns: Sequence[Mapping[str, Any]]) -> list[list[Outcome]]:
-    """QEMU's outcome for every op of every scenario (one or a few boots)."""
+def run_qemu(scns: Sequence[Mapping[str, Any]], qemu: str = "10") -> list[list[Outcome]]:
+    """QEMU's outcome for every op of every scenario (one or a few boots).
+
+    ``qemu``: "10" (the system's QEMU 10) or "11" (QEMU 11.1 in the Debian 13 chroot made by
+    tools/install-system-deps.sh; :func:`tools.hw.driver.qemu_target`)."""
     from tools.hw import run_scenarios
 
     out = []
-    for res in run_scenarios(list(scns), timeout=QEMU_TIMEOUT):
+    for res in run_scenarios(list(scns), qemu=qemu, timeout=QEMU_TIMEOUT):
         ops = []
         for op in res.ops:
             if op.crashed:
@@ -279,10 +282,10 @@ def _merge(base: Mapping[str, Any], good: Sequence[Mapping[str, Any]]) -> dict[s
     return merged
 
 
-def qemu_predicate(want_model: Outcome, want_qemu: Outcome) -> Predicate:
+def qemu_predicate(want_model: Outcome, want_qemu: Outcome, qemu: str = "10") -> Predicate:
     """The mismatch is still the same one: both sides give the same answers as before."""
     def pred(cands: Sequence[Mapping[str, Any]]) -> list[bool]:
-        qs = run_qemu(cands)
+        qs = run_qemu(cands, qemu)
         out = []
         for c, q in zip(cands, qs, strict=True):
             m = run_model(c)[-1]
@@ -341,13 +344,14 @@ def replay(scns: Sequence[Mapping[str, Any]]) -> Report:
 
 
 def compare(scns: Sequence[Mapping[str, Any]], *, shrink_mismatches: bool = True,
-            max_reproducers: int = 20, log: Callable[[str], None] = print) -> Report:
+            max_reproducers: int = 20, log: Callable[[str], None] = print,
+            qemu_version: str = "10") -> Report:
     """QEMU against atlab over ``scns`` (atlab-only scenarios: atlab alone, not compared)."""
     rep = Report()
     only = [s for s in scns if is_atlab_only(s)]
     scns = [s for s in scns if not is_atlab_only(s)]
     t0 = time.monotonic()
-    qemu = run_qemu(scns)
+    qemu = run_qemu(scns, qemu_version)
     rep.seconds["qemu"] = time.monotonic() - t0
     t0 = time.monotonic()
     models = [run_model(s) for s in scns]
@@ -360,7 +364,8 @@ def compare(scns: Sequence[Mapping[str, Any]], *, shrink_mismatches: bool = True
     for n, (scn, i, m, q) in enumerate(rep.mismatches):
         if n >= max_reproducers:
             break
-        small = shrink(scn, i, qemu_predicate(m, q)) if shrink_mismatches else dict(scn)
+        small = (shrink(scn, i, qemu_predicate(m, q, qemu_version)) if shrink_mismatches
+                 else dict(scn))
         path = write_reproducer(small, m, q)
         log(f"MISMATCH {scn['name']} op {i} ({scn['ops'][i]['op']} {scn['ops'][i]['va']}) "
             f"-> {path} ({len(small['ops'])} ops, {len(small.get('memory', []))} words)")
@@ -369,5 +374,67 @@ def compare(scns: Sequence[Mapping[str, Any]], *, shrink_mismatches: bool = True
     return rep
 
 
-__all__ = ["Outcome", "Par", "Report", "compare", "record", "replay", "run_model", "run_qemu",
+# ---- QEMU 10 against QEMU 11 -----------------------------------------------------------------
+
+#: Why QEMU 11.1 may answer an op of the QEMU 10 corpus differently: each entry is a change
+#: between the two versions, argued from the Arm ARM, recognised narrowly.
+QEMU11_CHANGES = {
+    "qemu11-implements-ats1a": (
+        "QEMU 11.1 -cpu max implements FEAT_ATS1A: AT S1E1A/S1E2A, UNDEFINED on 10.0.2 "
+        "(the corpus scenarios say FEAT_ATS1A=false, QEMU 10's PE), now execute and write "
+        "PAR_EL1 (AArch64.AT() with ATAccess_Any: no permission check)"),
+}
+
+
+def qemu11_change(scn: Mapping[str, Any], i: int, q10: Outcome, q11: Outcome) -> str | None:
+    """The name of the :data:`QEMU11_CHANGES` entry that explains a QEMU 10 / 11 difference
+    on op ``i`` of ``scn``, or None."""
+    op = str(scn["ops"][i]["op"]).upper()
+    if (op in ("S1E1A", "S1E2A") and q10.kind == "exc" and (q10.esr >> 26) == 0
+            and q11.kind == "par"):
+        model11 = run_model(dict(scn, features={**scn.get("features", {}),
+                                                "FEAT_ATS1A": True}))[i]
+        if model11.key() == q11.key():
+            return "qemu11-implements-ats1a"
+    return None
+
+
+@dataclass
+class VersionReport:
+    """QEMU 11 against the answers QEMU 10 recorded in a corpus."""
+
+    ops: int = 0
+    same: int = 0
+    explained: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    unexplained: list[tuple[Mapping[str, Any], int, Outcome, Outcome]] = field(
+        default_factory=list)
+
+    def summary(self) -> str:
+        expl = ", ".join(f"{k}: {v}" for k, v in sorted(self.explained.items())) or "none"
+        return (f"{self.ops} ops: {self.same} identical on QEMU 10 and 11, explained "
+                f"differences: {expl}; {len(self.unexplained)} unexplained")
+
+
+def compare_versions(scns: Sequence[Mapping[str, Any]],
+                     q11: Sequence[Sequence[Outcome]]) -> VersionReport:
+    """Each op's recorded QEMU 10 answer against QEMU 11's."""
+    rep = VersionReport()
+    for scn, qs in zip(scns, q11, strict=True):
+        for i, (q10, q) in enumerate(zip(expected_outcomes(scn), qs, strict=True)):
+            if q10 is None:
+                continue
+            rep.ops += 1
+            if q10.key() == q.key():
+                rep.same += 1
+                continue
+            name = qemu11_change(scn, i, q10, q)
+            if name is None:
+                rep.unexplained.append((scn, i, q10, q))
+            else:
+                rep.explained[name] += 1
+    return rep
+
+
+__all__ = ["QEMU11_CHANGES", "Outcome", "Par", "Report", "VersionReport", "compare",
+           "compare_versions", "qemu11_change", "record", "replay", "run_model", "run_qemu",
            "shrink"]

@@ -930,6 +930,28 @@ def is_atlab_only(scn: dict[str, Any]) -> bool:
     return any(t.startswith(ATLAB_ONLY) for t in scn.get("tags", []))
 
 
+#: The features QEMU 11.1 -cpu max has and 10.0.2 lacks, as atlab's feature names; it has
+#: no FEAT_S1POE/S2POE.
+QEMU11_FEATURES: dict[str, Any] = {"FEAT_ATS1A": True}
+
+
+def qemu11_profile(scn: dict[str, Any]) -> dict[str, Any]:
+    """A generated scenario for QEMU 11.1's PE (``--qemu 11``): FEAT_ATS1A on, so the
+    ``op:ats1a-undef`` ops execute (tagged ``op:ats1a``) and the ``atlab-only:ats1a`` variants
+    are compared with QEMU (tagged ``ats1a``)."""
+    tags = set(scn.get("tags", []))
+    if ATLAB_ONLY + "ats1a" in tags:
+        tags.discard(ATLAB_ONLY + "ats1a")
+        tags.add("ats1a")
+    if "op:ats1a-undef" in tags:
+        tags.discard("op:ats1a-undef")
+        tags.add("op:ats1a")
+    feats = dict(scn.get("features", {}))
+    if not is_atlab_only(dict(scn, tags=sorted(tags))) or feats.get("FEAT_ATS1A") is False:
+        feats.update(QEMU11_FEATURES)
+    return dict(scn, tags=sorted(tags), features=feats)
+
+
 def atlab_only_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
     """Turn a generated scenario into one only atlab can answer (tagged ``atlab-only:*``):
 
