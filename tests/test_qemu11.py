@@ -22,19 +22,6 @@ DATA = Path(__file__).parent / "data"
 SMOKE: list[dict[str, Any]] = json.loads((DATA / "conformance" / "smoke.json").read_text())
 CORPORA = sorted((DATA / "difftest").glob("corpus-*.json"))
 
-#: The ops of the committed QEMU 10.0.2 corpus that QEMU 11.1.3 answers differently for a
-#: reason not yet argued from the Arm ARM (README "Validation against QEMU", QEMU 11.1): kept
-#: here by name so that any new change fails the test.  Stage 2 MemAttr[3]=1 with
-#: HCR_EL2.FWB=1 (QEMU 11 no longer reads it as Device-nGnRnE), hardware Access flag update
-#: through a read-only stage 2 page, and an AT S1E2A whose walk leaves RAM (External abort).
-OPEN_QEMU11_CHANGES = {
-    ("corpus-seed1.json", "s1-6", 6), ("corpus-seed1.json", "s1-99", 6),
-    ("corpus-seed1.json", "s1-104", 4), ("corpus-seed1.json", "s1-272", 3),
-    ("corpus-seed1.json", "s1-272", 6),
-    ("corpus-seed2.json", "s2-136", 0), ("corpus-seed2.json", "s2-136", 2),
-}  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def q11() -> str:
     """QEMU 11's version line; skips outside CI when the chroot is absent."""
@@ -76,12 +63,20 @@ def test_smoke_scenarios_on_qemu11(q11: str) -> None:
 @pytest.mark.parametrize("corpus", CORPORA, ids=[p.name for p in CORPORA])
 def test_corpus_on_qemu11(q11: str, corpus: Path) -> None:
     """Every op of the QEMU 10 corpus: QEMU 11 answers the same, or the difference is a named
-    QEMU change (FEAT_ATS1A), or one of the open differences listed above."""
+    QEMU change (tools.difftest.compare.QEMU11_CHANGES: FEAT_ATS1A implemented, FWB MemAttr[3]
+    ignored, AT write to a writable-clean page faulting, ...)."""
     scns = json.loads(corpus.read_text())
     rep = compare_versions(scns, run_qemu(scns, "11"))
-    open_here = {(n, i) for f, n, i in OPEN_QEMU11_CHANGES if f == corpus.name}
-    assert {(s["name"], i) for s, i, _, _ in rep.unexplained} == open_here
+    assert [(s["name"], i, str(a), str(b)) for s, i, a, b in rep.unexplained] == []
     assert rep.explained.get("qemu11-implements-ats1a", 0) > 0
+
+
+def test_generated_on_qemu11(q11: str) -> None:
+    """A CI-sized generated run on QEMU 11: every difference from atlab is named."""
+    scns = [qemu11_profile(s) for s in generate(3, 400)]
+    rep = compare(scns, shrink_mismatches=False, qemu_version="11", log=lambda _: None)
+    assert rep.ops > 1500
+    assert [(s["name"], i, str(m), str(q)) for s, i, m, q in rep.mismatches] == []
 
 
 def test_generated_ats1a_on_qemu11(q11: str) -> None:

@@ -119,7 +119,9 @@ class Report:
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def add(self, scn: Mapping[str, Any], model: Sequence[Outcome],
-            other: Sequence[Outcome | None]) -> list[int]:
+            other: Sequence[Outcome | None],
+            also: Callable[[Mapping[str, Any], int, Outcome, Outcome], str | None] | None = None,
+            ) -> list[int]:
         """Compare one scenario; returns the indices of unexplained mismatches."""
         self.scenarios += 1
         tags = [*scn.get("tags", []), "all"]
@@ -140,6 +142,8 @@ class Report:
             if m.key() == q.key():
                 continue
             name = classify(scn, i, m, q)
+            if name is None and also is not None:
+                name = also(scn, i, m, q)
             if name is not None:
                 self.deviations[name] += 1
                 ndev += 1
@@ -359,8 +363,9 @@ def compare(scns: Sequence[Mapping[str, Any]], *, shrink_mismatches: bool = True
         run_model(s)  # atlab must answer (or refuse with AtlabError), never crash
     rep.atlab_only = len(only)
     rep.seconds["atlab"] = time.monotonic() - t0
+    also = classify_qemu11 if qemu_version == "11" else None
     for scn, ms, qs in zip(scns, models, qemu, strict=True):
-        rep.add(scn, ms, qs)
+        rep.add(scn, ms, qs, also)
     for n, (scn, i, m, q) in enumerate(rep.mismatches):
         if n >= max_reproducers:
             break
@@ -383,7 +388,103 @@ QEMU11_CHANGES = {
         "QEMU 11.1 -cpu max implements FEAT_ATS1A: AT S1E1A/S1E2A, UNDEFINED on 10.0.2 "
         "(the corpus scenarios say FEAT_ATS1A=false, QEMU 10's PE), now execute and write "
         "PAR_EL1 (AArch64.AT() with ATAccess_Any: no permission check)"),
+    "qemu11-fwb-memattr3-ignored": (
+        "HCR_EL2.FWB=1 with stage 2 MemAttr[3]=1: QEMU 11.1 takes the attributes from "
+        "MemAttr[2:0] as AArch64.S2ApplyFWBMemAttrs() does (it reads only s2_attr<2> and "
+        "s2_attr<1:0>; with FEAT_MTE_PERM s2_attr<3:1>='111' only sets s2tag_na); QEMU 10.0.2 "
+        "gave Device-nGnRnE, the CONSTRAINED UNPREDICTABLE choice atlab copied "
+        "(attrs.FWB_RESERVED_MEMATTR_ATTR). Both are permitted: MemAttr[3] is RES0 without "
+        "FEAT_MTE_PERM"),
+    "qemu11-at-write-dbm-faults": (
+        "AT S1E*W on a writable-clean page (TCR_ELx.HD=1, DBM=1, AP[2]=1): QEMU 11.1 gives a "
+        "stage 1 permission fault; QEMU 10.0.2 and atlab give the translation. QEMU 11 no "
+        "longer clears AP[2] for AT (AArch64.SetDirtyState() is FALSE for AccessType_AT: the "
+        "10.0.2 deviation is fixed) but now checks the write against the unchanged AP[2], "
+        "while AArch64.S1Translate() says 'the walk state permissions will already reflect a "
+        "configuration permitting writes' when hardware dirty state is enabled: a QEMU 11 "
+        "regression; atlab keeps the architecture's answer"),
+    "qemu11-at-no-af-update": (
+        "TCR_ELx.HA=1 (or VTCR_EL2.HA=1) and a descriptor with AF=0: QEMU 11.1's AT no longer "
+        "sets the Access flag, so it also takes no stage 2 fault on the write of the "
+        "descriptor (e.g. a stage 1 table in a page stage 2 maps read-only); QEMU 10.0.2 set "
+        "it, as atlab does. AArch64.SetAccessFlag() returns boolean IMPLEMENTATION_DEFINED "
+        "\"AT updates AF\" for AccessType_AT: both are permitted (atlab's choice: "
+        "walk_s2.AT_UPDATES_AF, README IMPLEMENTATION DEFINED table)"),
+    "ats1a-walk-external-abort": (
+        "AT S1E1A/S1E2A whose walk reads a descriptor outside RAM: QEMU 11.1 takes a "
+        "synchronous External abort on the translation table walk (EC 0x24/0x25, DFSC "
+        "0b0101xx); atlab models no External aborts (every PA is RAM, README LIMITATIONS). "
+        "On QEMU 10 the op was UNDEFINED (no FEAT_ATS1A), so the walk never ran"),
 }
+
+
+def _walk_external_abort(q: Outcome) -> bool:
+    """A data abort taken for a synchronous External abort on a translation table walk."""
+    return (q.kind == "exc" and (q.esr >> 26) in (0x24, 0x25)
+            and (q.esr & 0x3F) >> 2 == 0b0101)
+
+
+def _model_qemu11_choices(scn: Mapping[str, Any], *, no_af: bool, fwb3: bool) -> list[Outcome]:
+    """atlab's answers with QEMU 11.1's choices where the Arm ARM leaves one: ``no_af``: AT
+    never updates the Access flag (``AArch64.SetAccessFlag()``: ``boolean
+    IMPLEMENTATION_DEFINED "AT updates AF"`` FALSE; atlab's :data:`atlab.walk_s2.AT_UPDATES_AF`
+    is TRUE); ``fwb3``: stage 2 MemAttr[3] ignored under FWB (AArch64.S2ApplyFWBMemAttrs() as
+    written).  Used only to recognise :data:`QEMU11_CHANGES`."""
+    import atlab.at as at_module
+    import atlab.walk_s2 as s2_module
+    from atlab import attrs
+
+    def pseudocode_fwb(s1_attr: int, s2_memattr: int) -> int:
+        return attrs.fwb_combine(s1_attr, s2_memattr & 0b0111)
+
+    saved = (at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF)
+    if fwb3:
+        at_module.fwb_combine = pseudocode_fwb
+    if no_af:
+        at_module.AT_UPDATES_AF = s2_module.AT_UPDATES_AF = False
+    try:
+        return run_model(scn)
+    finally:
+        at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF = saved
+
+
+def _at_write_on_writable_clean(scn: Mapping[str, Any], i: int, q11: Outcome) -> bool:
+    """QEMU 11 gave a stage 1 permission fault to an AT write whose stage 1 leaf is
+    writable-clean (DBM=1, AP[2]=1; TCR_ELx.HD=1 made atlab's walk treat it as writable)."""
+    op = str(scn["ops"][i]["op"]).upper()
+    s1_permission_fault = (q11.kind == "par" and q11.value & 1 == 1  # F=1
+                           and (q11.value >> 1) & 0x3C == 0x0C  # FST = permission, any level
+                           and not (q11.value >> 9) & 1)  # S=0: stage 1
+    if not (op.endswith(("W", "WP")) and s1_permission_fault):
+        return False
+    from atlab import parse_scenario
+
+    res = parse_scenario(scn).run(trace=True)[i]
+    if res.fault is not None and res.fault.stage == 1:
+        return False  # atlab faulted at stage 1 too: not this change
+    leaf = [st for st in res.trace.steps if st.stage == 1 and not st.is_write]
+    return bool(leaf) and bool(leaf[-1].raw >> 51 & 1 and leaf[-1].raw >> 7 & 1)
+
+
+def classify_qemu11(scn: Mapping[str, Any], i: int, model: Outcome,
+                    q11: Outcome) -> str | None:
+    """The :data:`QEMU11_CHANGES` entries (other than FEAT_ATS1A) explaining why QEMU 11's
+    answer differs from atlab's, joined with "+", or None."""
+    hcr = int(str(scn.get("sysregs", {}).get("HCR_EL2", "0")), 0)
+    choices = [(True, False)] + ([(False, True), (True, True)] if hcr >> 46 & 1 else [])
+    for no_af, fwb3 in choices:
+        m11 = _model_qemu11_choices(scn, no_af=no_af, fwb3=fwb3)[i]
+        names = ["qemu11-at-no-af-update"] * no_af + ["qemu11-fwb-memattr3-ignored"] * fwb3
+        if m11.key() == q11.key():
+            return "+".join(names)
+        qemu10_deviation = classify(scn, i, m11, q11)  # QEMU 10's departures, still there
+        if qemu10_deviation is not None:
+            return "+".join([*names, qemu10_deviation])
+    if _at_write_on_writable_clean(scn, i, q11):
+        return "qemu11-at-write-dbm-faults"
+    if str(scn["ops"][i]["op"]).upper().endswith("A") and _walk_external_abort(q11):
+        return "ats1a-walk-external-abort"
+    return None
 
 
 def qemu11_change(scn: Mapping[str, Any], i: int, q10: Outcome, q11: Outcome) -> str | None:
@@ -396,6 +497,10 @@ def qemu11_change(scn: Mapping[str, Any], i: int, q10: Outcome, q11: Outcome) ->
                                                 "FEAT_ATS1A": True}))[i]
         if model11.key() == q11.key():
             return "qemu11-implements-ats1a"
+    if op in ("S1E1A", "S1E2A") and _walk_external_abort(q11):
+        return "ats1a-walk-external-abort"
+    if q10.key() == run_model(scn)[i].key():
+        return classify_qemu11(scn, i, q10, q11)
     return None
 
 
@@ -435,6 +540,6 @@ def compare_versions(scns: Sequence[Mapping[str, Any]],
     return rep
 
 
-__all__ = ["QEMU11_CHANGES", "Outcome", "Par", "Report", "VersionReport", "compare",
-           "compare_versions", "qemu11_change", "record", "replay", "run_model", "run_qemu",
-           "shrink"]
+__all__ = ["QEMU11_CHANGES", "Outcome", "Par", "Report", "VersionReport", "classify_qemu11",
+           "compare", "compare_versions", "qemu11_change", "record", "replay", "run_model",
+           "run_qemu", "shrink"]
