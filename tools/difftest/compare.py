@@ -10,11 +10,12 @@ never sent to QEMU: atlab runs them (they must not crash it) and the report coun
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -389,15 +390,17 @@ QEMU11_CHANGES = {
         "(the corpus scenarios say FEAT_ATS1A=false, QEMU 10's PE), now execute and write "
         "PAR_EL1 (AArch64.AT() with ATAccess_Any: no permission check)"),
     "qemu11-fwb-memattr3-ignored": (
-        "HCR_EL2.FWB=1 with stage 2 MemAttr[3]=1: QEMU 11.1 takes the attributes from "
-        "MemAttr[2:0] as AArch64.S2ApplyFWBMemAttrs() does (it reads only s2_attr<2> and "
-        "s2_attr<1:0>; with FEAT_MTE_PERM s2_attr<3:1>='111' only sets s2tag_na); QEMU 10.0.2 "
-        "gave Device-nGnRnE, the CONSTRAINED UNPREDICTABLE choice atlab copied "
-        "(attrs.FWB_RESERVED_MEMATTR_ATTR). Both are permitted: MemAttr[3] is RES0 without "
-        "FEAT_MTE_PERM"),
+        "Stage 2 MemAttr encodings that are reserved without FEAT_MTE_PERM, read by QEMU 11.1 "
+        "as FEAT_MTE_PERM reads them (NoTagAccess, which AT does not report): with "
+        "HCR_EL2.FWB=1 and MemAttr[3]=1 the attributes come from MemAttr[2:0], as "
+        "AArch64.S2ApplyFWBMemAttrs() does (it reads only s2_attr<2> and s2_attr<1:0>); with "
+        "FWB=0 MemAttr=0b0100 is Normal Write-Back. QEMU 10.0.2 gave Device-nGnRnE (FWB=1) and "
+        "outer Non-cacheable (0b0100), the CONSTRAINED UNPREDICTABLE choices atlab copied "
+        "(attrs.FWB_RESERVED_MEMATTR_ATTR, attrs.S2_RESERVED_MEMATTR_INNER)"),
     "qemu11-at-write-dbm-faults": (
-        "AT S1E*W on a writable-clean page (TCR_ELx.HD=1, DBM=1, AP[2]=1): QEMU 11.1 gives a "
-        "stage 1 permission fault; QEMU 10.0.2 and atlab give the translation. QEMU 11 no "
+        "AT S1E*W/S12E*W on a writable-clean page (TCR_ELx.HD=1, DBM=1, AP[2]=1; or on the "
+        "final IPA VTCR_EL2.HD=1, DBM=1, S2AP[1]=0): QEMU 11.1 gives a permission fault; "
+        "QEMU 10.0.2 and atlab give the translation. QEMU 11 no "
         "longer clears AP[2] for AT (AArch64.SetDirtyState() is FALSE for AccessType_AT: the "
         "10.0.2 deviation is fixed) but now checks the write against the unchanged AP[2], "
         "while AArch64.S1Translate() says 'the walk state permissions will already reflect a "
@@ -424,8 +427,9 @@ def _walk_external_abort(q: Outcome) -> bool:
             and (q.esr & 0x3F) >> 2 == 0b0101)
 
 
-def _model_qemu11_choices(scn: Mapping[str, Any], *, no_af: bool, fwb3: bool) -> list[Outcome]:
-    """atlab's answers with QEMU 11.1's choices where the Arm ARM leaves one: ``no_af``: AT
+@contextlib.contextmanager
+def _qemu11_choices(*, no_af: bool, fwb3: bool) -> Iterator[None]:
+    """atlab (within the block) with QEMU 11.1's choices where the Arm ARM leaves one: ``no_af``: AT
     never updates the Access flag (``AArch64.SetAccessFlag()``: ``boolean
     IMPLEMENTATION_DEFINED "AT updates AF"`` FALSE; atlab's :data:`atlab.walk_s2.AT_UPDATES_AF`
     is TRUE); ``fwb3``: stage 2 MemAttr[3] ignored under FWB (AArch64.S2ApplyFWBMemAttrs() as
@@ -437,33 +441,53 @@ def _model_qemu11_choices(scn: Mapping[str, Any], *, no_af: bool, fwb3: bool) ->
     def pseudocode_fwb(s1_attr: int, s2_memattr: int) -> int:
         return attrs.fwb_combine(s1_attr, s2_memattr & 0b0111)
 
-    saved = (at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF)
+    def mte_perm_memattr(memattr: int) -> int:  # FEAT_MTE_PERM: 0b0100 is NoTagAccess WB
+        return 0b1111 if memattr == 0b0100 else attrs.s2_constrain_reserved_memattr(memattr)
+
+    saved = (at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF,
+             s2_module.s2_constrain_reserved_memattr)
     if fwb3:
         at_module.fwb_combine = pseudocode_fwb
+        s2_module.s2_constrain_reserved_memattr = mte_perm_memattr
     if no_af:
         at_module.AT_UPDATES_AF = s2_module.AT_UPDATES_AF = False
     try:
-        return run_model(scn)
+        yield
     finally:
-        at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF = saved
+        (at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF,
+         s2_module.s2_constrain_reserved_memattr) = saved
 
 
 def _at_write_on_writable_clean(scn: Mapping[str, Any], i: int, q11: Outcome) -> bool:
-    """QEMU 11 gave a stage 1 permission fault to an AT write whose stage 1 leaf is
-    writable-clean (DBM=1, AP[2]=1; TCR_ELx.HD=1 made atlab's walk treat it as writable)."""
+    """QEMU 11 gave a permission fault to an AT write whose leaf is writable-clean: at stage
+    1 (DBM=1, AP[2]=1, TCR_ELx.HD=1) or, on the final IPA, at stage 2 (DBM=1, S2AP[1]=0,
+    VTCR_EL2.HD=1); atlab's walk (QEMU 11's AF choice applied) treats it as writable."""
     op = str(scn["ops"][i]["op"]).upper()
-    s1_permission_fault = (q11.kind == "par" and q11.value & 1 == 1  # F=1
-                           and (q11.value >> 1) & 0x3C == 0x0C  # FST = permission, any level
-                           and not (q11.value >> 9) & 1)  # S=0: stage 1
-    if not (op.endswith(("W", "WP")) and s1_permission_fault):
+    permission_fault = (q11.kind == "par" and q11.value & 1 == 1  # F=1
+                        and (q11.value >> 1) & 0x3C == 0x0C  # FST = permission, any level
+                        and not (q11.value >> 8) & 1)  # PTW=0
+    if not (op.endswith(("W", "WP")) and permission_fault):
         return False
+    import atlab.at as at_module
+    import atlab.walk_s2 as s2_module
     from atlab import parse_scenario
 
-    res = parse_scenario(scn).run(trace=True)[i]
-    if res.fault is not None and res.fault.stage == 1:
-        return False  # atlab faulted at stage 1 too: not this change
-    leaf = [st for st in res.trace.steps if st.stage == 1 and not st.is_write]
-    return bool(leaf) and bool(leaf[-1].raw >> 51 & 1 and leaf[-1].raw >> 7 & 1)
+    stage = 2 if (q11.value >> 9) & 1 else 1
+    saved = (at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF)
+    at_module.AT_UPDATES_AF = s2_module.AT_UPDATES_AF = False
+    try:
+        res = parse_scenario(scn).run(trace=True)[i]
+    finally:
+        at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF = saved
+    if res.fault is not None and not (stage == 1 and res.fault.stage == 2
+                                      and not res.fault.s1ptw):
+        return False  # atlab faulted before (or at) the same place: not this change
+    if stage == 1:
+        leaves = [st for st in res.trace.steps if st.stage == 1 and not st.is_write]
+    else:
+        leaves = [st for st in res.trace.final_s2 if not st.is_write]
+    return bool(leaves) and bool(leaves[-1].raw >> 51 & 1
+                                 and leaves[-1].raw >> 7 & 1 == (stage == 1))
 
 
 def classify_qemu11(scn: Mapping[str, Any], i: int, model: Outcome,
@@ -471,13 +495,16 @@ def classify_qemu11(scn: Mapping[str, Any], i: int, model: Outcome,
     """The :data:`QEMU11_CHANGES` entries (other than FEAT_ATS1A) explaining why QEMU 11's
     answer differs from atlab's, joined with "+", or None."""
     hcr = int(str(scn.get("sysregs", {}).get("HCR_EL2", "0")), 0)
-    choices = [(True, False)] + ([(False, True), (True, True)] if hcr >> 46 & 1 else [])
+    stage2 = hcr & 1 or hcr >> 12 & 1  # HCR_EL2.VM or HCR_EL2.DC
+    choices = [(True, False)] + ([(False, True), (True, True)] if stage2 else [])
     for no_af, fwb3 in choices:
-        m11 = _model_qemu11_choices(scn, no_af=no_af, fwb3=fwb3)[i]
+        with _qemu11_choices(no_af=no_af, fwb3=fwb3):
+            m11 = run_model(scn)[i]
+            # QEMU 10's departures, still there (their checks rerun the model: keep the choices)
+            qemu10_deviation = classify(scn, i, m11, q11) if m11.key() != q11.key() else None
         names = ["qemu11-at-no-af-update"] * no_af + ["qemu11-fwb-memattr3-ignored"] * fwb3
         if m11.key() == q11.key():
             return "+".join(names)
-        qemu10_deviation = classify(scn, i, m11, q11)  # QEMU 10's departures, still there
         if qemu10_deviation is not None:
             return "+".join([*names, qemu10_deviation])
     if _at_write_on_writable_clean(scn, i, q11):
