@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from atlab import AtlabError, Par, parse_scenario
+from atlab.perms import S1Perms, s1_access_allowed
+from atlab.regime import Access
 from tools.difftest.generator import is_atlab_only
 from tools.difftest.known_deviations import classify
 from tools.difftest.outcome import Outcome
@@ -413,6 +415,23 @@ QEMU11_CHANGES = {
         "it, as atlab does. AArch64.SetAccessFlag() returns boolean IMPLEMENTATION_DEFINED "
         "\"AT updates AF\" for AccessType_AT: both are permitted (atlab's choice: "
         "walk_s2.AT_UPDATES_AF, README IMPLEMENTATION DEFINED table)"),
+    "qemu11-pie-no-ndirty-fault": (
+        "FEAT_S1PIE without hardware dirty state (TCR2_ELx.PIE=1, TCR_ELx.HD=0): an AT write "
+        "to a page whose nDirty bit (descriptor bit 7) is 1 gets the translation on QEMU "
+        "11.1; AArch64.S1CheckPermissions() gives a Permission fault (fault.dirtybit) for "
+        "'accdesc.write && walkparams.hd != 1 && walkparams.pie == 1 && "
+        "permissions.ndirty == 1', AT included: a QEMU 11 departure, atlab follows the "
+        "pseudocode"),
+    "qemu11-aie-keeps-hierarchical-permissions": (
+        "TCR2_ELx.AIE=1 (PIE=0) with APTable/XNTable bits in the table descriptors: QEMU "
+        "11.1 still applies them; AArch64.S1TTWParamsEL10()/EL20()/EL2() set walkparams.hpd "
+        "to 1 when walkparams.aie is 1 (hierarchical permissions disabled), as atlab does"),
+    "qemu11-pie-pan-reserved-upi": (
+        "AT S1E1RP/WP with PSTATE.PAN=1, S1PIE, and a PIRE0_ELx entry that is a reserved "
+        "encoding (0b0100, 0b1011, 0b1101, 0b1111: no EL0 access): QEMU 11.1 applies PAN only "
+        "when the decoded EL0 permissions are not empty; "
+        "AArch64.S1IndirectBasePermissions() applies it when permissions.upi != '0000', so "
+        "atlab removes the privileged read and write"),
     "ats1a-walk-external-abort": (
         "AT S1E1A/S1E2A whose walk reads a descriptor outside RAM: QEMU 11.1 takes a "
         "synchronous External abort on the translation table walk (EC 0x24/0x25, DFSC "
@@ -428,7 +447,7 @@ def _walk_external_abort(q: Outcome) -> bool:
 
 
 @contextlib.contextmanager
-def _qemu11_choices(*, no_af: bool, fwb3: bool) -> Iterator[None]:
+def _qemu11_choices(*, no_af: bool, fwb3: bool, no_ndirty: bool = False) -> Iterator[None]:
     """atlab (within the block) with QEMU 11.1's choices where the Arm ARM leaves one: ``no_af``: AT
     never updates the Access flag (``AArch64.SetAccessFlag()``: ``boolean
     IMPLEMENTATION_DEFINED "AT updates AF"`` FALSE; atlab's :data:`atlab.walk_s2.AT_UPDATES_AF`
@@ -444,8 +463,13 @@ def _qemu11_choices(*, no_af: bool, fwb3: bool) -> Iterator[None]:
     def mte_perm_memattr(memattr: int) -> int:  # FEAT_MTE_PERM: 0b0100 is NoTagAccess WB
         return 0b1111 if memattr == 0b0100 else attrs.s2_constrain_reserved_memattr(memattr)
 
+    def no_dirty_check(perms: S1Perms, access: Access) -> bool:
+        return perms.w if access is Access.WRITE else s1_access_allowed(perms, access)
+
     saved = (at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF,
-             s2_module.s2_constrain_reserved_memattr)
+             s2_module.s2_constrain_reserved_memattr, at_module.s1_access_allowed)
+    if no_ndirty:
+        at_module.s1_access_allowed = no_dirty_check
     if fwb3:
         at_module.fwb_combine = pseudocode_fwb
         s2_module.s2_constrain_reserved_memattr = mte_perm_memattr
@@ -455,7 +479,7 @@ def _qemu11_choices(*, no_af: bool, fwb3: bool) -> Iterator[None]:
         yield
     finally:
         (at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF,
-         s2_module.s2_constrain_reserved_memattr) = saved
+         s2_module.s2_constrain_reserved_memattr, at_module.s1_access_allowed) = saved
 
 
 def _at_write_on_writable_clean(scn: Mapping[str, Any], i: int, q11: Outcome) -> bool:
@@ -490,25 +514,83 @@ def _at_write_on_writable_clean(scn: Mapping[str, Any], i: int, q11: Outcome) ->
                                  and leaves[-1].raw >> 7 & 1 == (stage == 1))
 
 
+def _aie_hierarchical(scn: Mapping[str, Any], i: int, q11: Outcome) -> bool:
+    """QEMU 11 faults where atlab, with TCR2_ELx.AIE=1 (and PIE=0), ignores the hierarchical
+    permissions: the same scenario with AIE cleared gives QEMU's fault."""
+    regs = scn.get("sysregs", {})
+    if q11.kind != "par":
+        return False
+    for name in ("TCR2_EL1", "TCR2_EL2"):
+        v = int(str(regs.get(name, "0")), 0)
+        if v >> 4 & 1 and not v >> 1 & 1:
+            other = run_model(dict(scn, sysregs={**regs, name: f"{v & ~(1 << 4):#x}"}))[i]
+            if other.key() == q11.key():
+                return True
+            # a translation: AttrIndx[3] no longer counts without AIE, compare all but ATTR
+            attr = 0xFF << 56
+            if (not q11.value & 1 and other.kind == "par" and not other.value & 1
+                    and Outcome("par", other.value & ~attr).key()
+                    == Outcome("par", q11.value & ~attr).key()):
+                return True
+    return False
+
+
+def _pie_pan_reserved_upi(scn: Mapping[str, Any], i: int, q11: Outcome) -> bool:
+    """AT S1E1RP/WP with PSTATE.PAN=1 under S1PIE on a page whose PIRE0 entry is a reserved
+    encoding: atlab applies PAN (``permissions.upi != '0000'``), QEMU 11 does not (the op
+    without PAN gives QEMU's answer)."""
+    op = scn["ops"][i]
+    if not (str(op["op"]).upper().endswith(("RP", "WP")) and int(op.get("pan", 0))):
+        return False
+    from atlab import parse_scenario
+    from atlab.walk_s1 import pi_index
+
+    res = parse_scenario(scn).run(trace=True)[i]
+    leaves = [st for st in res.trace.steps if st.stage == 1 and not st.is_write]
+    if not leaves or res.regime is None:
+        return False
+    suffix = res.regime.regime.suffix
+    pire0 = int(str(scn["sysregs"].get(f"PIRE0_{suffix}", "0")), 0)
+    upi = pire0 >> 4 * pi_index(leaves[-1].raw) & 0xF
+    if upi not in (0b0100, 0b1011, 0b1101, 0b1111):
+        return False
+    ops = [dict(o) for o in scn["ops"]]
+    ops[i]["pan"] = 0
+    for no_ndirty in (False, True):  # with QEMU 11's missing nDirty check, too
+        with _qemu11_choices(no_af=False, fwb3=False, no_ndirty=no_ndirty):
+            if run_model(dict(scn, ops=ops))[i].key() == q11.key():
+                return True
+    return False
+
+
 def classify_qemu11(scn: Mapping[str, Any], i: int, model: Outcome,
                     q11: Outcome) -> str | None:
     """The :data:`QEMU11_CHANGES` entries (other than FEAT_ATS1A) explaining why QEMU 11's
     answer differs from atlab's, joined with "+", or None."""
     hcr = int(str(scn.get("sysregs", {}).get("HCR_EL2", "0")), 0)
     stage2 = hcr & 1 or hcr >> 12 & 1  # HCR_EL2.VM or HCR_EL2.DC
-    choices = [(True, False)] + ([(False, True), (True, True)] if stage2 else [])
-    for no_af, fwb3 in choices:
-        with _qemu11_choices(no_af=no_af, fwb3=fwb3):
+    pie = any(t.startswith("pie:") for t in scn.get("tags", ()))
+    choices = sorted(((af, fwb, nd) for af in (True, False) for fwb in (False, True)
+                      for nd in (False, True)
+                      if (af or fwb or nd) and (stage2 or not fwb) and (pie or not nd)),
+                     key=sum)
+    for no_af, fwb3, no_ndirty in choices:
+        with _qemu11_choices(no_af=no_af, fwb3=fwb3, no_ndirty=no_ndirty):
             m11 = run_model(scn)[i]
             # QEMU 10's departures, still there (their checks rerun the model: keep the choices)
             qemu10_deviation = classify(scn, i, m11, q11) if m11.key() != q11.key() else None
-        names = ["qemu11-at-no-af-update"] * no_af + ["qemu11-fwb-memattr3-ignored"] * fwb3
+        names = (["qemu11-at-no-af-update"] * no_af + ["qemu11-fwb-memattr3-ignored"] * fwb3
+                 + ["qemu11-pie-no-ndirty-fault"] * no_ndirty)
         if m11.key() == q11.key():
             return "+".join(names)
         if qemu10_deviation is not None:
             return "+".join([*names, qemu10_deviation])
     if _at_write_on_writable_clean(scn, i, q11):
         return "qemu11-at-write-dbm-faults"
+    if _aie_hierarchical(scn, i, q11):
+        return "qemu11-aie-keeps-hierarchical-permissions"
+    if _pie_pan_reserved_upi(scn, i, q11):
+        return "qemu11-pie-pan-reserved-upi"
     if str(scn["ops"][i]["op"]).upper().endswith("A") and _walk_external_abort(q11):
         return "ats1a-walk-external-abort"
     return None
