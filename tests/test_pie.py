@@ -181,3 +181,53 @@ def test_register_tables() -> None:
     assert decode("ID_AA64MMFR3_EL1", id_registers(ALL.without(Feature.AIE))
                   ["ID_AA64MMFR3_EL1"])["AIE"] == 0
     SysRegs.from_mapping({"PIR_EL2": "0x1", "S2PIR_EL2": "0x2", "POR_EL0": "0x3"})
+
+
+# --- FEAT_S2PIE ---------------------------------------------------------------------------
+
+# S2PIR_EL2.Perm<m> -> (data read, data write), AArch64.S2IndirectBasePermissions().
+S2PERMS = [(0b0000, 0, 0), (0b0001, 0, 0), (0b0010, 1, 0), (0b0100, 0, 1), (0b1000, 1, 0),
+           (0b1011, 1, 0), (0b1100, 1, 1), (0b1111, 1, 1)]
+
+
+@pytest.mark.parametrize(("value", "r", "w"), S2PERMS,
+                         ids=[f"S2Perm{v:04b}" for v, _, _ in S2PERMS])
+def test_s2pir_gives_stage2_rights(value: int, r: int, w: int) -> None:
+    """AT S12E1R/W with stage 1 off (HCR_EL2.DC=0, SCTLR_EL1.M=0) and VTCR_EL2.S2PIE=1: the
+    stage 2 leaf's PIIndex (bits 54, 53, 51, 6) selects S2PIR_EL2.Perm<m>; S2AP no longer
+    counts; bit 7 is Dirty (1 here: no dirty-state fault)."""
+    from tests.helpers import build_s2, hcr, memattr, vtcr
+
+    ipa, pa, index = 0x2345_6000, 0x3456_7000, 0b1010
+    mem = PhysMem()
+    leaf = AF | memattr(0b1111) | sh(SH_ISH) | pi_bits(index) | 1 << 7
+    root = build_s2(mem, "4K", 24, 1, ipa, pa, 3, leaf, alloc=TableAlloc(0x8000_0000))
+    regs = SysRegs({"HCR_EL2": hcr(VM=1), "VTTBR_EL2": root,
+                    "VTCR_EL2": vtcr(T0SZ=24, SL0=1, PS=0b101) | 1 << 36,
+                    "S2PIR_EL2": perm(index, value)})
+    for op, allowed in ((AtOp.S12E1R, r), (AtOp.S12E1W, w)):
+        res = run_at(op, ipa, regs=regs, mem=mem)
+        assert res.par is not None
+        want = par_fault("permission", 3, s=1)
+        assert (res.par.value != want) == bool(allowed), (op, hex(res.par.value))
+
+
+def test_s2pie_clean_page_write() -> None:
+    """AArch64.S2CheckPermissions(): with S2PIE a write to a page whose Dirty bit (7) is 0
+    and VTCR_EL2.HD=0 is a Permission fault; a read is not."""
+    from tests.helpers import build_s2, hcr, memattr, vtcr
+
+    ipa, pa = 0x2345_6000, 0x3456_7000
+    mem = PhysMem()
+    leaf = AF | memattr(0b1111) | sh(SH_ISH)  # PIIndex 0, Dirty=0
+    root = build_s2(mem, "4K", 24, 1, ipa, pa, 3, leaf, alloc=TableAlloc(0x8000_0000))
+    regs = SysRegs({"HCR_EL2": hcr(VM=1), "VTTBR_EL2": root,
+                    "VTCR_EL2": vtcr(T0SZ=24, SL0=1, PS=0b101) | 1 << 36,
+                    "S2PIR_EL2": perm(0, 0b1100)})
+    read = run_at(AtOp.S12E1R, ipa, regs=regs, mem=mem).par
+    write = run_at(AtOp.S12E1W, ipa, regs=regs, mem=mem).par
+    assert read is not None and not read.value & 1
+    assert write is not None and write.value == par_fault("permission", 3, s=1)
+    no_pie = regs.replace(VTCR_EL2=vtcr(T0SZ=24, SL0=1, PS=0b101))  # S2AP=00: no access
+    got = run_at(AtOp.S12E1R, ipa, regs=no_pie, mem=mem).par
+    assert got is not None and got.value == par_fault("permission", 3, s=1)

@@ -416,11 +416,12 @@ QEMU11_CHANGES = {
         "\"AT updates AF\" for AccessType_AT: both are permitted (atlab's choice: "
         "walk_s2.AT_UPDATES_AF, README IMPLEMENTATION DEFINED table)"),
     "qemu11-pie-no-ndirty-fault": (
-        "FEAT_S1PIE without hardware dirty state (TCR2_ELx.PIE=1, TCR_ELx.HD=0): an AT write "
-        "to a page whose nDirty bit (descriptor bit 7) is 1 gets the translation on QEMU "
-        "11.1; AArch64.S1CheckPermissions() gives a Permission fault (fault.dirtybit) for "
-        "'accdesc.write && walkparams.hd != 1 && walkparams.pie == 1 && "
-        "permissions.ndirty == 1', AT included: a QEMU 11 departure, atlab follows the "
+        "FEAT_S1PIE/S2PIE without hardware dirty state (TCR_ELx.HD=0 / VTCR_EL2.HD=0): an AT "
+        "write to a clean page (stage 1 nDirty, bit 7, is 1; stage 2 Dirty, bit 7, is 0) "
+        "gets the translation on QEMU 11.1; AArch64.S1CheckPermissions() gives a Permission "
+        "fault (fault.dirtybit) for 'accdesc.write && walkparams.hd != 1 && walkparams.pie == "
+        "1 && permissions.ndirty == 1', AArch64.S2CheckPermissions() for 'walkparams.s2pie == "
+        "1 && permissions.s2dirty == 0', AT included: a QEMU 11 departure, atlab follows the "
         "pseudocode"),
     "qemu11-aie-keeps-hierarchical-permissions": (
         "TCR2_ELx.AIE=1 (PIE=0) with APTable/XNTable bits in the table descriptors: QEMU "
@@ -466,10 +467,15 @@ def _qemu11_choices(*, no_af: bool, fwb3: bool, no_ndirty: bool = False) -> Iter
     def no_dirty_check(perms: S1Perms, access: Access) -> bool:
         return perms.w if access is Access.WRITE else s1_access_allowed(perms, access)
 
+    def never(desc: int, hd: bool) -> bool:
+        return False
+
     saved = (at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF,
-             s2_module.s2_constrain_reserved_memattr, at_module.s1_access_allowed)
+             s2_module.s2_constrain_reserved_memattr, at_module.s1_access_allowed,
+             s2_module.s2_clean_write_faults)
     if no_ndirty:
         at_module.s1_access_allowed = no_dirty_check
+        s2_module.s2_clean_write_faults = never
     if fwb3:
         at_module.fwb_combine = pseudocode_fwb
         s2_module.s2_constrain_reserved_memattr = mte_perm_memattr
@@ -479,7 +485,8 @@ def _qemu11_choices(*, no_af: bool, fwb3: bool, no_ndirty: bool = False) -> Iter
         yield
     finally:
         (at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF,
-         s2_module.s2_constrain_reserved_memattr, at_module.s1_access_allowed) = saved
+         s2_module.s2_constrain_reserved_memattr, at_module.s1_access_allowed,
+         s2_module.s2_clean_write_faults) = saved
 
 
 def _at_write_on_writable_clean(scn: Mapping[str, Any], i: int, q11: Outcome) -> bool:
@@ -569,7 +576,7 @@ def classify_qemu11(scn: Mapping[str, Any], i: int, model: Outcome,
     answer differs from atlab's, joined with "+", or None."""
     hcr = int(str(scn.get("sysregs", {}).get("HCR_EL2", "0")), 0)
     stage2 = hcr & 1 or hcr >> 12 & 1  # HCR_EL2.VM or HCR_EL2.DC
-    pie = any(t.startswith("pie:") for t in scn.get("tags", ()))
+    pie = any(t.startswith(("pie:", "s2pie")) for t in scn.get("tags", ()))
     choices = sorted(((af, fwb, nd) for af in (True, False) for fwb in (False, True)
                       for nd in (False, True)
                       if (af or fwb or nd) and (stage2 or not fwb) and (pie or not nd)),

@@ -950,11 +950,17 @@ def v94_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
     EL3 (so the harness's own execution never depends on them) and whose regime is not EL3
     (atlab has no TCR2 for EL3): FEAT_TCR2 (HCRX_EL2.TCR2En gating TCR2_EL1), FEAT_S1PIE
     (TCR2_ELx.PIE, random PIR_ELx/PIRE0_ELx: tags ``pie:EL1&0``/``pie:EL2``), FEAT_AIE
-    (TCR2_ELx.AIE, MAIR2_ELx, descriptor bit 59 set on some valid words: ``aie:...``)."""
+    (TCR2_ELx.AIE, MAIR2_ELx, descriptor bit 59 set on some valid words: ``aie:...``),
+    FEAT_S2PIE (VTCR_EL2.S2PIE, random S2PIR_EL2: ``s2pie``)."""
     tags = set(scn["tags"])
     if scn["el"] != 3 or "regime:EL3" in tags:
         return scn
     regs = dict(scn["sysregs"])
+    if ("stage2:vm" in tags or "hcr:dc" in tags) and r.random() < 0.6:
+        # FEAT_S2PIE: VTCR_EL2.S2PIE, S2PIR_EL2 (S2PIR weights: every encoding)
+        regs["VTCR_EL2"] = f"{int(regs.get('VTCR_EL2', '0'), 16) | 1 << 36:#x}"
+        regs["S2PIR_EL2"] = f"{sum(r.randrange(16) << 4 * m for m in range(16)):#x}"
+        tags.add("s2pie")
     primary = next(t for t in tags if t.startswith("regime:"))[7:]
     el1 = primary == "EL1&0"
     pie, aie = r.random() < 0.75, r.random() < 0.4
