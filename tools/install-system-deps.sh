@@ -55,7 +55,11 @@ qemu11_chroot() {
     fi
     echo "install-system-deps: installing qemu-system-arm from trixie-backports in $dir"
     printf 'deb %s trixie-backports main\n' "$uri" >"$dir/etc/apt/sources.list.d/atlab-trixie-backports.list"
-    chroot "$dir" apt-get update -qq 2>&1 | grep -v 'Can not write log' || true
+    # (apt-get in a chroot without /dev/pts prints a harmless "Can not write log" line)
+    if ! chroot "$dir" apt-get update -qq >"$dir.apt-update.log" 2>&1; then
+        echo "install-system-deps: apt-get update failed in $dir; see $dir.apt-update.log" >&2
+        exit 1
+    fi
     chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends -t trixie-backports qemu-system-arm >/dev/null 2>&1 || {
         echo "install-system-deps: apt-get install qemu-system-arm failed in $dir" >&2
