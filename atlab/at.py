@@ -269,7 +269,8 @@ def run_at(
         # The rights depend only on the permission bits and the (immutable) configuration:
         # computed once per register snapshot and combination.
         pkey = ("perms", desc & LEAF_PERM_BITS, table_bits, choice.el, wi.unpriv, wi.nv1,
-                pan_eff, wi.epan, wi.wxn, wi.hd, plan.access, wi.pie, wi.pir, wi.pire0)
+                pan_eff, wi.epan, wi.wxn, wi.hd, plan.access, wi.pie, wi.pir, wi.pire0,
+                wi.poe, wi.e0poe, wi.por, wi.por_el0)
         cached = regs.memo.get(pkey)
         if cached is None:
             rights = compute_s1_permissions(

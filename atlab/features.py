@@ -45,6 +45,7 @@ class Feature(enum.Enum):
     S1PIE = "FEAT_S1PIE"  # stage 1 permission indirection: TCR2_ELx.PIE, PIR_ELx, PIRE0_ELx
     S2PIE = "FEAT_S2PIE"  # stage 2 permission indirection: VTCR_EL2.S2PIE, S2PIR_EL2
     AIE = "FEAT_AIE"  # AttrIndx[3] and MAIR2_ELx: TCR2_ELx.AIE
+    S1POE = "FEAT_S1POE"  # stage 1 permission overlays: TCR2_ELx.{POE,E0POE}, POR_ELx
     TGRAN4 = "FEAT_TGran4K"
     TGRAN16 = "FEAT_TGran16K"
     TGRAN64 = "FEAT_TGran64K"

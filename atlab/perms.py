@@ -43,6 +43,12 @@ class S1PermBits:
     ppi: int = 0
     upi: int = 0
     ndirty: int = 0
+    #: FEAT_S1POE: overlays enabled (privileged, EL0) and the POR_ELx / POR_EL0 entries that
+    #: POIndex selected.
+    poe: bool = False
+    e0poe: bool = False
+    ppo: int = 0
+    upo: int = 0
 
     def __str__(self) -> str:
         if self.pie:
@@ -63,6 +69,8 @@ class S1Perms:
     #: FEAT_S1PIE without hardware dirty state: the page is clean (nDirty=1), so a write
     #: takes a Permission fault (``AArch64.S1CheckPermissions()``, fault.dirtybit).
     dirty_fault: bool = False
+    #: FEAT_S1POE: the overlay applied (e.g. "POR_EL1 Perm=0b0001 R"), or "".
+    overlay: str = ""
 
     def __str__(self) -> str:
         s = ("R" if self.r else "-") + ("W" if self.w else "-") + ("X" if self.x else "-")
@@ -72,7 +80,39 @@ class S1Perms:
             s += " (WXN)"
         if self.dirty_fault:
             s += " (clean: nDirty=1, no hardware dirty state)"
+        if self.overlay:
+            s += f" (overlay {self.overlay})"
         return s
+
+
+# AArch64.S1OverlayPermissions(): POR_ELx.Perm<m> -> (read, write, execute); 1xxx reserved.
+_OVERLAY: tuple[tuple[int, int, int], ...] = tuple(
+    ((v & 1), (v >> 2 & 1), (v >> 1 & 1)) if v < 8 else (0, 0, 0) for v in range(16)
+)
+
+
+def _apply_overlay(perms: S1Perms, p: S1PermBits, *, el: int) -> S1Perms:
+    """The overlay part of ``AArch64.S1ComputePermissions()``: whether the base permissions
+    allow an overlay (always with direct permissions; PIR/PIRE0 entries with bit 3 clear),
+    whether it is enabled for the EL (``AArch64.S1POEnabled()``,
+    ``AArch64.S1E0POEnabled()``), then ``AArch64.S1OverlayPermissions()``; with an overlay
+    WXN removes the overlay's write permission instead of execute."""
+    if el == 0:
+        enabled, value, reg = p.e0poe, p.upo, "POR_EL0"
+        allows = not p.pie or not p.upi >> 3 & 1
+    else:
+        enabled, value, reg = p.poe, p.ppo, "POR"
+        allows = not p.pie or not p.ppi >> 3 & 1
+    if not (enabled and allows):
+        return perms
+    o_r, o_w, o_x = _OVERLAY[value]
+    x = perms.x
+    if perms.wxn_applied:  # WXN was applied to x: with an overlay it removes ow instead
+        x = True
+        o_w = o_w and not o_x
+    text = f"{reg} Perm={value:#06b}"
+    return S1Perms(perms.r and bool(o_r), perms.w and bool(o_w), x and bool(o_x),
+                   perms.pan_applied, perms.wxn_applied, perms.dirty_fault, text)
 
 
 # AArch64.S1IndirectBasePermissions(): Perm<m> -> (read, write, execute, gcs).
@@ -145,8 +185,20 @@ def compute_s1_permissions(
     (FEAT_S1PIE), ``AArch64.S1IndirectBasePermissions()`` instead.
     """
     if p.pie:
-        return _indirect_permissions(p, has_unprivileged=has_unprivileged, nv1=nv1, el=el,
-                                     pan=pan, hd=hd)
+        perms = _indirect_permissions(p, has_unprivileged=has_unprivileged, nv1=nv1, el=el,
+                                      pan=pan, hd=hd)
+    else:
+        perms = _direct_permissions(p, has_unprivileged=has_unprivileged, nv1=nv1, el=el,
+                                    pan=pan, epan=epan, wxn=wxn, hd=hd)
+    if p.poe or p.e0poe:
+        perms = _apply_overlay(perms, p, el=el)
+    return perms
+
+
+def _direct_permissions(p: S1PermBits, *, has_unprivileged: bool, nv1: bool, el: int,
+                        pan: bool, epan: bool, wxn: bool, hd: bool) -> S1Perms:
+    """``AArch64.S1DirectBasePermissions()`` and the WXN tail of
+    ``AArch64.S1ComputePermissions()``."""
     ap2 = (p.ap >> 1) & 1
     if p.dbm and hd:
         ap2 = 0  # DBM with hardware dirty state: the descriptor is writable-clean

@@ -232,8 +232,8 @@ _MMFR3_LAYOUT: tuple[Field, ...] = (
 _TCR2_E2H1_LAYOUT: tuple[Field, ...] = (
     _f("PnCH", 0, doc="protected attribute (FEAT_THE; not modelled)"),
     _f("PIE", 1, doc="stage 1 permission indirection (FEAT_S1PIE): PIR/PIRE0 give the rights"),
-    _f("E0POE", 2, doc="EL0 permission overlays (FEAT_S1POE; not modelled)"),
-    _f("POE", 3, doc="privileged permission overlays (FEAT_S1POE; not modelled)"),
+    _f("E0POE", 2, doc="EL0 permission overlays from POR_EL0 (FEAT_S1POE)"),
+    _f("POE", 3, doc="privileged permission overlays from POR_EL1/POR_EL2 (FEAT_S1POE)"),
     _f("AIE", 4, doc="AttrIndx[3] (descriptor bit 59) and MAIR2_ELx (FEAT_AIE)"),
     _f("D128", 5, doc="128-bit descriptors (FEAT_D128; not modelled)"),
     _f("PTTWI", 10), _f("HAFT", 11, doc="hardware Access flag for tables (FEAT_HAFT)"),
@@ -244,7 +244,7 @@ _TCR2_E2H1_LAYOUT: tuple[Field, ...] = (
 _TCR2_EL2_LAYOUT: tuple[Field, ...] = (
     _f("PnCH", 0, doc="protected attribute (FEAT_THE; not modelled)"),
     _f("PIE", 1, doc="stage 1 permission indirection (FEAT_S1PIE): PIR_EL2 gives the rights"),
-    _f("POE", 3, doc="permission overlays (FEAT_S1POE; not modelled)"),
+    _f("POE", 3, doc="permission overlays from POR_EL2 (FEAT_S1POE)"),
     _f("AIE", 4, doc="AttrIndx[3] (descriptor bit 59) and MAIR2_EL2 (FEAT_AIE)"),
     _f("PTTWI", 10), _f("HAFT", 11), _f("AMEC0", 12),
 )
@@ -282,7 +282,8 @@ _S2PIR_LAYOUT: tuple[Field, ...] = tuple(
        values=_S2PI_VALUES)
     for m in range(16)
 )
-# D24.2.150-152 POR_ELx, D24.2.167 S2POR_EL1: Perm<m>, bits [4m+3:4m] (not modelled).
+# D24.2.150-152 POR_ELx, D24.2.167 S2POR_EL1: Perm<m>, bits [4m+3:4m] (S2POR_EL1: FEAT_S2POE,
+# not modelled).
 _POR_LAYOUT: tuple[Field, ...] = tuple(
     _f(f"Perm{m}", 4 * m + 3, 4 * m, f"overlay permissions for POIndex {m}", values=_PO_VALUES)
     for m in range(16)
@@ -464,6 +465,7 @@ def id_registers(features: FeatureSet) -> dict[str, int]:
         S1PIE=1 if has(Feature.S1PIE) else 0,
         S2PIE=1 if has(Feature.S2PIE) else 0,
         AIE=1 if has(Feature.AIE) else 0,
+        S1POE=1 if has(Feature.S1POE) else 0,
     )
     return {"ID_AA64MMFR0_EL1": mmfr0, "ID_AA64MMFR1_EL1": mmfr1,
             "ID_AA64MMFR2_EL1": mmfr2, "ID_AA64ISAR2_EL1": isar2, "ID_AA64MMFR3_EL1": mmfr3}

@@ -9,7 +9,7 @@ The pseudocode functions each part follows are named in comments (Arm ARM J1.1.4
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from atlab.bits import align_down, bit, bits, mask
@@ -146,6 +146,13 @@ class S1WalkInfo:
     #: FEAT_AIE: TCR2_ELx.AIE in force; AttrIndx[3] is descriptor bit 59 and ``mair`` holds
     #: MAIR2_ELx:MAIR_ELx (128 bits, ``AArch64.MAIRAttr()``).
     aie: bool = False
+    #: FEAT_S1POE: overlays for privileged accesses (TCR2_ELx.POE, ``AArch64.S1POEnabled()``)
+    #: from ``por`` (POR_EL1 or POR_EL2), and for EL0 (TCR2_ELx.E0POE,
+    #: ``AArch64.S1E0POEnabled()``) from ``por_el0`` (POR_EL0), by POIndex (bits [62:60]).
+    poe: bool = False
+    e0poe: bool = False
+    por: int = 0
+    por_el0: int = 0
     # Derived once (walk inputs are memoized per register snapshot) for the walk loop:
     pgshift: int = field(default=0, init=False, repr=False, compare=False)  # granule.pgshift
     unpriv: bool = field(default=False, init=False, repr=False,
@@ -168,7 +175,9 @@ class S1WalkInfo:
                 + (f", PIE=1 ({pir_name(self.regime)}={self.pir:#x}"
                    + (f", {pire0_name(self.regime)}={self.pire0:#x}" if self.unpriv else "")
                    + ")" if self.pie else "")
-                + (", AIE=1" if self.aie else ""))
+                + (", AIE=1" if self.aie else "")
+                + (f", POE=1 ({por_name(self.regime)}={self.por:#x})" if self.poe else "")
+                + (f", E0POE=1 (POR_EL0={self.por_el0:#x})" if self.e0poe else ""))
         object.__setattr__(self, "_text", text)  # computed once: walk inputs are memoized
 
     def describe(self) -> str:
@@ -256,6 +265,11 @@ def s1_control_registers(regime: Regime) -> tuple[str, str, str]:
 def pir_name(regime: Regime) -> str:
     """The PIR_ELx of ``regime`` (privileged base permissions, FEAT_S1PIE)."""
     return f"PIR_{regime.suffix}"
+
+
+def por_name(regime: Regime) -> str:
+    """The POR_ELx of ``regime``'s privileged overlays (``AArch64.S1POR()``)."""
+    return "POR_EL1" if regime is Regime.EL10 else f"POR_{regime.suffix}"
 
 
 def pire0_name(regime: Regime) -> str:
@@ -385,8 +399,8 @@ def _range_params(
     # AArch64.S1TTWParamsEL10()/EL20()/EL2(): TCR2_ELx.{PIE,AIE} with FEAT_S1PIE/FEAT_AIE
     # when TCR2 is in force; either one makes the hierarchical permissions disabled (hpd=1).
     tcr2 = tcr2_in_force(regs, features, regime)
-    # SIMPLIFIED: the modelled PE has no FEAT_THE, FEAT_S1POE, FEAT_D128 or FEAT_HAFT, so
-    # TCR2_ELx.{PnCH,E0POE,POE,D128,HAFT} are RES0 on it and read as 0.
+    # SIMPLIFIED: the modelled PE has no FEAT_THE, FEAT_D128 or FEAT_HAFT, so
+    # TCR2_ELx.{PnCH,D128,HAFT} are RES0 on it and read as 0.
     pie = bool(tcr2 >> 1 & 1) and has(Feature.S1PIE)
     aie = bool(tcr2 >> 4 & 1) and has(Feature.AIE)
     pir = pire0 = 0
@@ -397,7 +411,14 @@ def _range_params(
     mair = regs[mair_name]
     if aie:
         mair |= regs[f"MAIR2_{regime.suffix}"] << 64
-    if pie or aie:
+    # AArch64.S1POEnabled(), AArch64.S1E0POEnabled() (EL1&0: not with HCR_EL2.NV1; the EL2
+    # regime has no E0POE bit).
+    poe = bool(tcr2 >> 3 & 1) and has(Feature.S1POE)
+    e0poe = (bool(tcr2 >> 2 & 1) and has(Feature.S1POE) and regime.has_unprivileged
+             and not nv1)
+    por = regs[por_name(regime)] if poe else 0
+    por_el0 = regs["POR_EL0"] if e0poe else 0
+    if pie or aie or poe or e0poe:
         hpd = 1
     info = S1WalkInfo(
         regime=regime, el=el, upper=upper and two_ranges, ttbr_name=ttbr_name,
@@ -406,7 +427,8 @@ def _range_params(
         wxn=bool(bit(sctlr_val, 19)), ee=bool(bit(sctlr_val, 25)),
         epan=bool(bit(sctlr_val, 57)) and has(Feature.PAN3) and regime.has_unprivileged,
         nv1=nv1, mair=mair, sh=sh, lpa_64k=lpa_64k(granule, features),
-        pie=pie, pir=pir, pire0=pire0, aie=aie,
+        pie=pie, pir=pir, pire0=pire0, aie=aie, poe=poe, e0poe=e0poe, por=por,
+        por_el0=por_el0,
     )
     return _RangeParams(False, ia_bits, bool(tbi), two_ranges, upper and two_ranges,
                         e0pd_applies, False, base_fault, info)
@@ -503,6 +525,16 @@ def table_perms(table_bits: int, wi: S1WalkInfo) -> tuple[int, int, int]:
 def s1_perm_bits(desc: int, table_bits: int, wi: S1WalkInfo) -> S1PermBits:
     """``AArch64.S1ApplyOutputPerms()``: the leaf's AP/XN bits as the regime reads them, with
     the hierarchical controls ``table_bits`` (see :func:`table_perms`)."""
+    base = _s1_base_perm_bits(desc, table_bits, wi)
+    if not (wi.poe or wi.e0poe):
+        return base
+    # AArch64.S1ApplyOutputPerms(): po_index = '0':descriptor<62:60>; AArch64.S1POR()
+    lo = 4 * (desc >> 60 & 7)
+    return replace(base, poe=wi.poe, e0poe=wi.e0poe, ppo=wi.por >> lo & 0xF,
+                   upo=wi.por_el0 >> lo & 0xF)
+
+
+def _s1_base_perm_bits(desc: int, table_bits: int, wi: S1WalkInfo) -> S1PermBits:
     if wi.pie:  # PIIndex selects the base permissions; no hierarchical controls (hpd=1)
         lo = 4 * pi_index(desc)
         return S1PermBits(pie=True, ppi=wi.pir >> lo & 0xF, upi=wi.pire0 >> lo & 0xF,
@@ -520,8 +552,9 @@ def s1_perm_bits(desc: int, table_bits: int, wi: S1WalkInfo) -> S1PermBits:
                       xn_table=xn_table, dbm=desc >> 51 & 1)
 
 
-#: The leaf descriptor bits :func:`s1_perm_bits` reads: AP[2:1], DBM, PXN, UXN/XN.
-LEAF_PERM_BITS = (0b11 << 6) | (1 << 51) | (0b11 << 53)
+#: The leaf descriptor bits :func:`s1_perm_bits` reads: AP[2:1], DBM, PXN, UXN/XN (the PIIndex
+#: bits too), POIndex.
+LEAF_PERM_BITS = (0b11 << 6) | (1 << 51) | (0b11 << 53) | (0b111 << 60)
 
 
 @dataclass(frozen=True, slots=True)

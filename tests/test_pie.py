@@ -1,4 +1,5 @@
-"""FEAT_TCR2, FEAT_S1PIE and FEAT_AIE: stage 1 permission indirection and AttrIndx[3].
+"""FEAT_TCR2, FEAT_S1PIE, FEAT_S2PIE, FEAT_AIE, FEAT_S1POE: permission indirection and
+overlays, AttrIndx[3].
 
 Every expected value is derived by hand from the Arm ARM pseudocode named in each test:
 ``IsTCR2EL1Enabled()``, ``AArch64.S1TTWParamsEL10()`` (pie, aie, hpd),
@@ -164,10 +165,15 @@ def test_aie_attrindx3_selects_mair2() -> None:
     assert got >> 56 == MAIR >> 16 & 0xFF and not got & 1  # MAIR_EL1.Attr2
 
 
-def test_tcr2_fields_of_features_not_modelled_read_as_zero() -> None:
-    """atlab's PE has no FEAT_S1POE: TCR2_EL1.POE (bit 3) is RES0 and changes nothing."""
+def test_tcr2_fields_of_absent_features_read_as_zero() -> None:
+    """Without FEAT_S1POE, TCR2_EL1.POE (bit 3) changes nothing (AArch64.S1POEnabled() is
+    FALSE); without FEAT_THE, PnCH (bit 0) neither."""
     regs = {"PIR_EL1": perm(0, 0b0001), "PIRE0_EL1": 0}
-    assert _run(AtOp.S1E1R, 0, **regs) == _run(AtOp.S1E1R, 0, TCR2_EL1=TCR2_PIE | 1 << 3, **regs)
+    no_poe = ALL.without(Feature.S1POE)
+    assert _run(AtOp.S1E1R, 0, **regs) == OK
+    assert _run(AtOp.S1E1R, 0, TCR2_EL1=TCR2_PIE | 1 << 3, features=no_poe, **regs) == OK
+    assert _run(AtOp.S1E1R, 0, TCR2_EL1=TCR2_PIE | 1 << 3, **regs) == PERM_L3  # POR_EL1=0
+    assert _run(AtOp.S1E1R, 0, TCR2_EL1=TCR2_PIE | 1, **regs) == OK
 
 
 def test_register_tables() -> None:
@@ -231,3 +237,71 @@ def test_s2pie_clean_page_write() -> None:
     no_pie = regs.replace(VTCR_EL2=vtcr(T0SZ=24, SL0=1, PS=0b101))  # S2AP=00: no access
     got = run_at(AtOp.S12E1R, ipa, regs=no_pie, mem=mem).par
     assert got is not None and got.value == par_fault("permission", 3, s=1)
+
+
+# --- FEAT_S1POE ---------------------------------------------------------------------------
+
+TCR2_POE = 1 << 3
+TCR2_E0POE = 1 << 2
+
+
+def po_bits(index: int) -> int:
+    """POIndex in descriptor bits [62:60] (AArch64.S1ApplyOutputPerms(): '0':desc<62:60>)."""
+    return index << 60
+
+
+# POR_ELx.Perm<m> -> (read, write), AArch64.S1OverlayPermissions(): bit 0 R, bit 1 X, bit 2 W;
+# 0b1xxx reserved (no access).
+OVERLAYS = [(0b0000, 0, 0), (0b0001, 1, 0), (0b0010, 0, 0), (0b0100, 0, 1), (0b0101, 1, 1),
+            (0b0111, 1, 1), (0b1101, 0, 0)]
+
+
+@pytest.mark.parametrize(("value", "r", "w"), OVERLAYS,
+                         ids=[f"POR{v:04b}" for v, _, _ in OVERLAYS])
+def test_por_el1_overlay_restricts_el1(value: int, r: int, w: int) -> None:
+    """TCR2_EL1.POE=1 (AArch64.S1POEnabled()): the overlay POR_EL1.Perm<POIndex> is ANDed with
+    the base permissions (AP[2:1]=00: EL1 RW; direct permissions always allow an overlay)."""
+    regs = {"TCR2_EL1": TCR2_POE, "POR_EL1": perm(3, value)}
+    assert _run(AtOp.S1E1R, po_bits(3), **regs) == (OK if r else PERM_L3)
+    assert _run(AtOp.S1E1W, po_bits(3), **regs) == (OK if w else PERM_L3)
+
+
+def test_poe_el0_needs_e0poe() -> None:
+    """AArch64.S1ComputePermissions(): for EL0 the overlay needs S1E0POEnabled() (E0POE), for
+    EL1 S1POEnabled() (POE); POR_EL0 is the EL0 overlay.  AP[2:1]=01: EL1 and EL0 RW."""
+    from tests.helpers import ap
+
+    regs = {"POR_EL1": 0, "POR_EL0": 0}  # both overlays: no access
+    assert _run(AtOp.S1E0R, ap(0b01), TCR2_EL1=TCR2_POE, **regs) == OK
+    assert _run(AtOp.S1E1R, ap(0b01), TCR2_EL1=TCR2_POE, **regs) == PERM_L3
+    assert _run(AtOp.S1E0R, ap(0b01), TCR2_EL1=TCR2_E0POE, **regs) == PERM_L3
+    assert _run(AtOp.S1E1R, ap(0b01), TCR2_EL1=TCR2_E0POE, **regs) == OK
+    # E0POE is ignored with HCR_EL2.{NV,NV1}={1,1} (S1E0POEnabled(regime, nv1))
+    from tests.helpers import hcr
+
+    assert _run(AtOp.S1E1R, 0, TCR2_EL1=TCR2_E0POE, hcr_el2=hcr(NV=1, NV1=1), **regs) == OK
+
+
+def test_pie_entries_without_overlay() -> None:
+    """S1IndirectBasePermissions(): p_overlay = NOT(ppi<3>): Perm 0b1100 (RW, overlay not
+    applied) ignores POR_EL1; 0b0101 (RW, overlay applied) takes it."""
+    regs = {"TCR2_EL1": TCR2_PIE | TCR2_POE, "POR_EL1": 0, "PIRE0_EL1": 0}
+    assert _run(AtOp.S1E1W, pi_bits(1), PIR_EL1=perm(1, 0b1100), **regs) == OK
+    assert _run(AtOp.S1E1W, pi_bits(1), PIR_EL1=perm(1, 0b0101), **regs) == PERM_L3
+
+
+def test_overlay_wxn_removes_write() -> None:
+    """AArch64.S1ComputePermissions(): with an overlay, WXN removes the overlay's write
+    permission when it also gives execute (instead of removing execute)."""
+    from tests.helpers import sctlr
+
+    regs = {"TCR2_EL1": TCR2_POE, "sctlr_el1": sctlr(WXN=1)}
+    assert _run(AtOp.S1E1W, 0, POR_EL1=perm(0, 0b0111), **regs) == PERM_L3  # RWX overlay
+    assert _run(AtOp.S1E1W, 0, POR_EL1=perm(0, 0b0101), **regs) == OK  # RW overlay
+
+
+def test_poe_disables_hierarchical_permissions() -> None:
+    """AArch64.S1TTWParamsEL10(): walkparams.hpd = '1' when S1POEnabled() or S1E0POEnabled()."""
+    regs = {"TCR2_EL1": TCR2_POE, "POR_EL1": perm(0, 0b0111)}
+    assert _run(AtOp.S1E1W, 0, table_bits=0b10 << 61, **regs) == OK
+    assert _run(AtOp.S1E1W, 0, table_bits=0b10 << 61, TCR2_EL1=0) == PERM_L3
