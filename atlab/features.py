@@ -46,6 +46,7 @@ class Feature(enum.Enum):
     S2PIE = "FEAT_S2PIE"  # stage 2 permission indirection: VTCR_EL2.S2PIE, S2PIR_EL2
     AIE = "FEAT_AIE"  # AttrIndx[3] and MAIR2_ELx: TCR2_ELx.AIE
     S1POE = "FEAT_S1POE"  # stage 1 permission overlays: TCR2_ELx.{POE,E0POE}, POR_ELx
+    S2POE = "FEAT_S2POE"  # stage 2 permission overlays: VTCR_EL2.S2POE, S2POR_EL1
     TGRAN4 = "FEAT_TGran4K"
     TGRAN16 = "FEAT_TGran16K"
     TGRAN64 = "FEAT_TGran64K"

@@ -282,8 +282,7 @@ _S2PIR_LAYOUT: tuple[Field, ...] = tuple(
        values=_S2PI_VALUES)
     for m in range(16)
 )
-# D24.2.150-152 POR_ELx, D24.2.167 S2POR_EL1: Perm<m>, bits [4m+3:4m] (S2POR_EL1: FEAT_S2POE,
-# not modelled).
+# D24.2.150-152 POR_ELx: Perm<m>, bits [4m+3:4m] (D24.2.167 S2POR_EL1 uses the S2PIR encodings).
 _POR_LAYOUT: tuple[Field, ...] = tuple(
     _f(f"Perm{m}", 4 * m + 3, 4 * m, f"overlay permissions for POIndex {m}", values=_PO_VALUES)
     for m in range(16)
@@ -337,7 +336,7 @@ LAYOUTS: Mapping[str, tuple[Field, ...]] = MappingProxyType({
     "POR_EL0": _POR_LAYOUT,
     "POR_EL1": _POR_LAYOUT,
     "POR_EL2": _POR_LAYOUT,
-    "S2POR_EL1": _POR_LAYOUT,
+    "S2POR_EL1": _S2PIR_LAYOUT,
     "MAIR2_EL1": _MAIR2_LAYOUT,
     "MAIR2_EL2": _MAIR2_LAYOUT,
     "SCTLR2_EL1": _SCTLR2_LAYOUT,
@@ -466,6 +465,7 @@ def id_registers(features: FeatureSet) -> dict[str, int]:
         S2PIE=1 if has(Feature.S2PIE) else 0,
         AIE=1 if has(Feature.AIE) else 0,
         S1POE=1 if has(Feature.S1POE) else 0,
+        S2POE=1 if has(Feature.S2POE) else 0,
     )
     return {"ID_AA64MMFR0_EL1": mmfr0, "ID_AA64MMFR1_EL1": mmfr1,
             "ID_AA64MMFR2_EL1": mmfr2, "ID_AA64ISAR2_EL1": isar2, "ID_AA64MMFR3_EL1": mmfr3}

@@ -305,3 +305,99 @@ def test_poe_disables_hierarchical_permissions() -> None:
     regs = {"TCR2_EL1": TCR2_POE, "POR_EL1": perm(0, 0b0111)}
     assert _run(AtOp.S1E1W, 0, table_bits=0b10 << 61, **regs) == OK
     assert _run(AtOp.S1E1W, 0, table_bits=0b10 << 61, TCR2_EL1=0) == PERM_L3
+
+
+# --- FEAT_S2POE and the ESR_EL2.ISS2 Overlay / DirtyBit bits --------------------------------
+
+S2PIE_BIT, S2POE_BIT = 1 << 36, 1 << 37
+
+
+def _s2_world(s2_leaf_bits: int, s1_desc_bits: int = 0, *, table_bits: int = 0,
+              **regs: int) -> tuple[SysRegs, PhysMem, int]:
+    """Stage 1 (4KB, EL1&0) over a stage 2 (4KB, 40-bit IPA, level 1 start): the final IPA's
+    page gets ``s2_leaf_bits``; the stage 1 tables are identity-mapped by stage 2 pages with
+    ``table_bits`` (S2PIR entry 0b1100 RW, Dirty=1 by default)."""
+    from tests.helpers import build_s2, hcr, memattr, sctlr, vtcr
+
+    va, ipa, pa = 0x1234_5678_9ABC, 0x2345_6000, 0x3456_7000
+    mem = PhysMem()
+    s2_alloc = TableAlloc(0x8000_0000)
+    leaf = AF | memattr(0b1111) | sh(SH_ISH)
+    root2 = build_s2(mem, "4K", 24, 1, ipa, pa, 3, leaf | s2_leaf_bits, alloc=s2_alloc)
+    s1_alloc = TableAlloc(0x4000_0000)
+    root1 = build_s1(mem, "4K", 16, va, ipa, 3, AF | sh(SH_ISH) | s1_desc_bits,
+                     alloc=s1_alloc)
+    for page in range(0x4000_0000, s1_alloc.next, 0x1000):
+        build_s2(mem, "4K", 24, 1, page, page, 3, leaf | (table_bits or 1 << 7), root=root2,
+                 alloc=s2_alloc)
+    values = {"HCR_EL2": hcr(VM=1), "SCTLR_EL1": sctlr(), "TTBR0_EL1": root1,
+              "MAIR_EL1": MAIR, "VTTBR_EL2": root2,
+              "VTCR_EL2": vtcr(T0SZ=24, SL0=1, PS=0b101) | S2PIE_BIT | S2POE_BIT,
+              "S2PIR_EL2": perm(0, 0b1100) | perm(1, 0b1100), "S2POR_EL1": perm(0, 0b1100)}
+    from tests.helpers import tcr_el1
+
+    values["TCR_EL1"] = tcr_el1()
+    values.update(regs)
+    return SysRegs(values), mem, va
+
+
+def test_s2por_overlay_on_the_final_ipa() -> None:
+    """AArch64.S2ComputePermissions(): with S2PIE and VTCR_EL2.S2POE the overlay
+    S2POR_EL1.Perm<POIndex> (descriptor bits [62:59], AArch64.S2ApplyOutputPerms()) is checked
+    first (AArch64.S2CheckPermissions()); a fault on the final IPA is a PAR permission fault,
+    S=1 (PAR_EL1 has no Overlay bit)."""
+    regs, mem, va = _s2_world(1 << 7)  # POIndex 0, Dirty=1
+    ok_ = run_at(AtOp.S12E1W, va, regs=regs, mem=mem).par
+    assert ok_ is not None and not ok_.value & 1
+    denied = regs.replace(S2POR_EL1=perm(0, 0b1000))  # overlay: read only
+    got = run_at(AtOp.S12E1W, va, regs=denied, mem=mem).par
+    assert got is not None and got.value == par_fault("permission", 3, s=1)
+    got = run_at(AtOp.S12E1R, va, regs=denied, mem=mem).par
+    assert got is not None and not got.value & 1
+    # POIndex 1 (bit 59) reads S2POR_EL1.Perm1 = 0: no access
+    regs1, mem1, va1 = _s2_world(1 << 7 | 1 << 59)
+    got = run_at(AtOp.S12E1R, va1, regs=regs1, mem=mem1).par
+    assert got is not None and got.value == par_fault("permission", 3, s=1)
+
+
+def test_s2poe_needs_s2pie() -> None:
+    """The overlay exists only with walkparams.s2pie (AArch64.S2ComputePermissions())."""
+    from tests.helpers import s2ap, vtcr
+
+    regs, mem, va = _s2_world(s2ap(0b11), table_bits=s2ap(0b11), S2POR_EL1=0,
+                              VTCR_EL2=vtcr(T0SZ=24, SL0=1, PS=0b101) | S2POE_BIT)
+    got = run_at(AtOp.S12E1W, va, regs=regs, mem=mem).par
+    assert got is not None and not got.value & 1
+
+
+def test_overlay_fault_on_the_stage1_walk_sets_iss2_overlay() -> None:
+    """AT S1E1R at EL1 whose stage 1 table read faults at stage 2 on the overlay: a Data
+    Abort to EL2 (AArch64.AT()), ESR_EL2.ISS2.Overlay (ESR bit 38) = fault.overlay
+    (AArch64.FaultSyndrome(): iss2<6>); a base-permission fault leaves it 0."""
+    regs, mem, va = _s2_world(1 << 7, table_bits=1 << 7 | 1 << 59)  # tables: POIndex 1 = none
+    res = run_at(AtOp.S1E1R, va, regs=regs, mem=mem, cur_el=1)
+    assert res.exception is not None and res.exception.target_el == 2
+    esr = res.exception.esr
+    # EC 0x24 (Data Abort, lower EL), DFSC permission fault level 3 (the stage 2 page)
+    assert esr >> 38 & 1 and esr >> 26 & 0x3F == 0x24 and esr & 0x3F == 0b001111
+    assert esr >> 7 & 1  # S1PTW
+    base = regs.replace(S2POR_EL1=perm(0, 0b1100) | perm(1, 0b1100),
+                        S2PIR_EL2=perm(0, 0b0000))  # PIIndex 0: the base denies instead
+    res = run_at(AtOp.S1E1R, va, regs=base, mem=mem, cur_el=1)
+    assert res.exception is not None and not res.exception.esr >> 38 & 1
+
+
+def test_clean_stage1_table_update_sets_iss2_dirtybit() -> None:
+    """S2PIE: the hardware Access flag update of a stage 1 descriptor (TCR_EL1.HA=1) writes a
+    page whose Dirty bit is 0 with VTCR_EL2.HD=0: a Permission fault with fault.dirtybit, so
+    ESR_EL2.ISS2.DirtyBit (bit 37) = 1 when AT S1E1R at EL1 takes it."""
+    from tests.helpers import tcr_el1
+
+    # the stage 1 tables' stage 2 pages: POIndex 1 (overlay RW), PIIndex 0 (RW), Dirty=0
+    regs, mem, va = _s2_world(1 << 7, table_bits=1 << 59)
+    regs = regs.replace(TCR_EL1=tcr_el1(HA=1), S2POR_EL1=perm(0, 0b1100) | perm(1, 0b1100))
+    leaf_step = run_at(AtOp.S1E1R, va, regs=regs, mem=mem, cur_el=2).trace.steps[-1]
+    mem.poke(leaf_step.desc_pa, leaf_step.raw & ~AF)  # AF=0: the walk must set it
+    res = run_at(AtOp.S1E1R, va, regs=regs, mem=mem, cur_el=1)
+    assert res.exception is not None
+    assert res.exception.esr >> 37 & 1 and not res.exception.esr >> 38 & 1

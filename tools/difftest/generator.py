@@ -932,7 +932,7 @@ def is_atlab_only(scn: dict[str, Any]) -> bool:
 
 #: The features QEMU 11.1 -cpu max has and 10.0.2 lacks, as atlab's feature names; it has
 #: no FEAT_S1POE/S2POE.
-QEMU11_FEATURES: dict[str, Any] = {"FEAT_ATS1A": True, "FEAT_S1POE": False}
+QEMU11_FEATURES: dict[str, Any] = {"FEAT_ATS1A": True, "FEAT_S1POE": False, "FEAT_S2POE": False}
 
 
 #: Share of the eligible QEMU 11 scenarios that get the Armv8.9 translation registers.
