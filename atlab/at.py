@@ -269,7 +269,8 @@ def run_at(
         # The rights depend only on the permission bits and the (immutable) configuration:
         # computed once per register snapshot and combination.
         pkey = ("perms", desc & LEAF_PERM_BITS, table_bits, choice.el, wi.unpriv, wi.nv1,
-                pan_eff, wi.epan, wi.wxn, wi.hd, plan.access)
+                pan_eff, wi.epan, wi.wxn, wi.hd, plan.access, wi.pie, wi.pir, wi.pire0,
+                wi.poe, wi.e0poe, wi.por, wi.por_el0)
         cached = regs.memo.get(pkey)
         if cached is None:
             rights = compute_s1_permissions(
@@ -300,7 +301,7 @@ def run_at(
                                  f"permission fault, level {level}: {op} needs "
                                  f"{plan.access.name.lower()} access, rights are {perms}",
                                  None, perms, walk, steps, final, notes)
-        s1_attr = mair_attr(wi.mair, desc >> 2 & 7)  # AttrIndx
+        s1_attr = mair_attr(wi.mair, wi.attr_index(desc))  # AttrIndx (AttrIndx[3]: AIE)
         s1_sh = wi.sh if wi.ds else desc >> 8 & 3
 
     # --- stage 2 of the final IPA (AT S12E* only) ------------------------------------------

@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--stage", type=int, choices=[1, 2], default=1, help="stage (desc)")
     dec.add_argument("--regime", choices=[r.name for r in Regime], default="EL10")
     dec.add_argument("--ds", action="store_true", help="TCR_ELx.DS=1 (desc)")
-    dec.add_argument("--e2h", action="store_true", help="HCR_EL2.E2H=1 layout (reg TCR_EL2)")
+    dec.add_argument("--e2h", action="store_true", help="HCR_EL2.E2H=1 layout (TCR_EL2, TCR2_EL2)")
     dec.add_argument("--json", action="store_true", help="also print the fields as JSON (reg)")
     dec.set_defaults(func=cmd_decode)
     pt = sub.add_parser("ptdump", help="the mapped ranges of a scenario's tables, like ptdump")

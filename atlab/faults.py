@@ -55,13 +55,18 @@ for _k, _c in _FST_LEVEL_M1.items():
 class Fault:
     """A translation fault: its kind, lookup level, stage, and whether it was a stage-2
     fault on a stage-1 table walk (``s1ptw``, reported as PAR_EL1.PTW / ESR ISS.S1PTW).
-    ``ipa`` is the faulting IPA of a stage-2 fault (for HPFAR_EL2)."""
+    ``ipa`` is the faulting IPA of a stage-2 fault (for HPFAR_EL2).  ``overlay`` and
+    ``dirtybit`` mark a Permission fault caused by a permission overlay (FEAT_S1POE/S2POE) or by
+    a clean page under permission indirection (fault.overlay, fault.dirtybit: ESR_ELx.ISS2
+    Overlay and DirtyBit when the fault is taken as an exception)."""
 
     kind: FaultKind
     level: int
     stage: int = 1
     s1ptw: bool = False
     ipa: int | None = None
+    overlay: bool = False
+    dirtybit: bool = False
 
     @property
     def fst(self) -> int:
@@ -86,6 +91,10 @@ class Fault:
         text = f"{self.kind.value} L{self.level} S{self.stage}"
         if self.s1ptw:
             text += " on S1 walk"
+        if self.overlay:
+            text += " (overlay)"
+        if self.dirtybit:
+            text += " (dirty state)"
         return text
 
 

@@ -40,6 +40,13 @@ class Feature(enum.Enum):
     S2FWB = "FEAT_S2FWB"  # HCR_EL2.FWB
     NV = "FEAT_NV"  # HCR_EL2.{NV,NV1,AT}
     NV2 = "FEAT_NV2"  # HCR_EL2.NV2
+    TCR2 = "FEAT_TCR2"  # TCR2_EL1/TCR2_EL2, HCRX_EL2.TCR2En (IsTCR2EL1Enabled())
+    SCTLR2 = "FEAT_SCTLR2"  # SCTLR2_EL1/SCTLR2_EL2 (no effect on AT in atlab)
+    S1PIE = "FEAT_S1PIE"  # stage 1 permission indirection: TCR2_ELx.PIE, PIR_ELx, PIRE0_ELx
+    S2PIE = "FEAT_S2PIE"  # stage 2 permission indirection: VTCR_EL2.S2PIE, S2PIR_EL2
+    AIE = "FEAT_AIE"  # AttrIndx[3] and MAIR2_ELx: TCR2_ELx.AIE
+    S1POE = "FEAT_S1POE"  # stage 1 permission overlays: TCR2_ELx.{POE,E0POE}, POR_ELx
+    S2POE = "FEAT_S2POE"  # stage 2 permission overlays: VTCR_EL2.S2POE, S2POR_EL1
     TGRAN4 = "FEAT_TGran4K"
     TGRAN16 = "FEAT_TGran16K"
     TGRAN64 = "FEAT_TGran64K"

@@ -1,8 +1,18 @@
-"""Stage 1 permissions (``AArch64.S1DirectBasePermissions()``, ``AArch64.S1CheckPermissions()``).
+"""Stage 1 permissions (``AArch64.S1DirectBasePermissions()``,
+``AArch64.S1IndirectBasePermissions()``, ``AArch64.S1ComputePermissions()``,
+``AArch64.S1CheckPermissions()``).
 
 The walk accumulates the hierarchical controls (APTable, UXNTable/PXNTable or XNTable) and
-returns the leaf's AP, UXN/PXN or XN; this module turns them into read/write/execute rights
-for the EL of the access and checks the access.
+returns the leaf's AP, UXN/PXN or XN -- or, with FEAT_S1PIE (TCR2_ELx.PIE=1), the PIR_ELx
+and PIRE0_ELx entries that the leaf's PIIndex selects; this module turns them into
+read/write/execute rights for the EL of the access and checks the access.
+
+Stage 1 permission indirection, PIR_ELx.Perm<m> / PIRE0_ELx.Perm<m>
+(``AArch64.S1IndirectBasePermissions()``), as (read, write, execute); 0b0110 is RWX with the
+WXN control applied (execute removed), the reserved encodings give no access:
+
+>>> [indirect_rwx(pi) for pi in (0b0001, 0b0101, 0b0110, 0b1111)]
+[(True, False, False), (True, True, False), (True, True, True), (False, False, False)]
 """
 
 from __future__ import annotations
@@ -28,8 +38,21 @@ class S1PermBits:
     pxn_table: int = 0
     xn_table: int = 0
     dbm: int = 0
+    #: FEAT_S1PIE: the PIR_ELx / PIRE0_ELx entries PIIndex selected, and nDirty (bit 7).
+    pie: bool = False
+    ppi: int = 0
+    upi: int = 0
+    ndirty: int = 0
+    #: FEAT_S1POE: overlays enabled (privileged, EL0) and the POR_ELx / POR_EL0 entries that
+    #: POIndex selected.
+    poe: bool = False
+    e0poe: bool = False
+    ppo: int = 0
+    upo: int = 0
 
     def __str__(self) -> str:
+        if self.pie:
+            return f"PIE ppi={self.ppi:04b} upi={self.upi:04b} nDirty={self.ndirty}"
         return (f"AP={self.ap:02b} APTable={self.ap_table:02b} UXN={self.uxn | self.uxn_table}"
                 f" PXN={self.pxn | self.pxn_table} XN={self.xn | self.xn_table}")
 
@@ -43,6 +66,11 @@ class S1Perms:
     x: bool
     pan_applied: bool = False
     wxn_applied: bool = False
+    #: FEAT_S1PIE without hardware dirty state: the page is clean (nDirty=1), so a write
+    #: takes a Permission fault (``AArch64.S1CheckPermissions()``, fault.dirtybit).
+    dirty_fault: bool = False
+    #: FEAT_S1POE: the overlay applied (e.g. "POR_EL1 Perm=0b0001 R"), or "".
+    overlay: str = ""
 
     def __str__(self) -> str:
         s = ("R" if self.r else "-") + ("W" if self.w else "-") + ("X" if self.x else "-")
@@ -50,7 +78,93 @@ class S1Perms:
             s += " (PAN)"
         if self.wxn_applied:
             s += " (WXN)"
+        if self.dirty_fault:
+            s += " (clean: nDirty=1, no hardware dirty state)"
+        if self.overlay:
+            s += f" (overlay {self.overlay})"
         return s
+
+
+# AArch64.S1OverlayPermissions(): POR_ELx.Perm<m> -> (read, write, execute); 1xxx reserved.
+_OVERLAY: tuple[tuple[int, int, int], ...] = tuple(
+    ((v & 1), (v >> 2 & 1), (v >> 1 & 1)) if v < 8 else (0, 0, 0) for v in range(16)
+)
+
+
+def _apply_overlay(perms: S1Perms, p: S1PermBits, *, el: int) -> S1Perms:
+    """The overlay part of ``AArch64.S1ComputePermissions()``: whether the base permissions
+    allow an overlay (always with direct permissions; PIR/PIRE0 entries with bit 3 clear),
+    whether it is enabled for the EL (``AArch64.S1POEnabled()``,
+    ``AArch64.S1E0POEnabled()``), then ``AArch64.S1OverlayPermissions()``; with an overlay
+    WXN removes the overlay's write permission instead of execute."""
+    if el == 0:
+        enabled, value, reg = p.e0poe, p.upo, "POR_EL0"
+        allows = not p.pie or not p.upi >> 3 & 1
+    else:
+        enabled, value, reg = p.poe, p.ppo, "POR"
+        allows = not p.pie or not p.ppi >> 3 & 1
+    if not (enabled and allows):
+        return perms
+    o_r, o_w, o_x = _OVERLAY[value]
+    x = perms.x
+    if perms.wxn_applied:  # WXN was applied to x: with an overlay it removes ow instead
+        x = True
+        o_w = o_w and not o_x
+    text = f"{reg} Perm={value:#06b}"
+    return S1Perms(perms.r and bool(o_r), perms.w and bool(o_w), x and bool(o_x),
+                   perms.pan_applied, perms.wxn_applied, perms.dirty_fault, text)
+
+
+# AArch64.S1IndirectBasePermissions(): Perm<m> -> (read, write, execute, gcs).
+_INDIRECT: tuple[tuple[int, int, int, int], ...] = (
+    (0, 0, 0, 0), (1, 0, 0, 0), (0, 0, 1, 0), (1, 0, 1, 0),  # 0000 none, R, X, RX
+    (0, 0, 0, 0), (1, 1, 0, 0), (1, 1, 1, 0), (1, 1, 1, 0),  # 0100 reserved, RW, RWX(WXN), RWX
+    (1, 0, 0, 0), (1, 0, 0, 1), (1, 0, 1, 0), (0, 0, 0, 0),  # 1000 R, R+GCS, RX, reserved
+    (1, 1, 0, 0), (0, 0, 0, 0), (1, 1, 1, 0), (0, 0, 0, 0),  # 1100 RW, reserved, RWX, reserved
+)
+
+
+def indirect_rwx(pi: int) -> tuple[bool, bool, bool]:
+    """The read, write and execute rights of a PIR_ELx/PIRE0_ELx entry (before WXN)."""
+    r, w, x, _gcs = _INDIRECT[pi]
+    return bool(r), bool(w), bool(x)
+
+
+def _indirect_permissions(p: S1PermBits, *, has_unprivileged: bool, nv1: bool, el: int,
+                          pan: bool, hd: bool) -> S1Perms:
+    """``AArch64.S1IndirectBasePermissions()`` with the WXN tail of
+    ``AArch64.S1ComputePermissions()`` (no permission overlays: FEAT_S1POE is not modelled).
+
+    Hierarchical permissions do not apply (walkparams.hpd is 1 with PIE); the WXN control
+    applies only to Perm 0b0110 (pwxn/uwxn), whatever SCTLR_ELx.WXN says."""
+    pr, pw, px, pgcs = _INDIRECT[p.ppi]
+    pwxn = p.ppi == 0b0110
+    ur = uw = ux = ugcs = 0
+    uwxn = False
+    pan_applied = False
+    if has_unprivileged:
+        ur, uw, ux, ugcs = _INDIRECT[p.upi]
+        uwxn = p.upi == 0b0110
+        # Privileged-executable (or GCS) memory that EL0 may write (or GCS-write): no access
+        # at all, for both ELs.
+        if (px or pgcs) and (uw or ugcs):
+            pr = pw = px = pgcs = ur = uw = ux = ugcs = 0
+        # PAN with PIE: any EL0 permission (PIRE0 entry other than 0b0000) removes
+        # privileged read and write (the FEAT_PAN3 behaviour: EL0-executable counts too).
+        if pan and not nv1 and p.upi != 0b0000:
+            pan_applied = bool(pr or pw)
+            pr = pw = 0
+    if el == 0:
+        r, w, x, wxn = ur, uw, ux, uwxn
+    else:
+        r, w, x, wxn = pr, pw, px, pwxn
+    wxn_applied = bool(wxn and x)
+    if wxn:
+        x = 0
+    # AArch64.S1CheckPermissions(): a write to a clean page (nDirty=1) without hardware
+    # dirty state management (TCR_ELx.HD=0) is a Permission fault.
+    dirty_fault = bool(w and p.ndirty and not hd)
+    return S1Perms(bool(r), bool(w), bool(x), pan_applied, wxn_applied, dirty_fault)
 
 
 def compute_s1_permissions(
@@ -67,8 +181,24 @@ def compute_s1_permissions(
     """``AArch64.S1DirectBasePermissions()`` and ``AArch64.S1ComputePermissions()``.
 
     ``pan`` is ``accdesc.pan AND PSTATE.PAN`` with FEAT_PAN (true only for AT S1E1RP/WP with
-    PSTATE.PAN=1); ``epan`` is SCTLR_ELx.EPAN with FEAT_PAN3.
+    PSTATE.PAN=1); ``epan`` is SCTLR_ELx.EPAN with FEAT_PAN3.  With ``p.pie``
+    (FEAT_S1PIE), ``AArch64.S1IndirectBasePermissions()`` instead.
     """
+    if p.pie:
+        perms = _indirect_permissions(p, has_unprivileged=has_unprivileged, nv1=nv1, el=el,
+                                      pan=pan, hd=hd)
+    else:
+        perms = _direct_permissions(p, has_unprivileged=has_unprivileged, nv1=nv1, el=el,
+                                    pan=pan, epan=epan, wxn=wxn, hd=hd)
+    if p.poe or p.e0poe:
+        perms = _apply_overlay(perms, p, el=el)
+    return perms
+
+
+def _direct_permissions(p: S1PermBits, *, has_unprivileged: bool, nv1: bool, el: int,
+                        pan: bool, epan: bool, wxn: bool, hd: bool) -> S1Perms:
+    """``AArch64.S1DirectBasePermissions()`` and the WXN tail of
+    ``AArch64.S1ComputePermissions()``."""
     ap2 = (p.ap >> 1) & 1
     if p.dbm and hd:
         ap2 = 0  # DBM with hardware dirty state: the descriptor is writable-clean
@@ -118,5 +248,5 @@ def s1_access_allowed(perms: S1Perms, access: Access) -> bool:
     if access is Access.READ:
         return perms.r
     if access is Access.WRITE:
-        return perms.w
+        return perms.w and not perms.dirty_fault
     return True  # ATAccess_Any (FEAT_ATS1A): no permission check

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from atlab.faults import Fault
+from atlab.faults import Fault, FaultKind
 
 EC_UNKNOWN = 0x00
 EC_SYSTEM = 0x18  # trapped MSR, MRS or System instruction
@@ -34,10 +34,11 @@ class TakenException:
     far: int = 0
     hpfar: int = 0
     reason: str = field(default="", compare=False)
+    iss2: int = 0  # ESR_ELx.ISS2, bits [55:32]
 
     @property
     def esr(self) -> int:
-        return (self.ec << 26) | (1 << 25) | self.iss
+        return (self.iss2 << 32) | (self.ec << 26) | (1 << 25) | self.iss
 
     def to_dict(self) -> dict[str, object]:
         return {"taken_to_el": self.target_el, "esr": f"0x{self.esr:016x}",
@@ -67,7 +68,13 @@ def trapped_sys(
 
 def s2_abort_on_s1_walk(fault: Fault, va: int, reason: str = "") -> TakenException:
     """The data abort taken to EL2 when an AT executed at EL1 faults at stage 2 during its
-    stage 1 walk (``AArch64.AT()``): ISS has DFSC, WnR=1, S1PTW=1 and CM=1 for AT."""
+    stage 1 walk (``AArch64.AT()``): ISS has DFSC, WnR=1, S1PTW=1 and CM=1 for AT; for a
+    Permission fault ISS2 has DirtyBit (bit 5) and Overlay (bit 6) (``AArch64.FaultSyndrome()``:
+    iss2<5> = fault.dirtybit, iss2<6> = fault.overlay)."""
     iss = fault.fst | (1 << 6) | (1 << 7) | (1 << 8)
+    iss2 = 0
+    if fault.kind is FaultKind.PERMISSION:
+        iss2 = (int(fault.overlay) << 6) | (int(fault.dirtybit) << 5)
     ipa = fault.ipa if fault.ipa is not None else 0
-    return TakenException(2, EC_DABT_LOWER, iss, far=va, hpfar=(ipa >> 12) << 4, reason=reason)
+    return TakenException(2, EC_DABT_LOWER, iss, far=va, hpfar=(ipa >> 12) << 4, reason=reason,
+                          iss2=iss2)

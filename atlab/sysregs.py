@@ -199,6 +199,10 @@ _PSTATE_PAN_LAYOUT: tuple[Field, ...] = (_f("PAN", 0, doc="privileged access nev
 _SCR_LAYOUT: tuple[Field, ...] = (
     _f("NS", 0), _f("IRQ", 1), _f("FIQ", 2), _f("EA", 3), _f("SMD", 7), _f("HCE", 8),
     _f("SIF", 9), _f("RW", 10),
+    _f("HXEn", 38, doc="HCRX_EL2 in force (IsHCRXEL2Enabled())"),
+    _f("TCR2En", 43, doc="TCR2_EL1/TCR2_EL2 in force (IsTCR2EL1Enabled())"),
+    _f("SCTLR2En", 44), _f("PIEn", 45, doc="no EL3 trap of PIR/PIRE0/POR"),
+    _f("AIEn", 46, doc="no EL3 trap of MAIR2/AMAIR2"),
 )
 _MMFR0_LAYOUT: tuple[Field, ...] = (
     _f("PARange", 3, 0), _f("ASIDBits", 7, 4), _f("BigEnd", 11, 8), _f("SNSMem", 15, 12),
@@ -217,6 +221,82 @@ _MMFR2_LAYOUT: tuple[Field, ...] = (
     _f("BBM", 55, 52), _f("EVT", 59, 56), _f("E0PD", 63, 60),
 )
 _ISAR2_LAYOUT: tuple[Field, ...] = (_f("ATS1A", 63, 60),)
+# D24.2.91 ID_AA64MMFR3_EL1.
+_MMFR3_LAYOUT: tuple[Field, ...] = (
+    _f("TCRX", 3, 0, "FEAT_TCR2: TCR2_ELx"), _f("SCTLRX", 7, 4, "FEAT_SCTLR2: SCTLR2_ELx"),
+    _f("S1PIE", 11, 8), _f("S2PIE", 15, 12), _f("S1POE", 19, 16), _f("S2POE", 23, 20),
+    _f("AIE", 27, 24), _f("MEC", 31, 28), _f("D128", 35, 32), _f("SNERR", 43, 40),
+    _f("ANERR", 47, 44), _f("SDERR", 55, 52), _f("ADERR", 59, 56),
+)
+# D24.2.190 TCR2_EL1; also TCR2_EL2 when HCR_EL2.E2H == 1 (D24.2.191).
+_TCR2_E2H1_LAYOUT: tuple[Field, ...] = (
+    _f("PnCH", 0, doc="protected attribute (FEAT_THE; not modelled)"),
+    _f("PIE", 1, doc="stage 1 permission indirection (FEAT_S1PIE): PIR/PIRE0 give the rights"),
+    _f("E0POE", 2, doc="EL0 permission overlays from POR_EL0 (FEAT_S1POE)"),
+    _f("POE", 3, doc="privileged permission overlays from POR_EL1/POR_EL2 (FEAT_S1POE)"),
+    _f("AIE", 4, doc="AttrIndx[3] (descriptor bit 59) and MAIR2_ELx (FEAT_AIE)"),
+    _f("D128", 5, doc="128-bit descriptors (FEAT_D128; not modelled)"),
+    _f("PTTWI", 10), _f("HAFT", 11, doc="hardware Access flag for tables (FEAT_HAFT)"),
+    _f("AMEC0", 12), _f("AMEC1", 13), _f("DisCH0", 14), _f("DisCH1", 15), _f("A2", 16),
+    _f("FNG0", 17), _f("FNG1", 18),
+)
+# D24.2.191 TCR2_EL2 when HCR_EL2.E2H == 0.
+_TCR2_EL2_LAYOUT: tuple[Field, ...] = (
+    _f("PnCH", 0, doc="protected attribute (FEAT_THE; not modelled)"),
+    _f("PIE", 1, doc="stage 1 permission indirection (FEAT_S1PIE): PIR_EL2 gives the rights"),
+    _f("POE", 3, doc="permission overlays from POR_EL2 (FEAT_S1POE)"),
+    _f("AIE", 4, doc="AttrIndx[3] (descriptor bit 59) and MAIR2_EL2 (FEAT_AIE)"),
+    _f("PTTWI", 10), _f("HAFT", 11), _f("AMEC0", 12),
+)
+# D24.2.63 HCRX_EL2 (the fields that matter here, and their neighbours).
+_HCRX_LAYOUT: tuple[Field, ...] = (
+    _f("EnAS0", 0), _f("EnALS", 1), _f("EnASR", 2), _f("FnXS", 3), _f("FGTnXS", 4),
+    _f("TALLINT", 6), _f("VINMI", 7), _f("VFNMI", 8), _f("MCE2", 10), _f("MSCEn", 11),
+    _f("TCR2En", 14, doc="TCR2_EL1 accessible from EL1 and in force (FEAT_TCR2)"),
+    _f("SCTLR2En", 15, doc="SCTLR2_EL1 accessible from EL1 and in force (FEAT_SCTLR2)"),
+    _f("PTTWI", 16), _f("D128En", 17), _f("EnSNERR", 18), _f("TMEA", 19), _f("EnSDERR", 20),
+    _f("EnIDCP128", 21), _f("GCSEn", 22), _f("EnFPM", 23), _f("PACMEn", 24),
+    _f("SRMASKEn", 26),
+)
+_PI_VALUES = {
+    0b0000: "no access", 0b0001: "R", 0b0010: "X", 0b0011: "RX", 0b0100: "reserved (none)",
+    0b0101: "RW", 0b0110: "RWX, WXN applies", 0b0111: "RWX", 0b1000: "R, no overlay",
+    0b1001: "R + GCS, no overlay", 0b1010: "RX, no overlay", 0b1011: "reserved (none)",
+    0b1100: "RW, no overlay", 0b1101: "reserved (none)", 0b1110: "RWX, no overlay",
+    0b1111: "reserved (none)",
+}
+_S2PI_VALUES = {
+    0b0000: "no access", 0b0001: "reserved (none)", 0b0010: "MRO", 0b0011: "MRO-TL1",
+    0b0100: "write only", 0b0101: "reserved (none)", 0b0110: "MRO-TL0", 0b0111: "MRO-TL01",
+    0b1000: "R", 0b1001: "R, EL0 X", 0b1010: "R, EL1 X", 0b1011: "R, X",
+    0b1100: "RW", 0b1101: "RW, EL0 X", 0b1110: "RW, EL1 X", 0b1111: "RW, X",
+}
+_PO_VALUES = {0: "no access", 1: "R", 2: "X", 3: "RX", 4: "W", 5: "RW", 6: "WX", 7: "RWX"}
+# D24.2.145-149 PIR_ELx / PIRE0_ELx and D24.2.166 S2PIR_EL2: Perm<m>, bits [4m+3:4m].
+_PIR_LAYOUT: tuple[Field, ...] = tuple(
+    _f(f"Perm{m}", 4 * m + 3, 4 * m, f"base permissions for PIIndex {m:#06b}", values=_PI_VALUES)
+    for m in range(16)
+)
+_S2PIR_LAYOUT: tuple[Field, ...] = tuple(
+    _f(f"Perm{m}", 4 * m + 3, 4 * m, f"stage 2 permissions for PIIndex {m:#06b}",
+       values=_S2PI_VALUES)
+    for m in range(16)
+)
+# D24.2.150-152 POR_ELx: Perm<m>, bits [4m+3:4m] (D24.2.167 S2POR_EL1 uses the S2PIR encodings).
+_POR_LAYOUT: tuple[Field, ...] = tuple(
+    _f(f"Perm{m}", 4 * m + 3, 4 * m, f"overlay permissions for POIndex {m}", values=_PO_VALUES)
+    for m in range(16)
+)
+# D24.2.124-125 MAIR2_ELx: the attributes for AttrIndx 8-15 (FEAT_AIE).
+_MAIR2_LAYOUT: tuple[Field, ...] = tuple(
+    _f(f"Attr{i + 8}", 8 * i + 7, 8 * i, f"memory attribute encoding for AttrIndx {i + 8}")
+    for i in range(8)
+)
+# D24.2.170-171 SCTLR2_ELx: no field affects AT in atlab.
+_SCTLR2_LAYOUT: tuple[Field, ...] = (
+    _f("EnADERR", 3), _f("EnANERR", 4), _f("EASE", 5), _f("EnIDCP128", 6), _f("EnPACM", 7),
+    _f("EnPACM0", 8), _f("CPTA", 9), _f("CPTA0", 10), _f("CPTM", 11), _f("CPTM0", 12),
+)
 
 #: Layouts by register name; TCR_EL2 is looked up through :func:`layout` (two layouts).
 LAYOUTS: Mapping[str, tuple[Field, ...]] = MappingProxyType({
@@ -244,25 +324,48 @@ LAYOUTS: Mapping[str, tuple[Field, ...]] = MappingProxyType({
     "ID_AA64MMFR1_EL1": _MMFR1_LAYOUT,
     "ID_AA64MMFR2_EL1": _MMFR2_LAYOUT,
     "ID_AA64ISAR2_EL1": _ISAR2_LAYOUT,
+    "ID_AA64MMFR3_EL1": _MMFR3_LAYOUT,
+    "HCRX_EL2": _HCRX_LAYOUT,
+    "TCR2_EL1": _TCR2_E2H1_LAYOUT,
+    "TCR2_EL2": _TCR2_EL2_LAYOUT,
+    "PIR_EL1": _PIR_LAYOUT,
+    "PIR_EL2": _PIR_LAYOUT,
+    "PIRE0_EL1": _PIR_LAYOUT,
+    "PIRE0_EL2": _PIR_LAYOUT,
+    "S2PIR_EL2": _S2PIR_LAYOUT,
+    "POR_EL0": _POR_LAYOUT,
+    "POR_EL1": _POR_LAYOUT,
+    "POR_EL2": _POR_LAYOUT,
+    "S2POR_EL1": _S2PIR_LAYOUT,
+    "MAIR2_EL1": _MAIR2_LAYOUT,
+    "MAIR2_EL2": _MAIR2_LAYOUT,
+    "SCTLR2_EL1": _SCTLR2_LAYOUT,
+    "SCTLR2_EL2": _SCTLR2_LAYOUT,
 })
 
 #: Registers a scenario may set (the rest are fixed or derived).
 WRITABLE: frozenset[str] = frozenset(LAYOUTS) - {
     "SCR_EL3", "PAR_EL1", "ID_AA64MMFR0_EL1", "ID_AA64MMFR1_EL1", "ID_AA64MMFR2_EL1",
-    "ID_AA64ISAR2_EL1",
+    "ID_AA64ISAR2_EL1", "ID_AA64MMFR3_EL1",
 }
 
 #: SCR_EL3 is fixed: NS=1 (lower ELs Non-secure), RES1 bits 5:4, HCE=1 (HVC enabled),
 #: RW=1 (EL2 is AArch64); SMD=0.  EL2 is therefore always enabled (``EL2Enabled()``).
-SCR_EL3_VALUE = 0x531
+#: EL3 also leaves the Armv8.9 translation registers to the lower ELs: HXEn, TCR2En,
+#: SCTLR2En, PIEn and AIEn are 1 (bits RES0 on a PE without the feature), so HCRX_EL2 and
+#: TCR2_ELx are in force (``IsHCRXEL2Enabled()``, ``IsTCR2EL1Enabled()``), as the QEMU 11
+#: harness sets them.
+SCR_EL3_VALUE = 0x531 | (1 << 38) | (1 << 43) | (1 << 44) | (1 << 45) | (1 << 46)
 
 _WIDTH = {"PSTATE_PAN": 1}
 
 
 def layout(name: str, *, e2h: int = 0) -> tuple[Field, ...]:
-    """The field table of ``name``; TCR_EL2 depends on HCR_EL2.E2H."""
+    """The field table of ``name``; TCR_EL2 and TCR2_EL2 depend on HCR_EL2.E2H."""
     if name == "TCR_EL2" and e2h:
         return _TCR_E2H1_LAYOUT
+    if name == "TCR2_EL2" and e2h:
+        return _TCR2_E2H1_LAYOUT
     try:
         return LAYOUTS[name]
     except KeyError:
@@ -276,7 +379,7 @@ def _index(table: tuple[Field, ...]) -> Mapping[str, Field]:
 
 #: Field lookup by name, per layout (built once; the tables are immutable).
 _FIELD_INDEX: Mapping[int, Mapping[str, Field]] = MappingProxyType(
-    {id(t): _index(t) for t in (*LAYOUTS.values(), _TCR_E2H1_LAYOUT)}
+    {id(t): _index(t) for t in (*LAYOUTS.values(), _TCR_E2H1_LAYOUT, _TCR2_E2H1_LAYOUT)}
 )
 
 
@@ -286,7 +389,8 @@ def _field(name: str, fname: str, e2h: int) -> Field:
     if f is not None:
         return f
     known = ", ".join(f.name for f in layout(name, e2h=e2h))
-    extra = " (HCR_EL2.E2H selects the TCR_EL2 layout)" if name == "TCR_EL2" else ""
+    extra = (f" (HCR_EL2.E2H selects the {name} layout)" if name in ("TCR_EL2", "TCR2_EL2")
+             else "")
     raise AtlabError(f"{name} has no field {clip(fname)}{extra}; fields: {known}")
 
 
@@ -353,8 +457,18 @@ def id_registers(features: FeatureSet) -> dict[str, int]:
         E0PD=1 if has(Feature.E0PD) else 0,
     )
     isar2 = encode("ID_AA64ISAR2_EL1", ATS1A=1 if has(Feature.ATS1A) else 0)
+    mmfr3 = encode(
+        "ID_AA64MMFR3_EL1",
+        TCRX=1 if has(Feature.TCR2) else 0,
+        SCTLRX=1 if has(Feature.SCTLR2) else 0,
+        S1PIE=1 if has(Feature.S1PIE) else 0,
+        S2PIE=1 if has(Feature.S2PIE) else 0,
+        AIE=1 if has(Feature.AIE) else 0,
+        S1POE=1 if has(Feature.S1POE) else 0,
+        S2POE=1 if has(Feature.S2POE) else 0,
+    )
     return {"ID_AA64MMFR0_EL1": mmfr0, "ID_AA64MMFR1_EL1": mmfr1,
-            "ID_AA64MMFR2_EL1": mmfr2, "ID_AA64ISAR2_EL1": isar2}
+            "ID_AA64MMFR2_EL1": mmfr2, "ID_AA64ISAR2_EL1": isar2, "ID_AA64MMFR3_EL1": mmfr3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,7 +518,7 @@ class SysRegs:
 
     def field(self, name: str, fname: str) -> int:
         """``NAME.FIELD``; TCR_EL2's layout follows HCR_EL2.E2H."""
-        e2h = bits(self["HCR_EL2"], 34, 34) if name == "TCR_EL2" else 0
+        e2h = bits(self["HCR_EL2"], 34, 34) if name in ("TCR_EL2", "TCR2_EL2") else 0
         f = _field(name, fname, e2h)
         return bits(self[name], f.hi, f.lo)
 
@@ -422,7 +536,7 @@ class SysRegs:
     def __str__(self) -> str:
         e2h = bits(self["HCR_EL2"], 34, 34)
         return "\n".join(
-            format_fields(n, v, e2h=e2h if n == "TCR_EL2" else 0)
+            format_fields(n, v, e2h=e2h if n in ("TCR_EL2", "TCR2_EL2") else 0)
             for n, v in sorted(self.values.items())
         )
 

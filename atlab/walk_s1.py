@@ -9,7 +9,7 @@ The pseudocode functions each part follows are named in comments (Arm ARM J1.1.4
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from atlab.bits import align_down, bit, bits, mask
@@ -19,7 +19,7 @@ from atlab.features import Feature, FeatureSet
 from atlab.memory import PhysMem
 from atlab.perms import S1PermBits
 from atlab.regime import Regime
-from atlab.sysregs import SysRegs
+from atlab.sysregs import LAYOUTS, SysRegs
 from atlab.trace import WalkStep
 
 FINAL_LEVEL = 3
@@ -138,6 +138,21 @@ class S1WalkInfo:
     mair: int
     sh: int  # TCR_ELx.SHn: the shareability of leaves when DS=1
     lpa_64k: bool  # 64KB granule descriptors carry OA[51:48] in bits [15:12]
+    #: FEAT_S1PIE: TCR2_ELx.PIE in force; the base permissions come from ``pir`` (PIR_ELx)
+    #: and ``pire0`` (PIRE0_ELx, 0 with HCR_EL2.NV1 or without EL0) by PIIndex.
+    pie: bool = False
+    pir: int = 0
+    pire0: int = 0
+    #: FEAT_AIE: TCR2_ELx.AIE in force; AttrIndx[3] is descriptor bit 59 and ``mair`` holds
+    #: MAIR2_ELx:MAIR_ELx (128 bits, ``AArch64.MAIRAttr()``).
+    aie: bool = False
+    #: FEAT_S1POE: overlays for privileged accesses (TCR2_ELx.POE, ``AArch64.S1POEnabled()``)
+    #: from ``por`` (POR_EL1 or POR_EL2), and for EL0 (TCR2_ELx.E0POE,
+    #: ``AArch64.S1E0POEnabled()``) from ``por_el0`` (POR_EL0), by POIndex (bits [62:60]).
+    poe: bool = False
+    e0poe: bool = False
+    por: int = 0
+    por_el0: int = 0
     # Derived once (walk inputs are memoized per register snapshot) for the walk loop:
     pgshift: int = field(default=0, init=False, repr=False, compare=False)  # granule.pgshift
     unpriv: bool = field(default=False, init=False, repr=False,
@@ -156,11 +171,24 @@ class S1WalkInfo:
                 f"{self.tcr_name}.T{'1' if self.upper else '0'}SZ={self.txsz} "
                 f"({self.ia_bits}-bit range), start level {self.sl}, OA size {self.oa_bits} bits"
                 + (", DS=1" if self.ds else "") + (", HPD=1" if self.hpd else "")
-                + (", HA=1" if self.ha else ""))
+                + (", HA=1" if self.ha else "")
+                + (f", PIE=1 ({pir_name(self.regime)}={self.pir:#x}"
+                   + (f", {pire0_name(self.regime)}={self.pire0:#x}" if self.unpriv else "")
+                   + ")" if self.pie else "")
+                + (", AIE=1" if self.aie else "")
+                + (f", POE=1 ({por_name(self.regime)}={self.por:#x})" if self.poe else "")
+                + (f", E0POE=1 (POR_EL0={self.por_el0:#x})" if self.e0poe else ""))
         object.__setattr__(self, "_text", text)  # computed once: walk inputs are memoized
 
     def describe(self) -> str:
         return self._text
+
+    def attr_index(self, desc: int) -> int:
+        """AttrIndx of a leaf: descriptor bits [4:2], and bit 59 as AttrIndx[3] with AIE
+        (``AArch64.S1NextWalkStateLeaf()``)."""
+        if self.aie:
+            return (desc >> 59 & 1) << 3 | (desc >> 2 & 7)
+        return desc >> 2 & 7
 
     def describe_desc(self, desc: int, kind: str, level: int) -> str:
         """The meaning of a descriptor of this walk (:class:`atlab.trace.DescDecoder`)."""
@@ -232,6 +260,37 @@ def s1_control_registers(regime: Regime) -> tuple[str, str, str]:
     """The TCR, SCTLR and MAIR that control ``regime``'s stage 1."""
     suffix = regime.suffix
     return f"TCR_{suffix}", f"SCTLR_{suffix}", f"MAIR_{suffix}"
+
+
+def pir_name(regime: Regime) -> str:
+    """The PIR_ELx of ``regime`` (privileged base permissions, FEAT_S1PIE)."""
+    return f"PIR_{regime.suffix}"
+
+
+def por_name(regime: Regime) -> str:
+    """The POR_ELx of ``regime``'s privileged overlays (``AArch64.S1POR()``)."""
+    return "POR_EL1" if regime is Regime.EL10 else f"POR_{regime.suffix}"
+
+
+def pire0_name(regime: Regime) -> str:
+    """The PIRE0_ELx of ``regime`` (unprivileged base permissions, FEAT_S1PIE)."""
+    return f"PIRE0_{regime.suffix}"
+
+
+def tcr2_in_force(regs: SysRegs, features: FeatureSet, regime: Regime) -> int:
+    """The value of TCR2_ELx the ``regime``'s walk uses: 0 when it is not in force.
+
+    ``IsTCR2EL1Enabled()``: FEAT_TCR2, SCR_EL3.TCR2En (1 in atlab) and, EL2 being enabled,
+    HCRX_EL2.TCR2En (``IsHCRXEL2Enabled()``: SCR_EL3.HXEn is 1).  ``IsTCR2EL2Enabled()``:
+    FEAT_TCR2 and SCR_EL3.TCR2En.  The EL3 regime has no TCR2 register.
+    """
+    if not features.has(Feature.TCR2) or regime is Regime.EL3:
+        return 0
+    if regime is Regime.EL10:
+        return regs["TCR2_EL1"] if regs["HCRX_EL2"] >> 14 & 1 else 0
+    return regs["TCR2_EL2"]
+
+
 
 
 def effective_tbi(regime: Regime, tcr: int, upper: bool) -> bool:
@@ -337,13 +396,39 @@ def _range_params(
         # EffectiveHCR_EL2_NVx(): NV1 counts only with NV=1 (NV=0, NV1=1 is CONSTRAINED
         # UNPREDICTABLE; atlab takes the '000' option).
         nv1 = bool(regs.field("HCR_EL2", "NV") and regs.field("HCR_EL2", "NV1"))
+    # AArch64.S1TTWParamsEL10()/EL20()/EL2(): TCR2_ELx.{PIE,AIE} with FEAT_S1PIE/FEAT_AIE
+    # when TCR2 is in force; either one makes the hierarchical permissions disabled (hpd=1).
+    tcr2 = tcr2_in_force(regs, features, regime)
+    # SIMPLIFIED: the modelled PE has no FEAT_THE, FEAT_D128 or FEAT_HAFT, so
+    # TCR2_ELx.{PnCH,D128,HAFT} are RES0 on it and read as 0.
+    pie = bool(tcr2 >> 1 & 1) and has(Feature.S1PIE)
+    aie = bool(tcr2 >> 4 & 1) and has(Feature.AIE)
+    pir = pire0 = 0
+    if pie:
+        pir = regs[pir_name(regime)]
+        if regime.has_unprivileged and not nv1:
+            pire0 = regs[pire0_name(regime)]
+    mair = regs[mair_name]
+    if aie:
+        mair |= regs[f"MAIR2_{regime.suffix}"] << 64
+    # AArch64.S1POEnabled(), AArch64.S1E0POEnabled() (EL1&0: not with HCR_EL2.NV1; the EL2
+    # regime has no E0POE bit).
+    poe = bool(tcr2 >> 3 & 1) and has(Feature.S1POE)
+    e0poe = (bool(tcr2 >> 2 & 1) and has(Feature.S1POE) and regime.has_unprivileged
+             and not nv1)
+    por = regs[por_name(regime)] if poe else 0
+    por_el0 = regs["POR_EL0"] if e0poe else 0
+    if pie or aie or poe or e0poe:
+        hpd = 1
     info = S1WalkInfo(
         regime=regime, el=el, upper=upper and two_ranges, ttbr_name=ttbr_name,
         tcr_name=tcr_name, baddr=baddr, granule=granule, txsz=txsz, ia_bits=ia_bits, sl=sl,
         oa_bits=oa_bits, ds=ds, tbi=bool(tbi), hpd=bool(hpd), ha=bool(ha), hd=bool(hd),
         wxn=bool(bit(sctlr_val, 19)), ee=bool(bit(sctlr_val, 25)),
         epan=bool(bit(sctlr_val, 57)) and has(Feature.PAN3) and regime.has_unprivileged,
-        nv1=nv1, mair=regs[mair_name], sh=sh, lpa_64k=lpa_64k(granule, features),
+        nv1=nv1, mair=mair, sh=sh, lpa_64k=lpa_64k(granule, features),
+        pie=pie, pir=pir, pire0=pire0, aie=aie, poe=poe, e0poe=e0poe, por=por,
+        por_el0=por_el0,
     )
     return _RangeParams(False, ia_bits, bool(tbi), two_ranges, upper and two_ranges,
                         e0pd_applies, False, base_fault, info)
@@ -440,6 +525,20 @@ def table_perms(table_bits: int, wi: S1WalkInfo) -> tuple[int, int, int]:
 def s1_perm_bits(desc: int, table_bits: int, wi: S1WalkInfo) -> S1PermBits:
     """``AArch64.S1ApplyOutputPerms()``: the leaf's AP/XN bits as the regime reads them, with
     the hierarchical controls ``table_bits`` (see :func:`table_perms`)."""
+    base = _s1_base_perm_bits(desc, table_bits, wi)
+    if not (wi.poe or wi.e0poe):
+        return base
+    # AArch64.S1ApplyOutputPerms(): po_index = '0':descriptor<62:60>; AArch64.S1POR()
+    lo = 4 * (desc >> 60 & 7)
+    return replace(base, poe=wi.poe, e0poe=wi.e0poe, ppo=wi.por >> lo & 0xF,
+                   upo=wi.por_el0 >> lo & 0xF)
+
+
+def _s1_base_perm_bits(desc: int, table_bits: int, wi: S1WalkInfo) -> S1PermBits:
+    if wi.pie:  # PIIndex selects the base permissions; no hierarchical controls (hpd=1)
+        lo = 4 * pi_index(desc)
+        return S1PermBits(pie=True, ppi=wi.pir >> lo & 0xF, upi=wi.pire0 >> lo & 0xF,
+                          ndirty=desc >> 7 & 1)
     ap_table, xn_table, pxn_table = table_perms(table_bits, wi)
     if wi.nv1:  # AP[1] is RES0, bit 54 is PXN, no UXN
         return S1PermBits(ap=(desc >> 7 & 1) << 1, ap_table=ap_table, pxn=desc >> 54 & 1,
@@ -453,8 +552,9 @@ def s1_perm_bits(desc: int, table_bits: int, wi: S1WalkInfo) -> S1PermBits:
                       xn_table=xn_table, dbm=desc >> 51 & 1)
 
 
-#: The leaf descriptor bits :func:`s1_perm_bits` reads: AP[2:1], DBM, PXN, UXN/XN.
-LEAF_PERM_BITS = (0b11 << 6) | (1 << 51) | (0b11 << 53)
+#: The leaf descriptor bits :func:`s1_perm_bits` reads: AP[2:1], DBM, PXN, UXN/XN (the PIIndex
+#: bits too), POIndex.
+LEAF_PERM_BITS = (0b11 << 6) | (1 << 51) | (0b11 << 53) | (0b111 << 60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,11 +593,16 @@ def describe_desc(desc: int, kind: DescKind, level: int, wi: S1WalkInfo) -> str:
         return f"next table {nxt:#x}{extra}"
     base = leaf_base(desc, level, wi.granule, wi.ds, wi.lpa_64k)
     ap = bits(desc, 7, 6)
-    text = f"OA {base:#x} AttrIndx={bits(desc, 4, 2)} AP={ap:02b}"
+    if wi.pie:
+        text = f"OA {base:#x} AttrIndx={wi.attr_index(desc)}"
+    else:
+        text = f"OA {base:#x} AttrIndx={wi.attr_index(desc)} AP={ap:02b}"
     if not wi.ds:
         text += f" SH={bits(desc, 9, 8):02b}"
     text += f" AF={bit(desc, 10)}"
-    if wi.regime.has_unprivileged and not wi.nv1:
+    if wi.pie:
+        text += " " + describe_pi_index(desc, wi)
+    elif wi.regime.has_unprivileged and not wi.nv1:
         text += f" PXN={bit(desc, 53)} UXN={bit(desc, 54)}"
     else:
         text += f" XN={bit(desc, 54)}"
@@ -508,6 +613,27 @@ def describe_desc(desc: int, kind: DescKind, level: int, wi: S1WalkInfo) -> str:
     if wi.regime.has_unprivileged and bit(desc, 11):
         text += " nG"
     return text
+
+
+def pi_index(desc: int) -> int:
+    """PIIndex of a 64-bit stage 1 leaf: descriptor bits 54, 53, 51, 6
+    (``AArch64.S1ApplyOutputPerms()``)."""
+    return (desc >> 54 & 1) << 3 | (desc >> 53 & 1) << 2 | (desc >> 51 & 1) << 1 | (desc >> 6 & 1)
+
+
+def describe_pi_index(desc: int, wi: S1WalkInfo) -> str:
+    """``PIIndex=0b0101 -> PIR_EL1[23:20]=0b0101 (RW) ... nDirty=1``: a leaf under S1PIE."""
+    idx = pi_index(desc)
+    lo = 4 * idx
+    values = LAYOUTS["PIR_EL1"][idx].values
+    ppi = wi.pir >> lo & 0xF
+    text = (f"PIIndex={idx:#06b} -> {pir_name(wi.regime)}[{lo + 3}:{lo}]={ppi:#06b} "
+            f"({values[ppi]})")
+    if wi.regime.has_unprivileged:
+        upi = wi.pire0 >> lo & 0xF
+        name = "0 (NV1)" if wi.nv1 else f"{pire0_name(wi.regime)}[{lo + 3}:{lo}]"
+        text += f", {name}={upi:#06b} ({values[upi]})"
+    return text + f" nDirty={bit(desc, 7)}"
 
 
 def walk_s1(

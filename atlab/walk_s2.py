@@ -77,6 +77,14 @@ class S2WalkInfo:
     lpa_64k: bool
     baddr: int
     concat: int  # number of concatenated start-level tables
+    #: FEAT_S2PIE: VTCR_EL2.S2PIE=1, the permissions come from ``s2pir`` (S2PIR_EL2) by the
+    #: leaf's PIIndex (``AArch64.S2ApplyOutputPerms()``).
+    s2pie: bool = False
+    s2pir: int = 0
+    #: FEAT_S2POE: VTCR_EL2.S2POE=1 (with S2PIE), the overlay ``s2por`` (S2POR_EL1) by the
+    #: leaf's POIndex, descriptor bits [62:59] (``AArch64.S2OverlayPermissions()``).
+    s2poe: bool = False
+    s2por: int = 0
     #: (lsb, index mask) of the IPA slice of each level from the start level to level 3
     #: (derived once: the walk inputs are memoized per register snapshot).
     shifts: tuple[tuple[int, int], ...] = field(default=(), init=False, repr=False,
@@ -93,8 +101,11 @@ class S2WalkInfo:
 
     def describe(self) -> str:
         cat = f", {self.concat} concatenated start tables" if self.concat > 1 else ""
+        pie = f", S2PIE=1 (S2PIR_EL2={self.s2pir:#x})" if self.s2pie else ""
+        if self.s2poe:
+            pie += f", S2POE=1 (S2POR_EL1={self.s2por:#x})"
         return (f"stage 2 {self.granule} granule, VTCR_EL2.T0SZ={self.txsz} ({self.ia_bits}-bit"
-                f" IPA), start level {self.sl}{cat}, OA size {self.oa_bits} bits")
+                f" IPA), start level {self.sl}{cat}, OA size {self.oa_bits} bits{pie}")
 
 
 def s2_start_level(granule: Granule, sl0: int, sl2: int) -> int:
@@ -185,12 +196,18 @@ def setup_s2_walk(regs: SysRegs, features: FeatureSet) -> S2WalkInfo | Fault:
     concat = max(1, 1 << max(0, ia_bits - (levels * granule.stride + granule.pgshift)
                              - granule.stride))
     hcr = regs["HCR_EL2"]
+    # AArch64.S2ComputePermissions(): the overlay exists only with S2PIE.
+    s2pie = bool(vtcr >> 36 & 1) and has(Feature.S2PIE)
+    s2poe = s2pie and bool(vtcr >> 37 & 1) and has(Feature.S2POE)
     return S2WalkInfo(
         granule=granule, txsz=txsz, ia_bits=ia_bits, sl=sl, oa_bits=oa_bits, ds=ds, ha=ha,
         hd=hd, ee=bool(regs.field("SCTLR_EL2", "EE")),
         fwb=bool(bit(hcr, 46)) and has(Feature.S2FWB),
         ptw=bool(bit(hcr, 2)) and not bit(hcr, 27), cd=bool(bit(hcr, 32)),
         sh=bits(vtcr, 13, 12), lpa_64k=lpa_64k(granule, features), baddr=baddr, concat=concat,
+        # SIMPLIFIED: no FEAT_THE (VTCR_EL2.{TL0,TL1}: RES0, read as 0).
+        s2pie=s2pie, s2pir=regs["S2PIR_EL2"] if s2pie else 0,
+        s2poe=s2poe, s2por=regs["S2POR_EL1"] if s2poe else 0,
     )
 
 
@@ -210,6 +227,29 @@ class S2Result:
     ended: str = ""
 
 
+def s2_pi_index(desc: int) -> int:
+    """PIIndex of a 64-bit stage 2 leaf: descriptor bits 54, 53, 51, 6."""
+    return (desc >> 54 & 1) << 3 | (desc >> 53 & 1) << 2 | (desc >> 51 & 1) << 1 | (desc >> 6 & 1)
+
+
+#: ``AArch64.S2IndirectBasePermissions()``: S2PIR_EL2.Perm<m> -> (r, w, w_mmu) for a data
+#: access (r, w) and a stage 1 walk (r_mmu = r, w_mmu: the hardware update of a stage 1
+#: descriptor); MRO (0b0010, 0b0011, 0b0110, 0b0111) is read-only except for the walk.
+S2PI_RW: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0), (0, 0, 0), (1, 0, 1), (1, 0, 1), (0, 1, 0), (0, 0, 0), (1, 0, 1), (1, 0, 1),
+    (1, 0, 0), (1, 0, 0), (1, 0, 0), (1, 0, 0), (1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1),
+)
+S2PI_TEXT = ("no access", "reserved", "MRO", "MRO-TL1", "write only", "reserved", "MRO-TL0",
+             "MRO-TL01", "R", "R, EL0 X", "R, EL1 X", "R, X", "RW", "RW, EL0 X", "RW, EL1 X",
+             "RW, X")
+
+
+def s2_clean_write_faults(desc: int, hd: bool) -> bool:
+    """``AArch64.S2CheckPermissions()`` with S2PIE: a write to a page whose Dirty bit
+    (descriptor bit 7) is 0 faults without hardware dirty state (fault.dirtybit)."""
+    return not hd and not desc >> 7 & 1
+
+
 def describe_s2_desc(desc: int, kind: DescKind, level: int, wi: S2WalkInfo) -> str:
     if kind is DescKind.INVALID:
         return "bit[0]=0"
@@ -218,6 +258,13 @@ def describe_s2_desc(desc: int, kind: DescKind, level: int, wi: S2WalkInfo) -> s
     if kind is DescKind.TABLE:
         return f"next table {next_table_base(desc, wi.granule, wi.ds, wi.lpa_64k):#x}"
     base = leaf_base(desc, level, wi.granule, wi.ds, wi.lpa_64k)
+    if wi.s2pie:
+        idx = s2_pi_index(desc)
+        s2pi = wi.s2pir >> 4 * idx & 0xF
+        text = (f"OA {base:#x} MemAttr={bits(desc, 5, 2):04b} AF={bit(desc, 10)} "
+                f"PIIndex={idx:#06b} -> S2PIR_EL2[{4 * idx + 3}:{4 * idx}]={s2pi:#06b} "
+                f"({S2PI_TEXT[s2pi]}) Dirty={bit(desc, 7)}")
+        return text + ("" if wi.ds else f" SH={bits(desc, 9, 8):02b}")
     text = (f"OA {base:#x} MemAttr={bits(desc, 5, 2):04b} S2AP={bits(desc, 7, 6):02b} "
             f"XN={bits(desc, 54, 53):02b} AF={bit(desc, 10)}")
     if not wi.ds:
@@ -270,8 +317,10 @@ def _s2_device(memattr: int, fwb: bool) -> bool:
     return memattr >> 2 == 0
 
 
-def _fault(kind: FaultKind, level: int, ipa: int, s1ptw: bool, why: str) -> S2Result:
-    return S2Result(Fault(kind, level, stage=2, s1ptw=s1ptw, ipa=ipa), level=level,
+def _fault(kind: FaultKind, level: int, ipa: int, s1ptw: bool, why: str, *,
+           overlay: bool = False, dirtybit: bool = False) -> S2Result:
+    return S2Result(Fault(kind, level, stage=2, s1ptw=s1ptw, ipa=ipa, overlay=overlay,
+                          dirtybit=dirtybit), level=level,
                     ended=f"stage 2 {kind.value} fault, level {level}: {why}")
 
 
@@ -356,10 +405,30 @@ def walk_s2_leaf(
     memattr = desc >> 2 & 0xF
     if not wi.fwb:
         memattr = s2_constrain_reserved_memattr(memattr)
-    # AArch64.S2DirectBasePermissions(), AArch64.S2CheckPermissions(): S2AP is bits [7:6].
-    r = desc >> 6 & 1
-    w = desc >> 7 & 1 or (desc >> 51 & 1 and wi.hd)
     perm_fault = ""
+    overlay = dirtybit = False
+    if wi.s2pie:
+        # AArch64.S2IndirectBasePermissions(); AArch64.S2CheckPermissions() takes r_mmu and
+        # w_mmu for a walk (AccessType_TTW), r and w otherwise, then faults a write to a
+        # clean page (Dirty, bit 7, is 0) without hardware dirty state (VTCR_EL2.HD=0).
+        r, w_data, w_mmu = S2PI_RW[wi.s2pir >> 4 * s2_pi_index(desc) & 0xF]
+        w = w_mmu if s1ptw else w_data
+        if write and w and s2_clean_write_faults(desc, wi.hd):
+            perm_fault = "S2PIE: the page is clean (Dirty=0) and VTCR_EL2.HD=0"
+            dirtybit = True
+        if wi.s2poe:
+            # AArch64.S2OverlayPermissions() (the S2PIR encodings), checked first.
+            o_r, o_w, o_w_mmu = S2PI_RW[wi.s2por >> 4 * (desc >> 59 & 0xF) & 0xF]
+            o_w = o_w_mmu if s1ptw else o_w
+            if not o_r or (write and not o_w):
+                r = w = 0  # no other check is reached
+                perm_fault = (f"S2POE: S2POR_EL1.Perm{desc >> 59 & 0xF} gives no "
+                              f"{'read' if not o_r else 'write'} access")
+                overlay, dirtybit = True, False
+    else:
+        # AArch64.S2DirectBasePermissions(), AArch64.S2CheckPermissions(): S2AP is [7:6].
+        r = desc >> 6 & 1
+        w = desc >> 7 & 1 or (desc >> 51 & 1 and wi.hd)
     if s1ptw:  # AccessType_TTW: read permission always needed, write for AF/dirty updates
         if wi.ptw and _s2_device(memattr, wi.fwb):
             perm_fault = "HCR_EL2.PTW=1 and the stage 1 table is in Device memory"
@@ -380,5 +449,8 @@ def walk_s2_leaf(
             trace.append(WalkStep(2, level, 0, 0, 0, desc_pa, desc_pa, new, "update",
                                   "hardware sets AF", is_write=True))
     if perm_fault:
-        return _fault(FaultKind.PERMISSION, level, ipa, s1ptw, perm_fault)
+        if overlay:  # the overlay check comes before the base permissions
+            return _fault(FaultKind.PERMISSION, level, ipa, s1ptw, perm_fault, overlay=True)
+        dirtybit = dirtybit and perm_fault.startswith("S2PIE")
+        return _fault(FaultKind.PERMISSION, level, ipa, s1ptw, perm_fault, dirtybit=dirtybit)
     return base | (ipa & ((1 << lsb) - 1)), level, desc, memattr

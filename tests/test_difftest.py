@@ -215,7 +215,7 @@ def test_atlab_only_scenarios_are_not_compared(monkeypatch: pytest.MonkeyPatch) 
     assert only
     sent: list[Mapping[str, Any]] = []
 
-    def fake_qemu(batch: Sequence[Mapping[str, Any]]) -> list[list[Outcome]]:
+    def fake_qemu(batch: Sequence[Mapping[str, Any]], qemu: str = "10") -> list[list[Outcome]]:
         sent.extend(batch)
         return [run_model(s) for s in batch]  # QEMU agreeing with atlab
 

@@ -340,3 +340,25 @@ def test_page_table_builder_errors_inline() -> None:
     b.add()
     b.granule.value = Granule.K64  # 0x3000 is not 64KB aligned: the old tables stay
     assert "not aligned" in b.error.message and len(b.mappings) == 1
+
+
+# --- permission views: AP bits, PIE, POE on one page -----------------------------------------
+def test_permission_views_toggle() -> None:
+    from atlab import PhysMem, run_at
+    from atlab.builder import S1Builder
+    from atlab.walk_s1 import pi_index
+    from atlab.widgets import make_permission_views
+
+    b = S1Builder(Regime.EL10, va_bits=48, tables=(0x4020_0000, 0x4040_0000))
+    b.map(0x50_0000, 0x4B00_0000, 0x1000, ap="EL1 RW / EL0 RW")
+    plain, mem = b.regs(), b.memory()
+    assert isinstance(mem, PhysMem)
+    idx = pi_index(run_at(AtOp.S1E0R, 0x50_0000, regs=plain, mem=mem).trace.steps[-1].raw)
+    pie = plain.replace(HCRX_EL2=1 << 14, TCR2_EL1=1 << 1, PIR_EL1=0b0101 << 4 * idx,
+                        PIRE0_EL1=0b0010 << 4 * idx)   # EL0 execute-only
+    views = make_permission_views({"AP": plain, "PIE": pie}, mem, 0x50_0000)
+    assert isinstance(views, w.VBox) and views.error.message == ""
+    assert [r[1] for r in views.rows] == ["ok", "ok", "ok", "ok"]
+    views.view.value = "PIE"
+    assert [r[1] for r in views.rows] == ["ok", "ok", "fault", "fault"]
+    assert "PIIndex" in views.leaf.value and "PIRE0_EL1" in views.leaf.value

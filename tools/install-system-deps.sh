@@ -7,9 +7,69 @@
 #   - linux-source-6.12 (bookworm-security: /usr/src/linux-source-6.12.tar.xz, the kernel tree
 #     tools/kvm builds KVM's AT emulation from) and what that build needs: gcc, tar, xz-utils,
 #     mawk.
-# The backports suite reuses the mirror URI already configured for bookworm; no host
+#   - QEMU 11.1 (the second hardware judge, for TCR2/S1PIE/S2PIE/AIE/ATS1A): a Debian 13
+#     (trixie) chroot made with debootstrap at $ATLAB_QEMU11_CHROOT (default
+#     /var/lib/atlab/qemu11-chroot), with qemu-system-arm from trixie-backports inside it
+#     (Debian 12 cannot install QEMU 11: it needs Debian 13's libc). tools/hw runs it as
+#     `chroot DIR /usr/bin/qemu-system-aarch64` (python -m tools.difftest --qemu 11). Needs
+#     root; set ATLAB_NO_QEMU11=1 to skip it.
+# The backports suites reuse the mirror URI already configured for bookworm; no host
 # name is written here. Idempotent; does nothing for packages already present.
 set -eu
+
+# ---- QEMU 11.1 in a Debian 13 chroot -----------------------------------------------------
+qemu11_chroot() {
+    dir=${ATLAB_QEMU11_CHROOT:-/var/lib/atlab/qemu11-chroot}
+    if [ -x "$dir/usr/bin/qemu-system-aarch64" ]; then
+        return 0
+    fi
+    if [ "${ATLAB_NO_QEMU11:-0}" = 1 ]; then
+        echo "install-system-deps: ATLAB_NO_QEMU11=1: not making the QEMU 11 chroot" >&2
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-system-deps: QEMU 11 chroot ($dir) needs root: run this script as root" \
+             "(the QEMU 11 tests skip without it)" >&2
+        return 0
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    src=/etc/apt/sources.list.d/debian.sources
+    uri=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' "$src" | grep -v security | head -n1)
+    if [ -z "$uri" ]; then
+        echo "install-system-deps: cannot read the Debian mirror URI from $src" >&2
+        exit 1
+    fi
+    if ! command -v debootstrap >/dev/null 2>&1; then
+        echo "install-system-deps: installing debootstrap (for the QEMU 11 chroot)"
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    fi
+    if [ ! -x "$dir/usr/bin/apt-get" ]; then
+        echo "install-system-deps: making a Debian 13 chroot at $dir (debootstrap, ~80 s)"
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        debootstrap --variant=minbase trixie "$dir" "$uri" >"$dir.debootstrap.log" 2>&1 || {
+            echo "install-system-deps: debootstrap failed; see $dir.debootstrap.log" >&2
+            exit 1
+        }
+    fi
+    echo "install-system-deps: installing qemu-system-arm from trixie-backports in $dir"
+    printf 'deb %s trixie-backports main\n' "$uri" >"$dir/etc/apt/sources.list.d/atlab-trixie-backports.list"
+    # (apt-get in a chroot without /dev/pts prints a harmless "Can not write log" line)
+    if ! chroot "$dir" apt-get update -qq >"$dir.apt-update.log" 2>&1; then
+        echo "install-system-deps: apt-get update failed in $dir; see $dir.apt-update.log" >&2
+        exit 1
+    fi
+    chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends -t trixie-backports qemu-system-arm >/dev/null 2>&1 || {
+        echo "install-system-deps: apt-get install qemu-system-arm failed in $dir" >&2
+        exit 1
+    }
+    chroot "$dir" apt-get clean
+    mkdir -p "$dir/atlab"
+    chroot "$dir" /usr/bin/qemu-system-aarch64 --version | head -n1
+}
+qemu11_chroot
 
 need_qemu=1
 if command -v qemu-system-aarch64 >/dev/null 2>&1; then

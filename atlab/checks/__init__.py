@@ -135,6 +135,11 @@ from atlab.checks.e15_tlb_maintenance import (
     tlb_changes,
     tlb_lab,
 )
+from atlab.checks.e16_execute_only_el0 import (
+    EXECUTE_ONLY_EL0,
+    check_execute_only_el0,
+    reference_execute_only_el0,
+)
 
 __all__ = [
     "EXERCISES",
@@ -160,6 +165,7 @@ __all__ = [
     "check_combine_attrs",
     "check_decode_s1_descriptor",
     "check_encode_par",
+    "check_execute_only_el0",
     "check_make_tcr_el1",
     "check_nv_at_path",
     "check_s1_permissions",
@@ -175,6 +181,7 @@ __all__ = [
     "reference_combine_attrs",
     "reference_decode_descriptor",
     "reference_encode_par",
+    "reference_execute_only_el0",
     "reference_make_tcr_el1",
     "reference_nv_at_path",
     "reference_s1_permissions",
@@ -209,4 +216,5 @@ EXERCISES: dict[str, Exercise] = {
     "13_combined_attributes": COMBINE_ATTRS,
     "14_emulate_at_for_a_guest": NV_PATH,
     "15_tlb_maintenance": TLB_MAINTENANCE,
+    "16_execute_only_el0": EXECUTE_ONLY_EL0,
 }

@@ -30,9 +30,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.difftest.compare import compare, record, replay, run_model, run_qemu
+from tools.difftest.compare import (
+    compare,
+    compare_versions,
+    record,
+    replay,
+    run_model,
+    run_qemu,
+)
 from tools.difftest.covreport import HTML_DIR, measure
-from tools.difftest.generator import generate, is_atlab_only
+from tools.difftest.generator import generate, is_atlab_only, qemu11_profile
 from tools.difftest.tlbi import compare_tlbi, generate_tlbi
 
 
@@ -62,6 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="with --kvm: KVM's hardware fast path runs too (the harness's hardware "
                         "mode, its ATs answered by atlab's walker); scenarios get a partial "
                         "shadow stage 2")
+    p.add_argument("--qemu", choices=("10", "11"), default=None,
+                   help="the QEMU to compare with: 10 (the system's, default) or 11 (QEMU "
+                        "11.1 in the Debian 13 chroot of tools/install-system-deps.sh; the "
+                        "generator then targets its PE: FEAT_ATS1A, TCR2, S1PIE, S2PIE, AIE). "
+                        "With --replay: also run the corpus on that QEMU and compare it with "
+                        "the recorded answers")
     p.add_argument("--tlbi", action="store_true",
                    help="compare TLBI traps/UNDEFINED/execution instead of AT (QEMU needed)")
     args = p.parse_args(argv)
@@ -96,17 +109,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"replay {args.replay}: {rep.summary()} ({time.monotonic() - t0:.1f} s)")
         for scn, i, m, q in rep.mismatches[:20]:
             print(f"MISMATCH {scn['name']} op {i}: atlab {m} / recorded {q}")
-        return 1 if rep.mismatches else 0
+        bad = len(rep.mismatches)
+        if args.qemu is not None:
+            t0 = time.monotonic()
+            live = run_qemu(scns, args.qemu)
+            vrep = compare_versions(scns, live)
+            print(f"QEMU {args.qemu} on {args.replay}: {vrep.summary()} "
+                  f"({time.monotonic() - t0:.1f} s)")
+            for scn, i, q10, q in vrep.unexplained[:20]:
+                print(f"CHANGED {scn['name']} op {i} ({scn['ops'][i]['op']}): recorded {q10} "
+                      f"/ QEMU {args.qemu} {q}")
+            bad += len(vrep.unexplained)
+        return 1 if bad else 0
 
     bad = 0
     for seed in args.seed:
         t0 = time.monotonic()
         scns = generate(seed, args.count)
+        if args.qemu == "11":
+            scns = [qemu11_profile(s) for s in scns]
         if args.tags:
             scns = [s for s in scns if set(args.tags) & set(s["tags"])]
         if args.record_corpus is not None:
             scns = [s for s in scns if not is_atlab_only(s)]
-            qemu = run_qemu(scns)
+            qemu = run_qemu(scns, args.qemu or "10")
             model = [run_model(s) for s in scns]
             corpus, skipped = record(scns, qemu, model)
             path = args.record_corpus
@@ -118,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"seed {seed}: wrote {len(corpus)} scenarios ({n_ops} ops) to {path}; "
                   f"{skipped} left out (QEMU crash or known deviation)")
             continue
-        rep = compare(scns, shrink_mismatches=not args.no_shrink)
+        rep = compare(scns, shrink_mismatches=not args.no_shrink,
+                      qemu_version=args.qemu or "10")
         print(rep.table(only_interesting=not args.all_tags))
         print(f"seed {seed}: {rep.summary()} ({time.monotonic() - t0:.1f} s: QEMU "
               f"{rep.seconds['qemu']:.1f} s, atlab {rep.seconds['atlab']:.1f} s)")

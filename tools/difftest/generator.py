@@ -930,6 +930,93 @@ def is_atlab_only(scn: dict[str, Any]) -> bool:
     return any(t.startswith(ATLAB_ONLY) for t in scn.get("tags", []))
 
 
+#: The features QEMU 11.1 -cpu max has and 10.0.2 lacks, as atlab's feature names; it has
+#: no FEAT_S1POE/S2POE.
+QEMU11_FEATURES: dict[str, Any] = {"FEAT_ATS1A": True, "FEAT_S1POE": False, "FEAT_S2POE": False}
+
+
+#: Share of the eligible QEMU 11 scenarios that get the Armv8.9 translation registers.
+V94_SHARE = 0.45
+#: PIR_ELx/PIRE0_ELx entries: every encoding, the usual ones more often.
+_PI_WEIGHTS = (4, 4, 3, 4, 1, 5, 3, 3, 2, 1, 2, 1, 2, 1, 2, 1)
+
+
+def _pir(r: random.Random) -> int:
+    return sum(r.choices(range(16), _PI_WEIGHTS)[0] << 4 * m for m in range(16))
+
+
+def v94_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
+    """The Armv8.9 translation controls QEMU 11.1 implements, on a scenario whose ops run at
+    EL3 (so the harness's own execution never depends on them) and whose regime is not EL3
+    (atlab has no TCR2 for EL3): FEAT_TCR2 (HCRX_EL2.TCR2En gating TCR2_EL1), FEAT_S1PIE
+    (TCR2_ELx.PIE, random PIR_ELx/PIRE0_ELx: tags ``pie:EL1&0``/``pie:EL2``), FEAT_AIE
+    (TCR2_ELx.AIE, MAIR2_ELx, descriptor bit 59 set on some valid words: ``aie:...``),
+    FEAT_S2PIE (VTCR_EL2.S2PIE, random S2PIR_EL2: ``s2pie``)."""
+    tags = set(scn["tags"])
+    if scn["el"] != 3 or "regime:EL3" in tags:
+        return scn
+    regs = dict(scn["sysregs"])
+    if ("stage2:vm" in tags or "hcr:dc" in tags) and r.random() < 0.6:
+        # FEAT_S2PIE: VTCR_EL2.S2PIE, S2PIR_EL2 (S2PIR weights: every encoding)
+        regs["VTCR_EL2"] = f"{int(regs.get('VTCR_EL2', '0'), 16) | 1 << 36:#x}"
+        regs["S2PIR_EL2"] = f"{sum(r.randrange(16) << 4 * m for m in range(16)):#x}"
+        tags.add("s2pie")
+    primary = next(t for t in tags if t.startswith("regime:"))[7:]
+    el1 = primary == "EL1&0"
+    pie, aie = r.random() < 0.75, r.random() < 0.4
+    if not (pie or aie):
+        pie = True
+    tcr2 = (1 << 1) * pie | (1 << 4) * aie
+    suffix = "EL1" if el1 else "EL2"
+    regs[f"TCR2_{suffix}"] = f"{tcr2:#x}"
+    if el1:
+        if r.random() < 0.9:
+            regs["HCRX_EL2"] = f"{1 << 14:#x}"  # TCR2En: TCR2_EL1 in force at EL1&0
+        else:
+            tags.add("tcr2:hcrx-tcr2en-0")  # TCR2_EL1 ignored (IsTCR2EL1Enabled() FALSE)
+    names = ("PIR_EL1", "PIRE0_EL1", "PIR_EL2", "PIRE0_EL2")
+    for name in names:
+        regs[name] = f"{_pir(r):#x}"
+    if pie:
+        tags.add(f"pie:{primary}")
+    memory = scn["memory"]
+    if aie:
+        tags.add(f"aie:{primary}")
+        pool = MAIR_NORMAL + MAIR_DEVICE
+        regs[f"MAIR2_{suffix}"] = f"{sum(r.choice(pool) << 8 * i for i in range(8)):#x}"
+        memory = []
+        for word in scn["memory"]:
+            value = int(word["u64"], 16)
+            if value & 1 and r.random() < 0.5:
+                value |= 1 << 59  # AttrIndx[3] in a stage 1 leaf of the AIE regime
+                word = {"pa": word["pa"], "u64": f"0x{value:016x}"}
+            memory.append(word)
+    return dict(scn, sysregs=dict(sorted(regs.items())), memory=memory, tags=sorted(tags))
+
+
+def qemu11_profile(scn: dict[str, Any]) -> dict[str, Any]:
+    """A generated scenario for QEMU 11.1's PE (``--qemu 11``): FEAT_ATS1A on, so the
+    ``op:ats1a-undef`` ops execute (tagged ``op:ats1a``) and the ``atlab-only:ats1a`` variants
+    are compared with QEMU (tagged ``ats1a``); about :data:`V94_SHARE` of the eligible
+    scenarios get the TCR2/S1PIE/AIE registers (:func:`v94_variant`)."""
+    tags = set(scn.get("tags", []))
+    if ATLAB_ONLY + "ats1a" in tags:
+        tags.discard(ATLAB_ONLY + "ats1a")
+        tags.add("ats1a")
+    if "op:ats1a-undef" in tags:
+        tags.discard("op:ats1a-undef")
+        tags.add("op:ats1a")
+    feats = dict(scn.get("features", {}))
+    only = is_atlab_only(dict(scn, tags=sorted(tags)))
+    if not only or feats.get("FEAT_ATS1A") is False:
+        feats.update(QEMU11_FEATURES)
+    out = dict(scn, tags=sorted(tags), features=feats)
+    r = random.Random(f"atlab-difftest-v94:{scn['name']}")
+    if not only and r.random() < V94_SHARE:
+        out = v94_variant(r, out)
+    return out
+
+
 def atlab_only_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
     """Turn a generated scenario into one only atlab can answer (tagged ``atlab-only:*``):
 

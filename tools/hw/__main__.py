@@ -92,7 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("files", metavar="FILE", nargs="+", type=Path)
     parser.add_argument("--full", action="store_true", help="exceptions, read-backs, warnings")
     parser.add_argument("--check", action="store_true", help="compare with expected_* values")
-    parser.add_argument("--qemu", default="qemu-system-aarch64", help="QEMU binary (>= 10)")
+    parser.add_argument(
+        "--qemu",
+        default="qemu-system-aarch64",
+        help="QEMU binary (>= 10), or 10 / 11 (QEMU 11.1 in the chroot of install-system-deps.sh)",
+    )
     parser.add_argument(
         "--timeout",
         type=float,

@@ -37,6 +37,7 @@ import hashlib
 import os
 import re
 import resource
+import shutil
 import signal
 import struct
 import subprocess
@@ -56,14 +57,20 @@ __all__ = [
     "RAM_BASE",
     "RAM_END",
     "REGISTERS",
+    "REGISTERS_V94",
+    "V94_REGISTERS",
     "HarnessError",
     "HwException",
     "OpResult",
+    "QemuTarget",
     "ScenarioResult",
     "build_harness",
     "check_environment",
     "check_op",
     "check_scenario",
+    "qemu11_chroot",
+    "qemu_target",
+    "qemu_version",
     "run_scenarios",
 ]
 
@@ -86,6 +93,14 @@ REGISTERS: tuple[str, ...] = (
     "MAIR_EL1", "MAIR_EL2", "MAIR_EL3", "VTCR_EL2", "VTTBR_EL2",
     "SCTLR_EL1", "SCTLR_EL2", "SCTLR_EL3",
 )  # fmt: skip
+# The register table of the harness built for QEMU >= 11 (harness.S with V94=1): the Armv8.9
+# translation registers QEMU 11.1 -cpu max implements (FEAT_TCR2, S1PIE, S2PIE, AIE) go
+# before the SCTLRs.  QEMU 10 has none of them (an MSR to one is UNDEFINED).
+V94_REGISTERS: tuple[str, ...] = (
+    "HCRX_EL2", "TCR2_EL1", "TCR2_EL2", "PIR_EL1", "PIRE0_EL1", "PIR_EL2", "PIRE0_EL2",
+    "S2PIR_EL2", "MAIR2_EL1", "MAIR2_EL2",
+)  # fmt: skip
+REGISTERS_V94: tuple[str, ...] = REGISTERS[:14] + V94_REGISTERS + REGISTERS[14:]
 # The harness's AT stubs (at_table in harness.S), in order, then its TLBI stubs ("TLBI <op>",
 # in atlab.tlb.TlbiOp order; the op's "va" is the Xt operand, and only an exception counts).
 AT_OPS: tuple[str, ...] = (
@@ -98,13 +113,21 @@ TLBI_OPS: tuple[str, ...] = (
     "IPAS2LE1", "ALLE2IS", "VAE2IS", "ALLE1IS", "VALE2IS", "VMALLS12E1IS", "ALLE2", "VAE2",
     "ALLE1", "VALE2", "VMALLS12E1",
 )  # fmt: skip
-OPS: tuple[str, ...] = AT_OPS + tuple(f"TLBI {name}" for name in TLBI_OPS)
+# AT ops added after the TLBI stubs (so the earlier indices stay): AT S1E3A (FEAT_ATS1A).
+LATE_AT_OPS: tuple[str, ...] = ("S1E3A",)
+OPS: tuple[str, ...] = (
+    AT_OPS + tuple(f"TLBI {name}" for name in TLBI_OPS) + LATE_AT_OPS
+)
 
 QEMU_ARGS: tuple[str, ...] = (
     "-M", "virt,virtualization=on,secure=on", "-cpu", "max", "-m", "1G",
     "-nographic", "-semihosting", "-nic", "none",
 )  # fmt: skip
 MIN_QEMU = (10, 0)
+V94_QEMU = (11, 0)  # from this version on the harness is built with V94=1
+#: Where tools/install-system-deps.sh makes the Debian 13 chroot holding QEMU 11.1
+#: (``ATLAB_QEMU11_CHROOT`` overrides it).
+QEMU11_CHROOT = "/var/lib/atlab/qemu11-chroot"
 AS = "aarch64-linux-gnu-as"
 LD = "aarch64-linux-gnu-ld"
 DEFAULT_TIMEOUT = 10.0
@@ -114,7 +137,12 @@ _JOB_MAGIC = int.from_bytes(b"ATLABJOB", "little")
 _JOB_HEADER_SIZE = 512
 _JOB_PATH_MAX = _JOB_HEADER_SIZE - 32 - 1
 _REC_START, _REC_SCEN, _REC_OP, _REC_FATAL, _REC_END = 1, 2, 3, 4, 5
-_REC_WORDS = {_REC_START: 4, _REC_SCEN: 3 + len(REGISTERS), _REC_OP: 8, _REC_FATAL: 8, _REC_END: 4}
+
+
+def _rec_words(nreg: int) -> dict[int, int]:
+    return {_REC_START: 4, _REC_SCEN: 3 + nreg, _REC_OP: 8, _REC_FATAL: 8, _REC_END: 4}
+
+
 _EXIT_REASONS = {  # harness.S's exit codes that mean the set-up, not a scenario, is broken
     65: "the harness could not open its output file",
     66: "the harness rejected the job table",
@@ -122,6 +150,47 @@ _EXIT_REASONS = {  # harness.S's exit codes that mean the set-up, not a scenario
 }
 # Bits of a successful PAR (F=0) left out of comparisons: 11:10 IMPLEMENTATION DEFINED, 9 NS.
 PAR_SUCCESS_IGNORED = 0xE00
+
+
+@dataclass(frozen=True, slots=True)
+class QemuTarget:
+    """One QEMU to run: the command that starts it and, for a chroot, the directory QEMU sees
+    as ``/`` (every file it reads or writes must be under it)."""
+
+    argv: tuple[str, ...]
+    root: Path | None = None
+
+    def guest_path(self, path: Path) -> str:
+        """``path`` as QEMU sees it."""
+        if self.root is None:
+            return str(path)
+        return "/" + str(path.resolve().relative_to(self.root.resolve()))
+
+
+def qemu11_chroot() -> Path:
+    """The Debian 13 chroot holding QEMU 11.1 (``$ATLAB_QEMU11_CHROOT`` or the default)."""
+    return Path(os.environ.get("ATLAB_QEMU11_CHROOT") or QEMU11_CHROOT)
+
+
+def qemu_target(spec: str | QemuTarget) -> QemuTarget:
+    """``"10"``: the system's ``qemu-system-aarch64``; ``"11"``: QEMU 11.1 in the chroot
+    :func:`qemu11_chroot` (``chroot DIR /usr/bin/qemu-system-aarch64``); anything else: the
+    QEMU binary to run."""
+    if isinstance(spec, QemuTarget):
+        return spec
+    if spec == "10":
+        return QemuTarget(("qemu-system-aarch64",))
+    if spec == "11":
+        root = qemu11_chroot()
+        if not (root / "usr/bin/qemu-system-aarch64").exists():
+            raise HarnessError(
+                f"no QEMU 11 chroot at {root} (run tools/install-system-deps.sh as root, or "
+                "set ATLAB_QEMU11_CHROOT)"
+            )
+        if os.geteuid() != 0:
+            raise HarnessError(f"running QEMU 11 in the chroot {root} needs root")
+        return QemuTarget(("chroot", str(root), "/usr/bin/qemu-system-aarch64"), root)
+    return QemuTarget((spec,))
 
 
 class HarnessError(Exception):
@@ -241,7 +310,9 @@ def _reserved_region(pa: int) -> str | None:
     return None
 
 
-def _prepare(scenario: Mapping[str, object], index: int) -> _Job:
+def _prepare(
+    scenario: Mapping[str, object], index: int, registers: tuple[str, ...] = REGISTERS
+) -> _Job:
     if not isinstance(scenario, Mapping):
         raise HarnessError(f"scenario {index}: expected a mapping, got {type(scenario).__name__}")
     name = str(scenario.get("name", f"#{index}"))
@@ -254,7 +325,7 @@ def _prepare(scenario: Mapping[str, object], index: int) -> _Job:
     sysregs = scenario.get("sysregs", {}) or {}
     if not isinstance(sysregs, Mapping):
         raise HarnessError(f"{where}: sysregs must be a mapping")
-    values = dict.fromkeys(REGISTERS, 0)
+    values = dict.fromkeys(registers, 0)
     pan_default = 0
     for key, raw in sysregs.items():
         reg = str(key).upper()
@@ -263,7 +334,7 @@ def _prepare(scenario: Mapping[str, object], index: int) -> _Job:
         elif reg in values:
             values[reg] = _u64(raw, f"{where}: {reg}")
         else:
-            known = ", ".join((*REGISTERS, "PSTATE_PAN"))
+            known = ", ".join((*registers, "PSTATE_PAN"))
             raise HarnessError(f"{where}: unknown register {key!r} (the harness knows {known})")
 
     memory: list[tuple[int, int]] = []
@@ -296,7 +367,7 @@ def _prepare(scenario: Mapping[str, object], index: int) -> _Job:
         pan = _pan(op["pan"], f"{where}: ops[{n}].pan") if "pan" in op else pan_default
         ops.append((OPS.index(op_name), _u64(op["va"], f"{where}: ops[{n}].va"), pan))
 
-    return _Job(name, el, tuple(values[r] for r in REGISTERS), tuple(memory), tuple(ops))
+    return _Job(name, el, tuple(values[r] for r in registers), tuple(memory), tuple(ops))
 
 
 # ---- tools ----------------------------------------------------------------------------------
@@ -320,13 +391,26 @@ def _first_line(cmd: Sequence[str], what: str, hint: str) -> str:
 _INSTALL_HINT = "on Debian 12 run tools/install-system-deps.sh"
 
 
-def check_environment(qemu: str = "qemu-system-aarch64") -> str:
+def qemu_version(qemu: str | QemuTarget = "qemu-system-aarch64") -> tuple[int, ...]:
+    """The version of ``qemu`` (a binary, ``"10"``/``"11"`` or a :class:`QemuTarget`)."""
+    target = qemu_target(qemu)
+    line = _first_line(
+        [*target.argv, "--version"], "QEMU", f"need qemu-system-aarch64 >= 10; {_INSTALL_HINT}"
+    )
+    match = re.search(r"version (\d+)\.(\d+)(?:\.(\d+))?", line)
+    if match is None:
+        raise HarnessError(f"cannot read the QEMU version from {qemu!r}: {line!r}")
+    return tuple(int(g) for g in match.groups(default="0"))
+
+
+def check_environment(qemu: str | QemuTarget = "qemu-system-aarch64") -> str:
     """Check QEMU >= 10 and the AArch64 binutils; return their versions as one line.
 
     Raises :class:`HarnessError` naming what is missing or too old.
     """
+    target = qemu_target(qemu)
     line = _first_line(
-        [qemu, "--version"], "QEMU", f"need qemu-system-aarch64 >= 10; {_INSTALL_HINT}"
+        [*target.argv, "--version"], "QEMU", f"need qemu-system-aarch64 >= 10; {_INSTALL_HINT}"
     )
     match = re.search(r"version (\d+)\.(\d+)(?:\.(\d+))?", line)
     if match is None:
@@ -343,13 +427,16 @@ def check_environment(qemu: str = "qemu-system-aarch64") -> str:
     return f"QEMU {'.'.join(map(str, version))}; {as_line}; {ld_line}"
 
 
-def _defsyms() -> dict[str, int]:
-    return {
+def _defsyms(v94: bool = False) -> dict[str, int]:
+    syms = {
         "RAM_BASE": RAM_BASE,
         "HARNESS_BASE": HARNESS_BASE,
         "HARNESS_SIZE": HARNESS_END - HARNESS_BASE,
         "JOB_BASE": JOB_BASE,
     }
+    if v94:
+        syms["V94"] = 1
+    return syms
 
 
 def _load_extent(elf: Path) -> tuple[int, int]:
@@ -369,10 +456,13 @@ def _load_extent(elf: Path) -> tuple[int, int]:
     return lo, hi
 
 
-def build_harness(cache_dir: Path | None = None) -> Path:
-    """Assemble and link harness.S once; return the ELF (cached by source and tool versions)."""
+def build_harness(cache_dir: Path | None = None, *, v94: bool = False) -> Path:
+    """Assemble and link harness.S once; return the ELF (cached by source and tool versions).
+
+    ``v94``: the build for QEMU >= 11, whose register table is :data:`REGISTERS_V94`.
+    """
     source = Path(__file__).with_name("harness.S")
-    defsyms = _defsyms()
+    defsyms = _defsyms(v94)
     tools = _first_line([AS, "--version"], "the AArch64 assembler", _INSTALL_HINT)
     tools += _first_line([LD, "--version"], "the AArch64 linker", _INSTALL_HINT)
     key = hashlib.sha256(source.read_bytes() + repr((defsyms, tools)).encode()).hexdigest()[:16]
@@ -407,19 +497,20 @@ def build_harness(cache_dir: Path | None = None) -> Path:
 # ---- one boot -------------------------------------------------------------------------------
 
 
-def _encode_job(jobs: Sequence[_Job], output: Path) -> bytes:
+def _encode_job(jobs: Sequence[_Job], output: str, nreg: int) -> bytes:
     path = os.fsencode(output)
     if len(path) > _JOB_PATH_MAX:
         raise HarnessError(f"output path too long for the job header: {output}")
-    header = struct.pack("<4Q", _JOB_MAGIC, len(jobs), len(REGISTERS), len(path)) + path
+    header = struct.pack("<4Q", _JOB_MAGIC, len(jobs), nreg, len(path)) + path
     return header.ljust(_JOB_HEADER_SIZE, b"\0") + b"".join(job.encode() for job in jobs)
 
 
-def _records(data: bytes) -> Iterator[tuple[int, ...]]:
+def _records(data: bytes, nreg: int) -> Iterator[tuple[int, ...]]:
     words = struct.unpack(f"<{len(data) // 8}Q", data[: len(data) // 8 * 8])
+    rec_words = _rec_words(nreg)
     pos = 0
     while pos < len(words):
-        size = _REC_WORDS.get(words[pos])
+        size = rec_words.get(words[pos])
         if size is None:
             raise HarnessError(f"corrupt harness output: record tag {words[pos]} at word {pos}")
         if pos + size > len(words):
@@ -455,14 +546,21 @@ def _run_qemu(cmd: Sequence[str], output: Path, log: Path, timeout: float) -> in
     return proc.returncode
 
 
-def _boot(elf: Path, jobs: Sequence[_Job], qemu: str, timeout: float, tmp: Path) -> _Boot:
+def _boot(
+    elf: Path,
+    jobs: Sequence[_Job],
+    qemu: QemuTarget,
+    timeout: float,
+    tmp: Path,
+    registers: tuple[str, ...] = REGISTERS,
+) -> _Boot:
     """Run one batch in one QEMU boot and decode what the harness reported."""
     job_file, output, log = tmp / "job.bin", tmp / "out.bin", tmp / "qemu.log"
-    job_file.write_bytes(_encode_job(jobs, output))
+    job_file.write_bytes(_encode_job(jobs, qemu.guest_path(output), len(registers)))
     output.unlink(missing_ok=True)
     cmd = [
-        qemu, *QEMU_ARGS, "-kernel", str(elf),
-        "-device", f"loader,file={job_file},addr={JOB_BASE:#x},force-raw=on",
+        *qemu.argv, *QEMU_ARGS, "-kernel", qemu.guest_path(elf),
+        "-device", f"loader,file={qemu.guest_path(job_file)},addr={JOB_BASE:#x},force-raw=on",
     ]  # fmt: skip
     status = _run_qemu(cmd, output, log, timeout)
     qemu_said = " | ".join(log.read_text(errors="replace").strip().split("\n")[-3:])
@@ -471,11 +569,11 @@ def _boot(elf: Path, jobs: Sequence[_Job], qemu: str, timeout: float, tmp: Path)
     ops: dict[int, list[OpResult]] = {}
     started = ended = False
     fatal: tuple[int, ...] | None = None
-    for rec in _records(output.read_bytes() if output.exists() else b""):
+    for rec in _records(output.read_bytes() if output.exists() else b"", len(registers)):
         if rec[0] == _REC_START:
             started = True
-            if rec[1] != len(REGISTERS):
-                raise HarnessError(f"harness has {rec[1]} registers, driver {len(REGISTERS)}")
+            if rec[1] != len(registers):
+                raise HarnessError(f"harness has {rec[1]} registers, driver {len(registers)}")
         elif rec[0] == _REC_SCEN:
             readbacks[rec[1]] = rec[3:]
         elif rec[0] == _REC_OP:
@@ -510,9 +608,11 @@ def _boot(elf: Path, jobs: Sequence[_Job], qemu: str, timeout: float, tmp: Path)
 # ---- results --------------------------------------------------------------------------------
 
 
-def _readback_warnings(job: _Job, readbacks: tuple[int, ...]) -> list[str]:
+def _readback_warnings(
+    job: _Job, readbacks: tuple[int, ...], registers: tuple[str, ...]
+) -> list[str]:
     warnings = []
-    for reg, wrote, read in zip(REGISTERS, job.regs, readbacks, strict=True):
+    for reg, wrote, read in zip(registers, job.regs, readbacks, strict=True):
         if wrote != read:
             text = f"{reg}: wrote {wrote:#x}, read back {read:#x}"
             if dropped := wrote & ~read:
@@ -524,9 +624,15 @@ def _readback_warnings(job: _Job, readbacks: tuple[int, ...]) -> list[str]:
 
 
 def _result(
-    job: _Job, partial: _Partial, crash: str | None = None, notes: Sequence[str] = ()
+    job: _Job,
+    partial: _Partial,
+    crash: str | None = None,
+    notes: Sequence[str] = (),
+    registers: tuple[str, ...] = REGISTERS,
 ) -> ScenarioResult:
-    warnings = [] if partial.readbacks is None else _readback_warnings(job, partial.readbacks)
+    warnings = (
+        [] if partial.readbacks is None else _readback_warnings(job, partial.readbacks, registers)
+    )
     ops = list(partial.ops)
     if crash is not None:
         if partial.readbacks is None:
@@ -535,7 +641,7 @@ def _result(
             op, va, _pan = job.ops[len(ops)]
             warnings.append(f"QEMU failed during op {len(ops)} ({OPS[op]} {va:#x}): {crash}")
         ops += [OpResult(None, None, crashed=True)] * (len(job.ops) - len(ops))
-    readbacks = MappingProxyType(dict(zip(REGISTERS, partial.readbacks or (), strict=False)))
+    readbacks = MappingProxyType(dict(zip(registers, partial.readbacks or (), strict=False)))
     return ScenarioResult(job.name, tuple(ops), readbacks, (*warnings, *notes), crash)
 
 
@@ -558,20 +664,26 @@ def _next_batch(pending: Sequence[int], jobs: Sequence[_Job]) -> list[int]:
 
 
 def _rerun_alone(
-    elf: Path, job: _Job, qemu: str, timeout: float, tmp: Path, why: str
+    elf: Path,
+    job: _Job,
+    qemu: QemuTarget,
+    timeout: float,
+    tmp: Path,
+    why: str,
+    registers: tuple[str, ...],
 ) -> ScenarioResult:
     """A scenario during which a batch failed, run in a boot of its own."""
-    alone = _boot(elf, [job], qemu, timeout, tmp)
+    alone = _boot(elf, [job], qemu, timeout, tmp, registers)
     if alone.failure is not None:
-        return _result(job, alone.partials[0], alone.failure)
+        return _result(job, alone.partials[0], alone.failure, registers=registers)
     note = f"QEMU failed while running this scenario in a batch, but not alone: {why}"
-    return _result(job, alone.partials[0], notes=[note])
+    return _result(job, alone.partials[0], notes=[note], registers=registers)
 
 
 def run_scenarios(
     scenarios: Sequence[Mapping[str, object]],
     *,
-    qemu: str = "qemu-system-aarch64",
+    qemu: str | QemuTarget = "qemu-system-aarch64",
     timeout: float = DEFAULT_TIMEOUT,
 ) -> list[ScenarioResult]:
     """Run every scenario's ops on QEMU; one :class:`ScenarioResult` per scenario, in order.
@@ -581,29 +693,49 @@ def run_scenarios(
     is re-run alone (if it fails alone too, its remaining ops are reported ``crashed`` and
     ``ScenarioResult.crash`` says why), and the rest go on in a new boot.  Raises
     :class:`HarnessError` for malformed scenarios and missing or too old tools.
+
+    ``qemu``: a QEMU binary, ``"10"``/``"11"`` (:func:`qemu_target`) or a :class:`QemuTarget`.
+    From QEMU 11 on the harness also programs :data:`V94_REGISTERS`.
     """
-    jobs = [_prepare(scenario, n) for n, scenario in enumerate(scenarios)]
-    check_environment(qemu)
-    elf = build_harness()
+    for n, scenario in enumerate(scenarios):  # malformed scenarios are refused before QEMU
+        _prepare(scenario, n, REGISTERS_V94)  # is needed; QEMU 10 then refuses V94_REGISTERS
+    target = qemu_target(qemu)
+    check_environment(target)
+    v94 = qemu_version(target)[:2] >= V94_QEMU
+    registers = REGISTERS_V94 if v94 else REGISTERS
+    jobs = [_prepare(scenario, n, registers) for n, scenario in enumerate(scenarios)]
+    elf = build_harness(v94=v94)
     results: list[ScenarioResult] = []
-    with tempfile.TemporaryDirectory(prefix="atlab-hw-") as tmp_name:
+    tmp_parent = None
+    if target.root is not None:  # QEMU in a chroot sees only what is under its root
+        tmp_parent = target.root / "atlab"
+        tmp_parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="atlab-hw-", dir=tmp_parent) as tmp_name:
         tmp = Path(tmp_name)
+        if target.root is not None:
+            elf = Path(shutil.copy(elf, tmp / elf.name))
         while len(results) < len(jobs):
             batch = _next_batch(range(len(results), len(jobs)), jobs)
-            boot = _boot(elf, [jobs[n] for n in batch], qemu, timeout, tmp)
+            boot = _boot(elf, [jobs[n] for n in batch], target, timeout, tmp, registers)
             for index, partial in zip(batch, boot.partials, strict=True):
                 if not _complete(jobs[index], partial):
                     break
-                results.append(_result(jobs[index], partial))
+                results.append(_result(jobs[index], partial, registers=registers))
             else:
                 continue  # the whole batch ran
             index = len(results)
             if boot.failure is None:
                 raise HarnessError(f"the harness exited without finishing scenario {index}")
             if len(batch) == 1:
-                results.append(_result(jobs[index], boot.partials[0], boot.failure))
+                results.append(
+                    _result(jobs[index], boot.partials[0], boot.failure, registers=registers)
+                )
             else:  # is it this scenario, or something earlier in the batch left behind?
-                results.append(_rerun_alone(elf, jobs[index], qemu, timeout, tmp, boot.failure))
+                results.append(
+                    _rerun_alone(
+                        elf, jobs[index], target, timeout, tmp, boot.failure, registers
+                    )
+                )
     return results
 
 

@@ -70,7 +70,15 @@
         //   SMD=0 (bit 7): SMC enabled at EL1/EL2: it is how the op stubs return to EL3;
         //   IRQ/FIQ/EA=0: nothing is routed to EL3; TWI/TWE/ST/APK/API=0;
         //   FGTEn=0, HXEn=0: the fine-grained traps (HFG*_EL2) and HCRX_EL2 act as 0.
+        // With --defsym V94=1 (QEMU >= 11, tools/hw/driver.py's REGISTERS_V94), also
+        //   HXEn=1 (bit 38): HCRX_EL2 in force; TCR2En=1 (bit 43): TCR2_EL1/EL2 in force
+        //   (IsTCR2EL1Enabled(), IsTCR2EL2Enabled()); PIEn=1 (bit 45), AIEn=1 (bit 46): no EL3
+        //   trap of PIR/PIRE0/S2PIR and MAIR2; SCTLR2En=0: SCTLR2_ELx treated as 0.
+        .ifdef  V94
+        .equ    SCR_EL3_VALUE, (1 << 46) | (1 << 45) | (1 << 43) | (1 << 38) | (1 << 10) | (1 << 8) | (1 << 0)
+        .else
         .equ    SCR_EL3_VALUE, (1 << 10) | (1 << 8) | (1 << 0)
+        .endif
 
         // SCTLR_EL3 while the harness runs: only the RES1 bits (29:28, 23:22, 18, 16, 11, 5:4).
         // M=0 keeps EL3's MMU off (flat, Device-nGnRnE data accesses: everything the harness
@@ -98,7 +106,7 @@ _start:
         adr     x0, lower_vectors       // one table serves EL1 and EL2 (the handler reads
         msr     vbar_el2, x0            // CurrentEL); set once, scenarios never change them
         msr     vbar_el1, x0
-        mov     x0, #SCR_EL3_VALUE
+        ldr     x0, =SCR_EL3_VALUE
         msr     scr_el3, x0
         isb
         // QEMU puts its device tree at the start of RAM: zero RAM below the harness so that
@@ -333,6 +341,21 @@ reg_table:
         reg_entry mair_el3              // 11
         reg_entry vtcr_el2              // 12
         reg_entry vttbr_el2             // 13
+        .ifdef  V94                     // QEMU >= 11 (binutils 2.40 lacks the names)
+        reg_entry S3_4_C1_C2_2          // HCRX_EL2
+        reg_entry S3_0_C2_C0_3          // TCR2_EL1
+        reg_entry S3_4_C2_C0_3          // TCR2_EL2
+        reg_entry S3_0_C10_C2_3         // PIR_EL1
+        reg_entry S3_0_C10_C2_2         // PIRE0_EL1
+        reg_entry S3_4_C10_C2_3         // PIR_EL2
+        reg_entry S3_4_C10_C2_2         // PIRE0_EL2
+        reg_entry S3_4_C10_C2_5         // S2PIR_EL2
+        reg_entry S3_0_C10_C2_1         // MAIR2_EL1
+        reg_entry S3_4_C10_C1_1         // MAIR2_EL2
+        .equ    N_V94, 10
+        .else
+        .equ    N_V94, 0
+        .endif
         reg_entry sctlr_el1             // 14 the SCTLRs last, once the tables are in place
         reg_entry sctlr_el2             // 15
         .balign 16                      // 16 SCTLR_EL3: read back, then EL3's own value
@@ -342,7 +365,7 @@ reg_table:
         .balign 16
 reg_table_end:
         .equ    NREG, (reg_table_end - reg_table) / 16
-        .equ    IDX_SCTLR_EL3, 16
+        .equ    IDX_SCTLR_EL3, 16 + N_V94
 
 sctlr_el3_restore:
         msr     sctlr_el3, x2
@@ -352,7 +375,7 @@ sctlr_el3_restore:
         // ---- AT (and TLBI) stubs ------------------------------------------------------------
         // Entry i (8 bytes) is driver.py's OPS[i]: the AT instruction on the VA in x1.  The
         // FEAT_ATS1A ops, unknown to binutils 2.40, are written as SYS: AT S1E1A is
-        // SYS #0, C7, C9, #2 and AT S1E2A is SYS #4, C7, C9, #2.
+        // SYS #0, C7, C9, #2, AT S1E2A is SYS #4, C7, C9, #2, AT S1E3A SYS #6, C7, C9, #2.
         .balign 8
 at_table:
         at      s1e1r, x1               //  0
@@ -440,6 +463,8 @@ at_table:
         tlbi    vale2, x1               // 40
         b       at_done
         tlbi    vmalls12e1              // 41
+        b       at_done
+        sys     #6, c7, c9, #2, x1      // 42 AT S1E3A (FEAT_ATS1A; driver.py's LATE_AT_OPS)
         b       at_done
 at_done:
         isb                             // PAR_EL1 is read by EL3 after this
