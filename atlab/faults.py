@@ -7,8 +7,9 @@ A walk never raises for an architectural condition: it returns a :class:`Fault`.
 ('translation L2 S1', '0x6')
 >>> hex(Fault(FaultKind.ADDRESS_SIZE, level=-1, stage=1).fst)
 '0x29'
->>> Fault.from_fst(0x0f, stage=2, s1ptw=True)
-Fault(kind=<FaultKind.PERMISSION: 'permission'>, level=3, stage=2, s1ptw=True, ipa=None)
+>>> Fault.from_fst(0x0f, stage=2, s1ptw=True)  # doctest: +NORMALIZE_WHITESPACE
+Fault(kind=<FaultKind.PERMISSION: 'permission'>, level=3, stage=2, s1ptw=True, ipa=None,
+      overlay=False, dirtybit=False)
 """
 
 from __future__ import annotations
