@@ -243,3 +243,26 @@ def test_no_shadow_mmu_means_no_hardware_at() -> None:
     res = emulate_at(system, sc.ops[2].op, sc.ops[2].va, kvm=KvmBehaviour.kvm())
     assert res.fast_path is None and res.path == "software walker"
     assert any("lookup_s2_mmu() finds no shadow" in line for line in res.narration)
+
+
+def test_the_hcr_el2_l0_loads_for_l1_is_kvms_compute_hcr(kvm_at: Path) -> None:
+    """atlab.nv.loaded_hcr_el2(L1 at vEL2) against KVM's own __compute_hcr() (vhe/switch.c,
+    compiled from the same tree): NV, NV2, AT, TTLB (NV1 for a non-VHE L1) and every vHCR_EL2
+    bit but TGE, API and APK folded in, for vHCR_EL2 values as KVM holds them."""
+    import random
+
+    from atlab.features import FeatureSet
+    from atlab.nv import Context, loaded_hcr_el2
+    from atlab.nv.kvm import kvm_sanitise
+    from atlab.sysregs import SysRegs
+
+    feats = FeatureSet.all()
+    r = random.Random(14)
+    vhcrs = [0, 1 << 34, (1 << 34) | (1 << 27), 0x80001001, (1 << 40) | (1 << 41) | (1 << 27)]
+    vhcrs += [r.getrandbits(64) for _ in range(300)]
+    held = [kvm_sanitise(SysRegs({"HCR_EL2": v}), feats) for v in vhcrs]
+    base = (1 << 31) | 1 | (1 << 34)  # RW, VM, E2H: what the model takes as KVM's guest HCR
+    kvm = harness.compute_hcr([h["HCR_EL2"] for h in held], base=base)
+    for h, got in zip(held, kvm, strict=True):
+        want = loaded_hcr_el2(Context.L1_VEL2, h, feats).value
+        assert want == got, (hex(h["HCR_EL2"]), hex(want), hex(got))

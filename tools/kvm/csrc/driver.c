@@ -417,6 +417,12 @@ static void parse_line(char *line)
 
 		no_more(b);
 		kvmat_set_esr(v);
+	} else if (!strcmp(cmd, "compute_hcr")) {
+		/* vhe/switch.c __compute_hcr() for the vCPU at vEL2, KVM's own HCR_EL2 = a */
+		u64 base = number(a, "compute_hcr base");
+
+		no_more(b);
+		printf("compute_hcr 0x%016llx\n", kvmat_compute_hcr(base));
 	} else if (!strcmp(cmd, "at")) {
 		u64 va = number(b, "at address");
 

@@ -66,6 +66,9 @@ struct kvm_vcpu {
 	struct kvm *kvm;
 	struct {
 		u64 hcr_el2;	/* the HCR_EL2 L0 runs the guest with: the `hw HCR_EL2` value */
+		struct {
+			void *vncr_array;	/* __compute_hcr() loads it into VNCR_EL2: unused */
+		} ctxt;
 	} arch;
 	u64 sys_regs[NR_SYS_REGS];
 	unsigned long cpsr;
