@@ -167,6 +167,22 @@ def _cut_compute_hcr(text: str) -> str:
     return f'#line {start + 1} "switch.c"\n' + "\n".join(body) + "\n"
 
 
+def _cut_tlb_inval(text: str) -> str:
+    """nested.c from ttl_to_size() to the end of compute_tlb_inval_range() (the size L0
+    unmaps for an L1 TLBI IPAS2E1 without TTL); a tree without them gives a file that says so."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines)
+                  if ln.startswith("static unsigned int ttl_to_size(")), None)
+    fn = next((i for i, ln in enumerate(lines)
+               if ln.startswith("unsigned long compute_tlb_inval_range(")), None)
+    if start is None or fn is None or fn < start:
+        return "#define KVMAT_NO_TLB_INVAL 1\n"
+    end = next((i for i in range(fn, len(lines)) if lines[i] == "}"), None)
+    if end is None:
+        return "#define KVMAT_NO_TLB_INVAL 1\n"
+    return f'#line {start + 1} "nested.c"\n' + "\n".join(lines[start:end + 1]) + "\n"
+
+
 def _cut_sysreg_enum(text: str) -> tuple[str, list[str]]:
     """``enum vcpu_sysreg { ... };`` from asm/kvm_host.h, and the register names in it."""
     m = re.search(r"^enum vcpu_sysreg \{\n(.*?)^\};", text, re.M | re.S)
@@ -252,6 +268,12 @@ def _generate(root: Path, gen: Path) -> None:
     _write_if_changed(gen / "at.c", _at_c((root / "arch/arm64/kvm/at.c").read_text()))
     _write_if_changed(gen / "nested_s2.c",
                       _cut_nested_s2((root / "arch/arm64/kvm/nested.c").read_text()))
+    # compute_tlb_inval_range()'s TLBI_TTL_* names come from asm/tlbflush.h, whose inline
+    # assembly this build does not take: its #define lines only
+    ttl_defs = [ln for ln in (root / "arch/arm64/include/asm/tlbflush.h").read_text()
+                .splitlines() if ln.startswith("#define TLBI_TTL")]
+    _write_if_changed(gen / "tlb_inval.c", "\n".join(ttl_defs) + "\n"
+                      + _cut_tlb_inval((root / "arch/arm64/kvm/nested.c").read_text()))
     switch = root / "arch/arm64/kvm/hyp/vhe/switch.c"
     _write_if_changed(gen / "compute_hcr.c",
                       _cut_compute_hcr(switch.read_text()) if switch.is_file()
@@ -317,11 +339,13 @@ def build(kernel_src: str | None = None) -> Path:
          "-c", str(CSRC / "at_tu.c"), "-o", str(BUILD / "at_tu.o")],
         [gcc, *kflags, "-c", str(CSRC / "s2_tu.c"), "-o", str(BUILD / "s2_tu.o")],
         [gcc, *kflags, "-c", str(CSRC / "hcr_tu.c"), "-o", str(BUILD / "hcr_tu.o")],
+        [gcc, *kflags, "-c", str(CSRC / "ttl_tu.c"), "-o", str(BUILD / "ttl_tu.o")],
         [gcc, "-std=gnu11", "-O2", "-g", "-Wall", "-I", str(CSRC),
          f'-DKVMAT_KERNEL_VERSION="{version}"',
          "-c", str(CSRC / "driver.c"), "-o", str(BUILD / "driver.o")],
         [gcc, "-o", str(BUILD / "kvm-at.tmp"), str(BUILD / "driver.o"),
-         str(BUILD / "at_tu.o"), str(BUILD / "s2_tu.o"), str(BUILD / "hcr_tu.o")],
+         str(BUILD / "at_tu.o"), str(BUILD / "s2_tu.o"), str(BUILD / "hcr_tu.o"),
+         str(BUILD / "ttl_tu.o")],
     ]
     with log.open("w") as fh:
         fh.write(f"# kernel tree: {src} ({version})\n")
@@ -638,5 +662,28 @@ def compute_hcr(vhcrs: Sequence[int], *, base: int, binary: Path | None = None) 
            if ln.startswith("compute_hcr ")]
     if len(out) != len(vhcrs) or any(v == (1 << 64) - 1 for v in out):
         raise AtlabError("this kernel tree has no __compute_hcr() the build could cut")
+    return out
+
+
+def tlb_inval_range(vtcr: int, shadow: Mapping[int, int], ipas: Sequence[int], *,
+                    binary: Path | None = None) -> list[int]:
+    """KVM's own ``compute_tlb_inval_range()`` (nested.c) for L1's TLBI IPAS2E1 of each of
+    ``ipas`` (no TTL hint), with L1's VTCR_EL2 ``vtcr`` and a shadow stage 2 of 4KB leaves
+    ``shadow`` (L2 IPA page -> the level of L1's mapping it came from, KVM's
+    ``KVM_NV_GUEST_MAP_SZ`` tag): the size of the range L0 unmaps."""
+    exe = binary or BINARY
+    if not exe.is_file():
+        raise KvmBuildError(f"{exe} is not built: run `python -m tools.kvm build`")
+    lines = [f"scenario ttl\nreg VTCR_EL2 {vtcr:#x}\n"]
+    lines += [f"shadow_leaf {ipa:#x} {(1 | (level & 3) << 55):#x}\n"
+              for ipa, level in shadow.items()]
+    lines += [f"tlb_inval {ipa >> 12:#x}\n" for ipa in ipas]
+    proc = subprocess.run([str(exe), "-"], input="".join(lines), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AtlabError(proc.stderr.strip() or f"kvm-at exited with {proc.returncode}")
+    out = [int(ln.split()[1], 16) for ln in proc.stdout.splitlines()
+           if ln.startswith("tlb_inval ")]
+    if len(out) != len(ipas) or 0 in out:
+        raise AtlabError("this kernel tree has no compute_tlb_inval_range() the build could cut")
     return out
 

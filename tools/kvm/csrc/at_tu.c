@@ -294,3 +294,9 @@ struct kvm_vcpu *kvmat_the_vcpu(void)
 {
 	return &kvmat_vcpu;
 }
+
+/* The one VM, for the other translation units (ttl_tu.c). */
+struct kvm *kvmat_the_kvm(void)
+{
+	return &kvmat_kvm;
+}

@@ -46,10 +46,14 @@ typedef u64 kvm_pfn_t;
 /* ---- the objects at.c and nested.c touch -------------------------------------------- */
 struct kvm_arch;
 
+struct kvm_pgtable;
+
 struct kvm_s2_mmu {
 	struct kvm_arch *arch;
 	u64 vtcr;
 	u64 vttbr;
+	u64 tlb_vtcr;			/* compute_tlb_inval_range(): L1's VTCR_EL2 */
+	struct kvm_pgtable *pgt;	/* the shadow stage 2: `shadow_leaf` lines */
 };
 
 struct kvm_arch {
