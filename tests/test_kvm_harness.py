@@ -243,3 +243,57 @@ def test_no_shadow_mmu_means_no_hardware_at() -> None:
     res = emulate_at(system, sc.ops[2].op, sc.ops[2].va, kvm=KvmBehaviour.kvm())
     assert res.fast_path is None and res.path == "software walker"
     assert any("lookup_s2_mmu() finds no shadow" in line for line in res.narration)
+
+
+def test_the_hcr_el2_l0_loads_for_l1_is_kvms_compute_hcr(kvm_at: Path) -> None:
+    """atlab.nv.loaded_hcr_el2(L1 at vEL2) against KVM's own __compute_hcr() (vhe/switch.c,
+    compiled from the same tree): NV, NV2, AT, TTLB (NV1 for a non-VHE L1) and every vHCR_EL2
+    bit but TGE, API and APK folded in, for vHCR_EL2 values as KVM holds them."""
+    import random
+
+    from atlab.features import FeatureSet
+    from atlab.nv import Context, loaded_hcr_el2
+    from atlab.nv.kvm import kvm_sanitise
+    from atlab.sysregs import SysRegs
+
+    feats = FeatureSet.all()
+    r = random.Random(14)
+    vhcrs = [0, 1 << 34, (1 << 34) | (1 << 27), 0x80001001, (1 << 40) | (1 << 41) | (1 << 27)]
+    vhcrs += [r.getrandbits(64) for _ in range(300)]
+    held = [kvm_sanitise(SysRegs({"HCR_EL2": v}), feats) for v in vhcrs]
+    base = (1 << 31) | 1 | (1 << 34)  # RW, VM, E2H: what the model takes as KVM's guest HCR
+    kvm = harness.compute_hcr([h["HCR_EL2"] for h in held], base=base)
+    for h, got in zip(held, kvm, strict=True):
+        want = loaded_hcr_el2(Context.L1_VEL2, h, feats).value
+        assert want == got, (hex(h["HCR_EL2"]), hex(want), hex(got))
+
+
+@pytest.mark.parametrize(("vtcr", "granule"), [(0x80023559, "K4"), (0x8002B559, "K16"),
+                                              (0x80027559, "K64")], ids=["4K", "16K", "64K"])
+def test_tlbi_without_ttl_unmaps_what_kvms_compute_tlb_inval_range_says(
+        kvm_at: Path, vtcr: int, granule: str) -> None:
+    """atlab.nv.shadow.guest_mapping_size (with the largest-block fallback of l0_handle_tlbi)
+    against KVM's own get_guest_mapping_ttl()/compute_tlb_inval_range() (nested.c, compiled
+    from the same tree): the size of the shadow range L0 unmaps for L1's TLBI IPAS2E1."""
+    import random
+
+    from atlab.nv import NvSystem
+    from atlab.nv.shadow import _max_block, guest_mapping_size
+    from atlab.sysregs import SysRegs
+    from atlab.walk_s1 import Granule
+
+    g = Granule[granule]
+    r = random.Random(vtcr)
+    system = NvSystem(vregs=SysRegs({"HCR_EL2": (1 << 31) | 1, "VTCR_EL2": vtcr}),
+                      l1_memory={})
+    region = 0x4000_0000
+    for _ in range(60):  # shadow leaves (4KB, as atlab builds them) tagged with L1's level
+        page = region + (r.randrange(0, 1 << 30) & ~0xFFF)
+        system.shadow[page] = 0x1_0000_0000 + (page & 0xFFF_F000)
+        system.shadow_level[page] = r.choice([1, 2, 3, 3, 3])
+    ipas = [p + r.choice([0, 0x1000, 0x20_0000]) for p in list(system.shadow)[:40]]
+    ipas += [region + (r.randrange(0, 1 << 30) & ~0xFFF) for _ in range(40)]
+    kvm = harness.tlb_inval_range(vtcr, system.shadow_level, ipas)
+    for ipa, got in zip(ipas, kvm, strict=True):
+        want = guest_mapping_size(system, ipa, g) or _max_block(g)
+        assert want == got, (hex(ipa), hex(want), hex(got))

@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,13 +38,14 @@ _MEMBERS = (
     "arch/arm64/kvm/at.c",
     "arch/arm64/kvm/nested.c",
     "arch/arm64/kvm/sys_regs.c",
+    "arch/arm64/kvm/hyp/vhe/switch.c",
     "arch/arm64/include",
     "arch/arm64/tools",
     "include",
 )
 
 #: Bumped when the build recipe itself changes (forces a rebuild of old build/ trees).
-_RECIPE = "1"
+_RECIPE = "2"
 
 
 class KvmBuildError(AtlabError):
@@ -77,7 +78,7 @@ def _tree_root(src: str) -> Path:
 
 def _extract(tarball: Path) -> Path:
     st = tarball.stat()
-    stamp_text = f"{tarball.resolve()} {st.st_size} {st.st_mtime_ns}"
+    stamp_text = f"{tarball.resolve()} {st.st_size} {st.st_mtime_ns} {','.join(_MEMBERS)}"
     dest = BUILD / "src"
     stamp = dest / ".extracted"
     if stamp.is_file():
@@ -146,6 +147,40 @@ def _cut_nested_s2(text: str) -> str:
             raise KvmBuildError("nested.c: cannot find the end of get_asid_by_regime()")
         out += f'#line {fn2 + 1} "nested.c"\n' + "\n".join(lines[fn2:end2 + 1]) + "\n"
     return out
+
+
+def _cut_compute_hcr(text: str) -> str:
+    """vhe/switch.c from ``#define NV_HCR_GUEST_EXCLUDE`` to the end of __compute_hcr(), made
+    non-static (the driver calls it); a tree without it gives a file that says so."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("#define NV_HCR_GUEST_EXCLUDE")),
+                 None)
+    fn = next((i for i, ln in enumerate(lines) if ln.startswith("static u64 __compute_hcr(")),
+              None)
+    if start is None or fn is None or fn < start:
+        return "#define KVMAT_NO_COMPUTE_HCR 1\n"
+    end = next((i for i in range(fn, len(lines)) if lines[i] == "}"), None)
+    if end is None:
+        return "#define KVMAT_NO_COMPUTE_HCR 1\n"
+    body = lines[start:end + 1]
+    body[fn - start] = body[fn - start].replace("static u64 __compute_hcr(", "u64 __compute_hcr(")
+    return f'#line {start + 1} "switch.c"\n' + "\n".join(body) + "\n"
+
+
+def _cut_tlb_inval(text: str) -> str:
+    """nested.c from ttl_to_size() to the end of compute_tlb_inval_range() (the size L0
+    unmaps for an L1 TLBI IPAS2E1 without TTL); a tree without them gives a file that says so."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines)
+                  if ln.startswith("static unsigned int ttl_to_size(")), None)
+    fn = next((i for i, ln in enumerate(lines)
+               if ln.startswith("unsigned long compute_tlb_inval_range(")), None)
+    if start is None or fn is None or fn < start:
+        return "#define KVMAT_NO_TLB_INVAL 1\n"
+    end = next((i for i in range(fn, len(lines)) if lines[i] == "}"), None)
+    if end is None:
+        return "#define KVMAT_NO_TLB_INVAL 1\n"
+    return f'#line {start + 1} "nested.c"\n' + "\n".join(lines[start:end + 1]) + "\n"
 
 
 def _cut_sysreg_enum(text: str) -> tuple[str, list[str]]:
@@ -233,6 +268,16 @@ def _generate(root: Path, gen: Path) -> None:
     _write_if_changed(gen / "at.c", _at_c((root / "arch/arm64/kvm/at.c").read_text()))
     _write_if_changed(gen / "nested_s2.c",
                       _cut_nested_s2((root / "arch/arm64/kvm/nested.c").read_text()))
+    # compute_tlb_inval_range()'s TLBI_TTL_* names come from asm/tlbflush.h, whose inline
+    # assembly this build does not take: its #define lines only
+    ttl_defs = [ln for ln in (root / "arch/arm64/include/asm/tlbflush.h").read_text()
+                .splitlines() if ln.startswith("#define TLBI_TTL")]
+    _write_if_changed(gen / "tlb_inval.c", "\n".join(ttl_defs) + "\n"
+                      + _cut_tlb_inval((root / "arch/arm64/kvm/nested.c").read_text()))
+    switch = root / "arch/arm64/kvm/hyp/vhe/switch.c"
+    _write_if_changed(gen / "compute_hcr.c",
+                      _cut_compute_hcr(switch.read_text()) if switch.is_file()
+                      else "#define KVMAT_NO_COMPUTE_HCR 1\n")
     enum, names = _cut_sysreg_enum((root / "arch/arm64/include/asm/kvm_host.h").read_text())
     _write_if_changed(gen / "vcpu_sysreg_enum.h", enum)
     _write_if_changed(gen / "vcpu_sysreg_names.h",
@@ -293,11 +338,14 @@ def build(kernel_src: str | None = None) -> Path:
                          (gen / "at.c").read_text() else []),
          "-c", str(CSRC / "at_tu.c"), "-o", str(BUILD / "at_tu.o")],
         [gcc, *kflags, "-c", str(CSRC / "s2_tu.c"), "-o", str(BUILD / "s2_tu.o")],
+        [gcc, *kflags, "-c", str(CSRC / "hcr_tu.c"), "-o", str(BUILD / "hcr_tu.o")],
+        [gcc, *kflags, "-c", str(CSRC / "ttl_tu.c"), "-o", str(BUILD / "ttl_tu.o")],
         [gcc, "-std=gnu11", "-O2", "-g", "-Wall", "-I", str(CSRC),
          f'-DKVMAT_KERNEL_VERSION="{version}"',
          "-c", str(CSRC / "driver.c"), "-o", str(BUILD / "driver.o")],
         [gcc, "-o", str(BUILD / "kvm-at.tmp"), str(BUILD / "driver.o"),
-         str(BUILD / "at_tu.o"), str(BUILD / "s2_tu.o")],
+         str(BUILD / "at_tu.o"), str(BUILD / "s2_tu.o"), str(BUILD / "hcr_tu.o"),
+         str(BUILD / "ttl_tu.o")],
     ]
     with log.open("w") as fh:
         fh.write(f"# kernel tree: {src} ({version})\n")
@@ -596,3 +644,46 @@ def run_scenarios(scenarios: Iterable[NvScenario], *, mode: str = "fails",
         out.append(flat[pos:pos + k])
         pos += k
     return out
+
+
+def compute_hcr(vhcrs: Sequence[int], *, base: int, binary: Path | None = None) -> list[int]:
+    """KVM's own ``__compute_hcr()`` (vhe/switch.c) for a vCPU at vEL2 whose vHCR_EL2 is each
+    of ``vhcrs`` in turn, with KVM's base HCR_EL2 for the guest ``base``: the HCR_EL2 L0 loads
+    while L1 runs.  One kvm-at process for all of them."""
+    exe = binary or BINARY
+    if not exe.is_file():
+        raise KvmBuildError(f"{exe} is not built: run `python -m tools.kvm build`")
+    text = "".join(f"scenario h{i}\nreg HCR_EL2 {v:#x}\ncompute_hcr {base:#x}\n"
+                   for i, v in enumerate(vhcrs))
+    proc = subprocess.run([str(exe), "-"], input=text, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AtlabError(proc.stderr.strip() or f"kvm-at exited with {proc.returncode}")
+    out = [int(ln.split()[1], 16) for ln in proc.stdout.splitlines()
+           if ln.startswith("compute_hcr ")]
+    if len(out) != len(vhcrs) or any(v == (1 << 64) - 1 for v in out):
+        raise AtlabError("this kernel tree has no __compute_hcr() the build could cut")
+    return out
+
+
+def tlb_inval_range(vtcr: int, shadow: Mapping[int, int], ipas: Sequence[int], *,
+                    binary: Path | None = None) -> list[int]:
+    """KVM's own ``compute_tlb_inval_range()`` (nested.c) for L1's TLBI IPAS2E1 of each of
+    ``ipas`` (no TTL hint), with L1's VTCR_EL2 ``vtcr`` and a shadow stage 2 of 4KB leaves
+    ``shadow`` (L2 IPA page -> the level of L1's mapping it came from, KVM's
+    ``KVM_NV_GUEST_MAP_SZ`` tag): the size of the range L0 unmaps."""
+    exe = binary or BINARY
+    if not exe.is_file():
+        raise KvmBuildError(f"{exe} is not built: run `python -m tools.kvm build`")
+    lines = [f"scenario ttl\nreg VTCR_EL2 {vtcr:#x}\n"]
+    lines += [f"shadow_leaf {ipa:#x} {(1 | (level & 3) << 55):#x}\n"
+              for ipa, level in shadow.items()]
+    lines += [f"tlb_inval {ipa >> 12:#x}\n" for ipa in ipas]
+    proc = subprocess.run([str(exe), "-"], input="".join(lines), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AtlabError(proc.stderr.strip() or f"kvm-at exited with {proc.returncode}")
+    out = [int(ln.split()[1], 16) for ln in proc.stdout.splitlines()
+           if ln.startswith("tlb_inval ")]
+    if len(out) != len(ipas) or 0 in out:
+        raise AtlabError("this kernel tree has no compute_tlb_inval_range() the build could cut")
+    return out
+

@@ -182,6 +182,10 @@ u64 kvmat_read_sysreg_s(u32 encoding)
 
 void kvmat_write_sysreg_s(u64 val, u32 encoding)
 {
+#ifdef SYS_VNCR_EL2
+	if (encoding == SYS_VNCR_EL2)
+		return;	/* __compute_hcr(): the VNCR page is not modelled */
+#endif
 	if (encoding == SYS_PSTATE_PAN) {
 		shim_hw_write(HWR_PSTATE_PAN, !!(val & PSR_PAN_BIT));
 		return;
@@ -283,4 +287,16 @@ int kvmat_at(const char *name, unsigned long long va)
 		/* no entry in sys_insn_descs: emulate_sys_reg() injects UNDEFINED */
 		return KVMAT_UNDEF;
 	}
+}
+
+/* The one vCPU, for the other translation units (hcr_tu.c). */
+struct kvm_vcpu *kvmat_the_vcpu(void)
+{
+	return &kvmat_vcpu;
+}
+
+/* The one VM, for the other translation units (ttl_tu.c). */
+struct kvm *kvmat_the_kvm(void)
+{
+	return &kvmat_kvm;
 }

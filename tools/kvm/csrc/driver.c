@@ -267,6 +267,7 @@ static char scenario_name[256];
 static void start_scenario(const char *name)
 {
 	kvmat_reset();
+	kvmat_ttl_reset();
 	nslots = 0;
 	ipa_limit = 48;
 	gen++;
@@ -417,6 +418,25 @@ static void parse_line(char *line)
 
 		no_more(b);
 		kvmat_set_esr(v);
+	} else if (!strcmp(cmd, "shadow_leaf")) {
+		/* a 4KB leaf of the shadow stage 2: its L2 IPA and its PTE (level tag in 56:55) */
+		u64 ipa = number(a, "shadow_leaf ipa"), pte = number(b, "shadow_leaf pte");
+
+		no_more(strtok(NULL, " \t\r\n"));
+		if (kvmat_shadow_leaf(ipa, pte))
+			input_error("too many shadow_leaf lines");
+	} else if (!strcmp(cmd, "tlb_inval")) {
+		/* nested.c compute_tlb_inval_range(): the size L0 unmaps for TLBI IPAS2E1, Xt = a */
+		u64 xt = number(a, "tlb_inval operand");
+
+		no_more(b);
+		printf("tlb_inval 0x%llx\n", kvmat_tlb_inval_range(kvmat_get_reg(kvmat_reg_index("VTCR_EL2")), xt));
+	} else if (!strcmp(cmd, "compute_hcr")) {
+		/* vhe/switch.c __compute_hcr() for the vCPU at vEL2, KVM's own HCR_EL2 = a */
+		u64 base = number(a, "compute_hcr base");
+
+		no_more(b);
+		printf("compute_hcr 0x%016llx\n", kvmat_compute_hcr(base));
 	} else if (!strcmp(cmd, "at")) {
 		u64 va = number(b, "at address");
 

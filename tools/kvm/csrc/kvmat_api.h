@@ -41,6 +41,10 @@ unsigned long long kvmat_get_reg(int idx);
 int kvmat_par_index(void);
 int kvmat_id_set(const char *name, unsigned long long val);	/* -1: unknown ID register */
 void kvmat_set_cpsr(unsigned long long val);
+unsigned long long kvmat_compute_hcr(unsigned long long base);
+void kvmat_ttl_reset(void);
+int kvmat_shadow_leaf(unsigned long long ipa, unsigned long long pte);
+unsigned long long kvmat_tlb_inval_range(unsigned long long vtcr, unsigned long long xt);
 void kvmat_set_esr(unsigned long long val);
 int kvmat_par_written(void);
 void kvmat_clear_written(void);

@@ -46,10 +46,14 @@ typedef u64 kvm_pfn_t;
 /* ---- the objects at.c and nested.c touch -------------------------------------------- */
 struct kvm_arch;
 
+struct kvm_pgtable;
+
 struct kvm_s2_mmu {
 	struct kvm_arch *arch;
 	u64 vtcr;
 	u64 vttbr;
+	u64 tlb_vtcr;			/* compute_tlb_inval_range(): L1's VTCR_EL2 */
+	struct kvm_pgtable *pgt;	/* the shadow stage 2: `shadow_leaf` lines */
 };
 
 struct kvm_arch {
@@ -66,6 +70,9 @@ struct kvm_vcpu {
 	struct kvm *kvm;
 	struct {
 		u64 hcr_el2;	/* the HCR_EL2 L0 runs the guest with: the `hw HCR_EL2` value */
+		struct {
+			void *vncr_array;	/* __compute_hcr() loads it into VNCR_EL2: unused */
+		} ctxt;
 	} arch;
 	u64 sys_regs[NR_SYS_REGS];
 	unsigned long cpsr;
