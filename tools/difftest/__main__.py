@@ -190,8 +190,9 @@ def _main_kvm(args: argparse.Namespace) -> int:
             print(f"MISMATCH {nv['name']} {nv['ops'][i]}: model {m} / KVM {k}")
         for nv, i, m, a in rep.unexplained[:10]:
             print(f"UNEXPLAINED {nv['name']} {nv['ops'][i]}: KVM {m} / architecture {a}")
-        print(f"seed {seed}: {rep.summary()} ({time.monotonic() - t0:.1f} s)")
-        bad += len(rep.mismatches) + len(rep.unexplained)
+        print(f"seed {seed}: {time.monotonic() - t0:.1f} s")
+        print(f"seed {seed}: {rep.summary()}")
+        bad += rep.unexplained_count()
         total = rep if total is None else total.merged(rep)
     if total is not None and len(args.seed) > 1:
         print(f"all seeds: {total.summary()}")

@@ -369,27 +369,38 @@ class KvmReport:
     def summary(self) -> str:
         hw = self.hardware
         fast = "" if hw is None else (
-            f"; fast path: {hw.asked} hardware ATs, {len(hw.register_mismatches)} register "
-            f"differences, {len(hw.refused)} not answered")
+            f"fast path: {hw.asked} hardware ATs, {len(hw.register_mismatches)} register "
+            f"differences, {len(hw.refused)} not answered; ")
         return (f"{self.scenarios} NV scenarios, {self.ops} ops against KVM {self.kernel}: "
                 f"{len(self.mismatches)} model/KVM differences; KVM = architecture on "
                 f"{self.same_as_arch} ops, {sum(self.deviations.values())} op-deviations "
                 f"of {len(self.deviations)} kinds; {len(self.not_modelled)} not modelled, "
-                f"{self.untrapped} never trapped; "
-                f"{len(self.mismatches) + len(self.unexplained) + self._hw_bad()} unexplained"
-                + fast)
+                f"{self.untrapped} never trapped; " + fast + f"{self.unexplained_count()} "
+                "unexplained")
 
-    def _hw_bad(self) -> int:
+    def unexplained_count(self) -> int:
+        """Model/KVM differences, unexplained KVM/architecture differences and, in hardware
+        mode, register differences."""
+        return (len(self.mismatches) + len(self.unexplained)
+                + self.hardware_register_differences())
+
+    def hardware_register_differences(self) -> int:
         return 0 if self.hardware is None else len(self.hardware.register_mismatches)
 
     def merged(self, other: KvmReport) -> KvmReport:
+        hw = None
+        if self.hardware is not None and other.hardware is not None:
+            hw = HardwareAnswers(asked=self.hardware.asked + other.hardware.asked,
+                                 refused=self.hardware.refused + other.hardware.refused,
+                                 register_mismatches=self.hardware.register_mismatches
+                                 + other.hardware.register_mismatches)
         out = KvmReport(self.scenarios + other.scenarios, self.ops + other.ops, self.kernel,
                         self.mismatches + other.mismatches,
                         self.unexplained + other.unexplained,
                         self.deviations + other.deviations, {**other.examples, **self.examples},
                         self.same_as_arch + other.same_as_arch, self.warns + other.warns,
                         untrapped=self.untrapped + other.untrapped,
-                        not_modelled=self.not_modelled + other.not_modelled)
+                        not_modelled=self.not_modelled + other.not_modelled, hardware=hw)
         return out
 
     def table(self) -> str:
