@@ -408,14 +408,7 @@ def check_environment(qemu: str | QemuTarget = "qemu-system-aarch64") -> str:
 
     Raises :class:`HarnessError` naming what is missing or too old.
     """
-    target = qemu_target(qemu)
-    line = _first_line(
-        [*target.argv, "--version"], "QEMU", f"need qemu-system-aarch64 >= 10; {_INSTALL_HINT}"
-    )
-    match = re.search(r"version (\d+)\.(\d+)(?:\.(\d+))?", line)
-    if match is None:
-        raise HarnessError(f"cannot read the QEMU version from {qemu!r}: {line!r}")
-    version = tuple(int(g) for g in match.groups(default="0"))
+    version = qemu_version(qemu)
     if version[:2] < MIN_QEMU:
         raise HarnessError(
             f"{qemu} is QEMU {'.'.join(map(str, version))}; the harness needs QEMU >= "
