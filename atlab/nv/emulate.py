@@ -25,7 +25,6 @@ and L1's IPA space as physical memory.  "The lie must be perfect": the property 
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass, replace
 
 from atlab.at import AtResult, run_at
@@ -347,7 +346,7 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
         story.append("fast path accepted (success or a stage 1 permission fault)" if accepted
                      else "fast path rejected: at.c replays the AT in software")
     for line in res.steps:
-        story.append(f"KVM {kvm.version}: {_no_identity_hop(line)}")
+        story.append(f"KVM {kvm.version}: {line}")
     for name in sorted(res.fired):
         story.append(f"KVM {kvm.version} departs from the Arm ARM here: {name} "
                      f"({DEVIATIONS[name].summary})")
@@ -379,18 +378,6 @@ def _hops(*chain: tuple[str, int | None]) -> str:
             out += f" -> {name} {text}"
         prev = addr
     return out
-
-
-_NESTED_S2_HOP = re.compile(r"kvm_walk_nested_s2\((0x[0-9a-f]+)\): -> (0x[0-9a-f]+)")
-
-
-def _no_identity_hop(line: str) -> str:
-    """A KVM step line, with a stage 2 walk that maps an IPA to itself said as such."""
-    m = _NESTED_S2_HOP.search(line)
-    if m is None or m.group(1) != m.group(2):
-        return line
-    return line.replace(f": -> {m.group(2)} ", ": the same address (L1's stage 2 maps it to "
-                        "itself), ")
 
 
 def _reuse(system: NvSystem, regs: SysRegs) -> SysRegs:

@@ -562,7 +562,7 @@ def _walk_s1(c: _Ctx, wi: _WalkInfo, wr: _WalkResult, va: int) -> None:
             wr.uxn_table |= bit(desc, 60)
             wr.pxn_table |= bit(desc, 59)
         baddr = desc & mask(47, wi.pgshift)
-        _note_high_oa(c, wi, desc)
+        _note_high_oa(c, wi.pgshift, wi.ds, desc)
         if _oa_out_of_range(baddr, wi):
             return _s1_fault(c, wr, _FSC_ADDRSZ, level)
         va_top = va_bottom - 1
@@ -575,7 +575,7 @@ def _walk_s1(c: _Ctx, wi: _WalkInfo, wr: _WalkResult, va: int) -> None:
                                                      and c.features.has(Feature.LPA)))):
                 c.fire("no-52bit-blocks")
             return _s1_fault(c, wr, _FSC_FAULT, level)
-    _note_high_oa(c, wi, desc)
+    _note_high_oa(c, wi.pgshift, wi.ds, desc)
     if _oa_out_of_range(desc & mask(47, va_bottom), wi):
         return _s1_fault(c, wr, _FSC_ADDRSZ, level)
     shift = _contiguous_shift(desc, wi.pgshift, level)
@@ -594,10 +594,12 @@ def _walk_s1(c: _Ctx, wi: _WalkInfo, wr: _WalkResult, va: int) -> None:
 
 
 
-def _note_high_oa(c: _Ctx, wi: _WalkInfo, desc: int) -> None:
-    """Record when bits KVM ignores would have been part of a 52-bit output address."""
-    lpa_64k = wi.pgshift == 16 and c.features.has(Feature.LPA) and bits(desc, 15, 12)
-    if lpa_64k or (wi.ds and (bits(desc, 9, 8) or bits(desc, 49, 48))):
+def _note_high_oa(c: _Ctx, pgshift: int, ds: bool, desc: int) -> None:
+    """Record when bits KVM ignores (it keeps descriptor bits 47:pgshift only) would have been
+    part of a 52-bit output address: bits 15:12 of a 64KB descriptor with FEAT_LPA, bits 9:8
+    and 49:48 of a DS=1 descriptor."""
+    lpa_64k = pgshift == 16 and c.features.has(Feature.LPA) and bits(desc, 15, 12)
+    if lpa_64k or (ds and (bits(desc, 9, 8) or bits(desc, 49, 48))):
         c.fire("oa-48-bits")
 
 
@@ -792,18 +794,13 @@ def _walk_nested_s2_pgd(c: _Ctx, ipa: int) -> _S2Trans:
             return fault(_FSC_FAULT, level, desc)
         if bits(desc, 1, 0) == 1 or level == 3:
             break
-        if (pgshift == 16 and c.features.has(Feature.LPA) and bits(desc, 15, 12)) or (
-                bit(vtcr, 32) and pgshift != 16 and (bits(desc, 9, 8) or bits(desc, 49, 48))):
-            c.fire("oa-48-bits")
+        _note_high_oa(c, pgshift, False, desc)  # VTCR_EL2.DS reads as 0 (kvm_sanitise)
         if too_big(desc):
             return fault(_FSC_ADDRSZ, level, desc)
         base = desc & mask(47, pgshift)
         level += 1
         top = bottom - 1
-    lpa_64k = pgshift == 16 and c.features.has(Feature.LPA) and bits(desc, 15, 12)
-    s2_ds = bit(vtcr, 32) and pgshift != 16 and c.features.has(Feature.LPA2)
-    if lpa_64k or (s2_ds and (bits(desc, 9, 8) or bits(desc, 49, 48))):
-        c.fire("oa-48-bits")
+    _note_high_oa(c, pgshift, False, desc)
     if level < first_block:
         c.fire("s2-block-levels")
         return fault(_FSC_FAULT, level, desc)
@@ -1099,8 +1096,13 @@ def _at_s12(c: _Ctx, op: AtOp, va: int, fast_par: int | None) -> int:
     if tr.ret < 0:
         c.fire("s2-bad-geometry")
         return par  # no new PAR: the stage 1 PAR stays
-    c.steps.append(f"kvm_walk_nested_s2({ipa:#x}): " + (
-        f"fault FSC {tr.esr & 0x3F:#04x}" if tr.esr else f"-> {tr.output:#x} level {tr.level}"))
+    if tr.esr:
+        found = f"fault FSC {tr.esr & 0x3F:#04x}"
+    elif tr.output == ipa:
+        found = f"the same address (L1's stage 2 maps it to itself), level {tr.level}"
+    else:
+        found = f"-> {tr.output:#x} level {tr.level}"
+    c.steps.append(f"kvm_walk_nested_s2({ipa:#x}): {found}")
     if tr.ret > 0 and tr.arch_level != tr.level:
         c.fire("s2-vttbr-addrsz-level")
     write = op.info.access is Access.WRITE
