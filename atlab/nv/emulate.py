@@ -296,14 +296,9 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
     vregs, feats = system.vregs, system.features
     fast: AtResult | None = None
     fast_par: int | None = None
+    kvm_regs: dict[str, int] = {}
+    hw_pan = 0
     e2h, tge = vregs.field("HCR_EL2", "E2H"), vregs.field("HCR_EL2", "TGE")
-    held = kvm_sanitise(vregs, feats)  # what KVM holds (kvm_vcpu_sanitise_vncr_reg)
-    live = live_vel2_regs(held, loaded_hcr_el2(Context.L1_VEL2, held, feats).value)
-    kvm_regs = fast_path_regs(op, held, live,
-                              vttbr_live=system.materialize_s2(system.l0_stage2_pages(), 0),
-                              vttbr_shadow=hw_regs["VTTBR_EL2"], vtcr=L0_VTCR,
-                              pan=system.pan)
-    hw_pan = kvm_regs.pop("PSTATE_PAN")
     if not kvm.fast_path:
         story.append("fast path: fails (no hardware AT in this configuration)")
     elif not own and not (e2h and tge) and not system.shadow_mmu:
@@ -315,6 +310,9 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
         if op.info.el < 2 and e2h and tge:  # __kvm_at_s1e01_fast: skip_mmu_switch
             story.append("vHCR_EL2.{E2H,TGE}={1,1}: no MMU switch, the live vEL2 context is "
                          "the right one")
+        held, live = kvm_live_context(system)
+        kvm_regs = fast_path_regs(op, held, live, pan=system.pan)
+        hw_pan = kvm_regs.pop("PSTATE_PAN")
         story.append("KVM loads " + ", ".join(f"{k}={v:#x}" for k, v in kvm_regs.items())
                      + f", PSTATE.PAN={hw_pan}")
         if not kvm_regs["HCR_EL2"] >> 31 & 1:
@@ -359,6 +357,19 @@ def _emulate_as_kvm(system: NvSystem, op: AtOp, va: int, route: Route, story: li
     story.append(f"=> L1 reads {par}")
     return NvAtResult(op, va, system.context, route, par, None, fast, accepted,
                       narration=tuple(story), kvm=res)
+
+
+def kvm_live_context(system: NvSystem) -> tuple[SysRegs, dict[str, int]]:
+    """L1's virtual registers as KVM 6.12 holds them (:func:`atlab.nv.kvm.kvm_sanitise`), and
+    what is on the CPU when L1's AT traps at vEL2: the live EL1 registers and HCR_EL2
+    (:func:`atlab.nv.kvm.live_vel2_regs`, ``__compute_hcr()``), L0's stage 2 for L1 in
+    VTTBR_EL2/VTCR_EL2, and ``SHADOW_VTTBR_EL2``, what ``__load_stage2()`` loads for L2 (the
+    shadow stage 2, or L0's own when L1's stage 2 is off)."""
+    held = kvm_sanitise(system.vregs, system.features)
+    live = live_vel2_regs(held, loaded_hcr_el2(Context.L1_VEL2, held, system.features).value)
+    l0 = system.materialize_s2(system.l0_stage2_pages(), slot=0)
+    shadow = system.materialize_s2(system.shadow, slot=1) if stage2_enabled(held) else l0
+    return held, {**live, "VTTBR_EL2": l0, "VTCR_EL2": L0_VTCR, "SHADOW_VTTBR_EL2": shadow}
 
 
 def _hops(*chain: tuple[str, int | None]) -> str:

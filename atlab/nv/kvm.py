@@ -956,10 +956,12 @@ _SCTLR_EL2_KEPT = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 12) | (1 << 
 UNSAVED_CONFIG_HCR = 0
 
 
-def fast_path_regs(op: AtOp, vregs: SysRegs, live: Mapping[str, int], *, vttbr_live: int,
-                   vttbr_shadow: int, vtcr: int, pan: int) -> dict[str, int]:
+def fast_path_regs(op: AtOp, vregs: SysRegs, live: Mapping[str, int], *,
+                   pan: int) -> dict[str, int]:
     """The registers the hardware AT of KVM 6.12's fast path runs with (``PSTATE_PAN``: the
-    PAN it runs with).
+    PAN it runs with).  ``live`` is what is on the CPU when L1 traps: the registers of
+    :func:`live_vel2_regs`, VTTBR_EL2 and VTCR_EL2 (L0's stage 2 for L1), and
+    ``SHADOW_VTTBR_EL2``, what ``__load_stage2()`` would load for L1's stage 2.
 
     - ``__kvm_at_s1e2``: the live EL1 registers (L1's vEL2 context), the live HCR_EL2 with
       TGE cleared, VM set, and NV|NV1 when vHCR_EL2.E2H=0; the live VTTBR_EL2 (L0's stage 2
@@ -975,8 +977,8 @@ def fast_path_regs(op: AtOp, vregs: SysRegs, live: Mapping[str, int], *, vttbr_l
       PAN never gets through and the hardware AT runs with PAN=0.  (``pan`` is the guest's.)
     """
     hcr = (live["HCR_EL2"] & ~(1 << 27)) | 1
-    out = dict(live)
-    vttbr = vttbr_live
+    out = {name: live[name] for name in FAST_PATH_REGS}
+    vttbr = live["VTTBR_EL2"]
     e2h, tge = vregs.field("HCR_EL2", "E2H"), vregs.field("HCR_EL2", "TGE")
     if op.info.el == 2 and op.info.stages == 1:
         if not e2h:
@@ -986,10 +988,10 @@ def fast_path_regs(op: AtOp, vregs: SysRegs, live: Mapping[str, int], *, vttbr_l
     else:
         for name in ("TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "MAIR_EL1", "SCTLR_EL1"):
             out[name] = vregs[name]
-        vttbr = vttbr_shadow
+        vttbr = live["SHADOW_VTTBR_EL2"]
     cpsr = (pan & 1) << 22
     hw_pan = 1 if cpsr & 0x80 else 0  # always 0: the PSTATE_PAN mask misses bit 22
-    out.update(HCR_EL2=hcr, VTTBR_EL2=vttbr, VTCR_EL2=vtcr, PSTATE_PAN=hw_pan)
+    out.update(HCR_EL2=hcr, VTTBR_EL2=vttbr, PSTATE_PAN=hw_pan)
     return out
 
 

@@ -29,29 +29,27 @@ from atlab import AtlabError
 from atlab.at import AtResult, run_at
 from atlab.features import Feature, FeatureSet
 from atlab.nv import (
-    Context,
     KvmBehaviour,
     NvSystem,
     emulate_at,
-    loaded_hcr_el2,
     parse_nv_scenario,
     reference_at,
 )
+from atlab.nv.emulate import kvm_live_context
 from atlab.nv.kvm import (
     DEVIATIONS,
     FAST_PATH_REGS,
     fast_path_regs,
     kvm_nv_features,
     kvm_sanitise,
-    live_vel2_regs,
 )
-from atlab.nv.model import L0_VTCR, SHADOW_IPA_BITS, NvScenario, page_of
+from atlab.nv.model import SHADOW_IPA_BITS, NvScenario, page_of
 from atlab.regime import AtOp
 from atlab.syndrome import TakenException
 from atlab.sysregs import SysRegs, parse_int
 from atlab.walk_s2 import S2WalkInfo, setup_s2_walk, stage2_enabled, walk_s2
 from tools.difftest.generator import generate
-from tools.kvm.harness import HwAtRequest
+from tools.kvm.harness import HwAtRequest, kvm_scenario_name
 
 ARTIFACTS = Path("artifacts/difftest/kvm")
 #: An op's outcome: ("par", value, warned) | ("undef",) | ("nowrite", warned) | ("bug", where)
@@ -216,7 +214,8 @@ class HardwareAnswers:
     the registers KVM loaded and L0's memory, and checks those registers against the model's
     (:func:`atlab.nv.kvm.fast_path_regs`)."""
 
-    systems: dict[str, tuple[NvScenario, NvSystem, dict[str, int]]] = field(default_factory=dict)
+    systems: dict[str, tuple[NvScenario, NvSystem, SysRegs, dict[str, int]]] = field(
+        default_factory=dict)
     asked: int = 0
     refused: list[str] = field(default_factory=list)
     register_mismatches: list[str] = field(default_factory=list)
@@ -228,14 +227,9 @@ class HardwareAnswers:
             system = sc.system()
         except AtlabError:
             return {}
-        held = kvm_sanitise(sc.vregs, sc.features)
-        live = live_vel2_regs(held, loaded_hcr_el2(Context.L1_VEL2, held, sc.features).value)
-        l0 = system.materialize_s2(system.l0_stage2_pages(), 0)
-        shadow = system.materialize_s2(system.shadow, 1) if stage2_enabled(held) else l0
-        hw = {**live, "VTTBR_EL2": l0, "VTCR_EL2": L0_VTCR, "SHADOW_VTTBR_EL2": shadow,
-              "PSTATE_PAN": 0}
-        self.systems[_kvm_name(sc.name)] = (sc, system, hw)
-        return hw
+        held, live = kvm_live_context(system)
+        self.systems[kvm_scenario_name(sc.name)] = (sc, system, held, live)
+        return {**live, "PSTATE_PAN": 0}
 
     def __call__(self, req: HwAtRequest) -> int | None:
         from tools.kvm.harness import kvm_op_indices
@@ -244,12 +238,10 @@ class HardwareAnswers:
         if req.scenario not in self.systems:
             self.refused.append(f"{req.scenario} op {req.n}: the NV model refuses the machine")
             return None
-        sc, system, hw = self.systems[req.scenario]
+        sc, system, held, live = self.systems[req.scenario]
         spec = sc.ops[kvm_op_indices(sc)[req.n]]
-        held = kvm_sanitise(sc.vregs, sc.features)
         pan = spec.pan if spec.pan is not None else system.pan
-        want = fast_path_regs(spec.op, held, hw, vttbr_live=hw["VTTBR_EL2"],
-                              vttbr_shadow=hw["SHADOW_VTTBR_EL2"], vtcr=L0_VTCR, pan=pan)
+        want = fast_path_regs(spec.op, held, live, pan=pan)
         got = {**req.regs, "PSTATE_PAN": req.pan}
         diff = sorted(k for k in (*FAST_PATH_REGS, "PSTATE_PAN") if want.get(k) != got.get(k))
         if diff:
@@ -281,10 +273,6 @@ def _reason(text: str) -> str:
     if "reserved granule" in text:
         return "a reserved granule encoding (atlab refuses it: IMPLEMENTATION DEFINED)"
     return text[:80]
-
-
-def _kvm_name(name: str) -> str:
-    return "".join("_" if ch.isspace() else ch for ch in name) or "nv"
 
 
 def run_kvm(nvs: Sequence[Mapping[str, Any]], *, binary: Path | None = None,

@@ -387,12 +387,9 @@ def tree_registers() -> frozenset[str]:
     return frozenset(re.findall(r'\{ "(\w+)",', names.read_text()))
 
 
-def ipa_limit(features: FeatureSet) -> int:
-    """The host IPA limit KVM would have on a PE with these features (one rule, shared with
-    the model: :func:`atlab.nv.kvm.kvm_ipa_limit`)."""
-    from atlab.nv.kvm import kvm_ipa_limit
-
-    return kvm_ipa_limit(features)
+def kvm_scenario_name(name: str) -> str:
+    """An NV scenario's name as kvm-at prints it (one token: white space becomes ``_``)."""
+    return re.sub(r"\s+", "_", name) or "nv"
 
 
 def trapped_at_esr(op: str) -> int:
@@ -417,19 +414,19 @@ def to_kvm_input(scn: NvScenario, *, registers: frozenset[str] | None = None,
     if scn.context is not Context.L1_VEL2:
         raise AtlabError(f"{scn.name}: KVM's AT emulation handles ATs trapped from vEL2 "
                          f"(context L1), not {scn.context.value}")
-    from atlab.nv.kvm import kvm_sanitise
+    from atlab.nv.kvm import kvm_ipa_limit, kvm_sanitise
 
     # KVM reads L1's VNCR-backed registers through kvm_vcpu_sanitise_vncr_reg(); the shim has
     # no such masking, so the input carries what KVM would hold.
     scn = replace(scn, vregs=kvm_sanitise(scn.vregs, scn.features))
     known = registers if registers is not None else tree_registers()
-    name = re.sub(r"\s+", "_", scn.name) or "nv"
+    name = kvm_scenario_name(scn.name)
     out = [f"scenario {name}"]
     ids = id_registers(scn.features)
     ids.setdefault("ID_AA64PFR2_EL1", 0)
     for reg, val in sorted(ids.items()):
         out.append(f"id {reg} {val:#x}")
-    out.append(f"ipa_limit {ipa_limit(scn.features)}")
+    out.append(f"ipa_limit {kvm_ipa_limit(scn.features)}")
     for reg, val in (hw or {}).items():
         out.append(f"hw {reg} {val:#x}")
     for reg in scn.vregs:
