@@ -17,15 +17,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from atlab.attrs import (
-    ATTR_NORMAL_NC,
     ATTR_NORMAL_WB_RWA,
+    PAR_SH_IS_OSH,
     ATTR_DEVICE_nGnRnE,
-    combine_s1_s2,
-    combine_shareability,
-    decode_mair_attr,
-    fwb_combine,
     mair_attr,
-    par_shareability,
+    s12_par_attrs,
 )
 from atlab.bits import U64, bit, bits, mask
 from atlab.faults import Fault, FaultKind
@@ -313,18 +309,9 @@ def run_at(
             return _fault_result(head, res.fault, res.ended, ipa, perms, walk, steps, final,
                                  notes)
         assert isinstance(s2.info, S2WalkInfo)
-        # AArch64.S2Translate(): AArch64.S2TreatAsNormalNC() - with HCR_EL2.CD=1
-        # (!S2DCacheEnabled()) stage 2 Normal memory is Normal Non-cacheable for a data access;
-        # with FWB=1 the stage 2 attributes are already combined with stage 1's.
-        if s2.info.fwb:
-            attr = fwb_combine(s1_attr, res.memattr)
-            if s2.info.cd and attr >> 4:
-                attr = ATTR_NORMAL_NC
-        else:
-            attr = combine_s1_s2(s1_attr, ATTR_NORMAL_NC if s2.info.cd and res.attr >> 4
-                                 else res.attr)
-        sh = combine_shareability(s1_sh, res.sh)
-        par = Par.success(res.pa, attr, 0b10 if attr in PAR_SH_IS_OSH else sh)
+        attr, sh = s12_par_attrs(s1_attr, s1_sh, res.memattr, res.sh, fwb=s2.info.fwb,
+                                 cd=s2.info.cd)
+        par = Par.success(res.pa, attr, sh)
         ended = f"{plan.op_text}: IPA {ipa:#x} -> PA {res.pa:#x} ({res.ended})" if trace else ""
         return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk,
                         _trace(steps, final, ended, notes))
@@ -363,8 +350,6 @@ def _fault_result(head: tuple[AtOp, int, int, AtDisposition, RegimeChoice], faul
 _NO_TRACE = Trace()
 _ALL_FEATURES = FeatureSet.all()
 
-#: MAIR bytes for which PAR_EL1.SH reads 0b10 (par_shareability() as a lookup table).
-PAR_SH_IS_OSH = frozenset(a for a in range(256) if par_shareability(decode_mair_attr(a), 0) == 2)
 
 
 @dataclass(frozen=True, slots=True)

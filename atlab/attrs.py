@@ -235,3 +235,29 @@ def combine_shareability(sh1: int, sh2: int) -> int:
     if 0b11 in (sh1, sh2):
         return 0b11
     return 0b00
+
+
+#: MAIR bytes for which PAR_EL1.SH reads 0b10 (par_shareability() as a lookup table).
+PAR_SH_IS_OSH = frozenset(a for a in range(256) if par_shareability(decode_mair_attr(a), 0) == 2)
+
+
+def s12_par_attrs(s1_attr: int, s1_sh: int, s2_memattr: int, s2_sh: int, *, fwb: bool,
+                  cd: bool) -> tuple[int, int]:
+    """PAR_EL1.{ATTR, SH} of a successful AT S12E* from the stage 1 attributes and the stage 2
+    leaf's MemAttr (after the walk's CONSTRAINED choice, as ``S2Result.memattr``) and SH.
+
+    ``AArch64.S2Translate()``: with HCR_EL2.CD=1 (``AArch64.S2TreatAsNormalNC()``) stage 2
+    Normal memory is Normal Non-cacheable for a data access; with FWB=1 the stage 2
+    attributes are already combined with stage 1's (``S2ApplyFWBMemAttrs()``), else
+    ``S2CombineS1MemAttrs()``; SH by ``S2CombineS1Shareability()``, then 0b10 for Device and
+    Normal Inner+Outer Non-cacheable.
+    """
+    if fwb:
+        attr = fwb_combine(s1_attr, s2_memattr)
+        if cd and attr >> 4:
+            attr = ATTR_NORMAL_NC
+    else:
+        s2_attr = s2_memattr_to_attr(s2_memattr)
+        attr = combine_s1_s2(s1_attr, ATTR_NORMAL_NC if cd and s2_attr >> 4 else s2_attr)
+    return attr, 0b10 if attr in PAR_SH_IS_OSH else combine_shareability(s1_sh, s2_sh)
+

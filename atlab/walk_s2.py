@@ -308,7 +308,7 @@ def walk_s2(
 S2Leaf = tuple[int, int, int, int]
 
 
-def _s2_device(memattr: int, fwb: bool) -> bool:
+def s2_device(memattr: int, fwb: bool) -> bool:
     """Stage 2 Device memory, for the HCR_EL2.PTW check."""
     if fwb:
         # CONSTRAINED UNPREDICTABLE for the reserved FWB encodings (see
@@ -430,7 +430,7 @@ def walk_s2_leaf(
         r = desc >> 6 & 1
         w = desc >> 7 & 1 or (desc >> 51 & 1 and wi.hd)
     if s1ptw:  # AccessType_TTW: read permission always needed, write for AF/dirty updates
-        if wi.ptw and _s2_device(memattr, wi.fwb):
+        if wi.ptw and s2_device(memattr, wi.fwb):
             perm_fault = "HCR_EL2.PTW=1 and the stage 1 table is in Device memory"
         elif not r:
             perm_fault = "S2AP gives no read access to a stage 1 table"

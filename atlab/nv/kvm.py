@@ -24,13 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from atlab.at import PAR_SH_IS_OSH
 from atlab.attrs import (
-    combine_s1_s2,
+    PAR_SH_IS_OSH,
     combine_shareability,
-    fwb_combine,
     s2_constrain_reserved_memattr,
-    s2_memattr_to_attr,
+    s12_par_attrs,
 )
 from atlab.bits import bit, bits, mask
 from atlab.errors import AtlabError
@@ -38,6 +36,7 @@ from atlab.features import Feature, FeatureSet
 from atlab.memory import PhysMem
 from atlab.regime import Access, AtOp
 from atlab.sysregs import SysRegs
+from atlab.walk_s2 import s2_device
 
 #: The kernel versions modelled.
 KVM_VERSIONS = ("6.12",)
@@ -543,7 +542,8 @@ def _walk_s1(c: _Ctx, wi: _WalkInfo, wr: _WalkResult, va: int) -> None:
                 c.steps.append(f"L{level}: stage 2 of table IPA {ipa:#x} is not readable")
                 wr.fail(_fsc(_FSC_PERM, level), ptw=True, s2=True)
                 return
-            if bit(c.vregs["HCR_EL2"], 2) and _s2_device(c, tr.desc):
+            hcr = c.vregs["HCR_EL2"]
+            if bit(hcr, 2) and s2_device(bits(tr.desc, 5, 2), bool(bit(hcr, 46))):
                 c.fire("no-hcr-ptw")  # the architecture: a stage 2 Permission fault
             ipa = tr.output
         desc = c.read_desc(ipa, wi.be)
@@ -601,13 +601,6 @@ def _note_high_oa(c: _Ctx, pgshift: int, ds: bool, desc: int) -> None:
     lpa_64k = pgshift == 16 and c.features.has(Feature.LPA) and bits(desc, 15, 12)
     if lpa_64k or (ds and (bits(desc, 9, 8) or bits(desc, 49, 48))):
         c.fire("oa-48-bits")
-
-
-def _s2_device(c: _Ctx, s2_desc: int) -> bool:
-    memattr = bits(s2_desc, 5, 2)
-    if bit(c.vregs["HCR_EL2"], 46):  # FWB: MemAttr[2]=0 is Device
-        return not memattr & 0b0100
-    return not memattr & 0b1100
 
 
 def _s1_fault(c: _Ctx, wr: _WalkResult, base: int, level: int) -> None:
@@ -902,19 +895,12 @@ def _compute_par_s12(c: _Ctx, s1_par: int, tr: _S2Trans) -> int:
 
 
 def _arch_s12_attrs(hcr: int, s1_attr: int, s1_sh: int, s2_desc: int) -> tuple[int, int]:
-    """What the architecture (atlab's combination, ``S2CombineS1MemAttrs``/``S2ApplyFWB
-    MemAttrs``) gives for the same stage 1 attributes and stage 2 descriptor."""
+    """What the architecture (atlab's combination) gives for the same stage 1 attributes and
+    stage 2 descriptor."""
+    fwb = bool(bit(hcr, 46))
     memattr = bits(s2_desc, 5, 2)
-    cd = bool(bit(hcr, 32))
-    if bit(hcr, 46):
-        attr = fwb_combine(s1_attr, memattr)
-        if cd and attr >> 4:
-            attr = 0x44
-    else:
-        s2_attr = s2_memattr_to_attr(s2_constrain_reserved_memattr(memattr))
-        attr = combine_s1_s2(s1_attr, 0x44 if cd and s2_attr >> 4 else s2_attr)
-    sh = combine_shareability(s1_sh, bits(s2_desc, 9, 8))
-    return attr, 0b10 if attr in PAR_SH_IS_OSH else sh
+    return s12_par_attrs(s1_attr, s1_sh, memattr if fwb else s2_constrain_reserved_memattr(
+        memattr), bits(s2_desc, 9, 8), fwb=fwb, cd=bool(bit(hcr, 32)))
 
 
 # --- the hardware fast path: which registers KVM puts on the CPU ----------------------------

@@ -458,8 +458,10 @@ def _qemu11_choices(*, no_af: bool, fwb3: bool, no_ndirty: bool = False) -> Iter
     import atlab.walk_s2 as s2_module
     from atlab import attrs
 
+    fwb_combine = attrs.fwb_combine  # the one s12_par_attrs() calls
+
     def pseudocode_fwb(s1_attr: int, s2_memattr: int) -> int:
-        return attrs.fwb_combine(s1_attr, s2_memattr & 0b0111)
+        return fwb_combine(s1_attr, s2_memattr & 0b0111)
 
     def mte_perm_memattr(memattr: int) -> int:  # FEAT_MTE_PERM: 0b0100 is NoTagAccess WB
         return 0b1111 if memattr == 0b0100 else attrs.s2_constrain_reserved_memattr(memattr)
@@ -470,21 +472,21 @@ def _qemu11_choices(*, no_af: bool, fwb3: bool, no_ndirty: bool = False) -> Iter
     def never(desc: int, hd: bool) -> bool:
         return False
 
-    saved = (at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF,
+    saved = (attrs.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF,
              s2_module.s2_constrain_reserved_memattr, at_module.s1_access_allowed,
              s2_module.s2_clean_write_faults)
     if no_ndirty:
         at_module.s1_access_allowed = no_dirty_check
         s2_module.s2_clean_write_faults = never
     if fwb3:
-        at_module.fwb_combine = pseudocode_fwb
+        attrs.fwb_combine = pseudocode_fwb
         s2_module.s2_constrain_reserved_memattr = mte_perm_memattr
     if no_af:
         at_module.AT_UPDATES_AF = s2_module.AT_UPDATES_AF = False
     try:
         yield
     finally:
-        (at_module.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF,
+        (attrs.fwb_combine, at_module.AT_UPDATES_AF, s2_module.AT_UPDATES_AF,
          s2_module.s2_constrain_reserved_memattr, at_module.s1_access_allowed,
          s2_module.s2_clean_write_faults) = saved
 
