@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from atlab.errors import AtlabError
+from atlab.features import Feature, FeatureSet
 from atlab.nv.emulate import emulate_at
 from atlab.nv.model import S2_ATTR_BITS, L0Event, NvSystem, page_of, shadow_attrs
 from atlab.nv.routing import Context, loaded_hcr_el2
 from atlab.regime import AtOp
 from atlab.syndrome import TakenException
 from atlab.tlb import TlbiOp, TlbiScope, size_text, tlbi_route
-from atlab.walk_s1 import Granule, level_lsb
+from atlab.walk_s1 import Granule, block_desc_supported, level_lsb
 from atlab.walk_s2 import S2WalkInfo, setup_s2_walk, stage2_enabled, walk_s2
 
 __all__ = ["L1Tlbi", "L2Access", "ShadowCheck", "l0_handle_tlbi", "l1_tlbi", "l2_access",
@@ -69,9 +70,20 @@ def shadow_check(system: NvSystem) -> list[ShadowCheck]:
     return out
 
 
+_NO_LPA = FeatureSet.all().without(Feature.LPA)
+
+
+def _leaf_shifts(granule: Granule) -> list[int]:
+    """The sizes (as shifts) of the leaves a 48-bit stage 2 of ``granule`` maps, the page
+    first: ``AArch64.BlockDescSupported()`` without DS or FEAT_LPA (4KB, 2MB, 1GB for 4KB;
+    16KB, 32MB; 64KB, 512MB), the sizes KVM's ``ttl_to_size()`` knows."""
+    return [level_lsb(level, granule) for level in (3, 2, 1)
+            if level == 3 or block_desc_supported(granule, level, False, _NO_LPA)]
+
+
 def _max_block(granule: Granule) -> int:
     """The largest block a stage 2 of this granule can map (level 1 for 4KB, else level 2)."""
-    return 1 << level_lsb(1 if granule is Granule.K4 else 2, granule)
+    return 1 << _leaf_shifts(granule)[-1]
 
 
 def guest_mapping_size(system: NvSystem, ipa: int, granule: Granule) -> int | None:
@@ -79,14 +91,13 @@ def guest_mapping_size(system: NvSystem, ipa: int, granule: Granule) -> int | No
     ``ipa`` aligned down to each block size of L1's granule in turn (4KB, 2MB, 1GB for 4KB);
     the first one found gives the size of L1's mapping it came from, used if it covers
     ``ipa``.  ``None``: no hint (the caller takes the largest block)."""
-    sizes = {Granule.K4: (12, 21, 30), Granule.K16: (14, 25), Granule.K64: (16, 29)}[granule]
-    for shift in sizes:
+    shifts = _leaf_shifts(granule)
+    for shift in shifts:
         tmp = ipa & ~((1 << shift) - 1)
         if tmp not in system.shadow:
             continue
-        level = system.shadow_level.get(tmp, 3)
-        lsb = level_lsb(level, granule)
-        if level < (1 if granule is Granule.K4 else 2):
+        lsb = level_lsb(system.shadow_level.get(tmp, 3), granule)
+        if lsb not in shifts:
             return None  # ttl_to_size() has no size for it
         return 1 << lsb if ipa < tmp + (1 << lsb) else None
     return None
