@@ -94,10 +94,14 @@ def loaded_hcr_el2(context: Context, vregs: SysRegs, features: FeatureSet) -> Lo
         folded &= ~(nv | nv1 | at | nv2)
     if folded:
         value |= folded
-        names = [n for n, b in (("AT", at), ("NV", nv), ("NV1", nv1), ("DC", 1 << 12),
-                                ("PTW", 1 << 2), ("CD", 1 << 32), ("FWB", 1 << 46),
-                                ("TTLB", ttlb)) if folded & b]
-        other = folded & ~sum(b for b in (at, nv, nv1, 1 << 12, 1 << 2, 1 << 32, 1 << 46, ttlb))
+        named = (("AT", at), ("NV", nv), ("NV1", nv1), ("DC", 1 << 12), ("PTW", 1 << 2),
+                 ("CD", 1 << 32), ("FWB", 1 << 46), ("TTLB", ttlb))
+        other = folded
+        names = []
+        for name, b in named:
+            if folded & b:
+                names.append(name)
+                other &= ~b
         what = ", ".join(names + ([f"{other:#x}"] if other else []))
         reasons.append(f"{what} folded from L1's vHCR_EL2 (all but TGE, API, APK)")
     if context is Context.L1_VEL2:
