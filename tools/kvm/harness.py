@@ -574,9 +574,7 @@ def run(text: str, *, mode: str = "fails",
 
     if mode not in ("fails", "hardware"):
         raise AtlabError(f"mode must be 'fails' or 'hardware', not {mode!r}")
-    exe = binary or BINARY
-    if not exe.is_file():
-        raise KvmBuildError(f"{exe} is not built: run `python -m tools.kvm build`")
+    exe = _built(binary)
     with tempfile.NamedTemporaryFile("w", suffix=".kvmat", delete=False) as tmp:
         tmp.write(text)
         path = tmp.name
@@ -643,20 +641,31 @@ def run_scenarios(scenarios: Iterable[NvScenario], *, mode: str = "fails",
     return out
 
 
+def _built(binary: Path | None) -> Path:
+    exe = binary or BINARY
+    if not exe.is_file():
+        raise KvmBuildError(f"{exe} is not built: run `python -m tools.kvm build`")
+    return exe
+
+
+def _printed_values(text: str, command: str, binary: Path | None) -> list[int]:
+    """Run kvm-at (fails mode) over ``text`` and return the hex value of each line it printed
+    for ``command`` (``compute_hcr 0x...``, ``tlb_inval 0x...``)."""
+    proc = subprocess.run([str(_built(binary)), "-"], input=text, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise AtlabError(proc.stderr.strip() or f"kvm-at exited with {proc.returncode}")
+    return [int(ln.split()[1], 16) for ln in proc.stdout.splitlines()
+            if ln.startswith(command + " ")]
+
+
 def compute_hcr(vhcrs: Sequence[int], *, base: int, binary: Path | None = None) -> list[int]:
     """KVM's own ``__compute_hcr()`` (vhe/switch.c) for a vCPU at vEL2 whose vHCR_EL2 is each
     of ``vhcrs`` in turn, with KVM's base HCR_EL2 for the guest ``base``: the HCR_EL2 L0 loads
     while L1 runs.  One kvm-at process for all of them."""
-    exe = binary or BINARY
-    if not exe.is_file():
-        raise KvmBuildError(f"{exe} is not built: run `python -m tools.kvm build`")
     text = "".join(f"scenario h{i}\nreg HCR_EL2 {v:#x}\ncompute_hcr {base:#x}\n"
                    for i, v in enumerate(vhcrs))
-    proc = subprocess.run([str(exe), "-"], input=text, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AtlabError(proc.stderr.strip() or f"kvm-at exited with {proc.returncode}")
-    out = [int(ln.split()[1], 16) for ln in proc.stdout.splitlines()
-           if ln.startswith("compute_hcr ")]
+    out = _printed_values(text, "compute_hcr", binary)
     if len(out) != len(vhcrs) or any(v == (1 << 64) - 1 for v in out):
         raise AtlabError("this kernel tree has no __compute_hcr() the build could cut")
     return out
@@ -668,18 +677,11 @@ def tlb_inval_range(vtcr: int, shadow: Mapping[int, int], ipas: Sequence[int], *
     ``ipas`` (no TTL hint), with L1's VTCR_EL2 ``vtcr`` and a shadow stage 2 of 4KB leaves
     ``shadow`` (L2 IPA page -> the level of L1's mapping it came from, KVM's
     ``KVM_NV_GUEST_MAP_SZ`` tag): the size of the range L0 unmaps."""
-    exe = binary or BINARY
-    if not exe.is_file():
-        raise KvmBuildError(f"{exe} is not built: run `python -m tools.kvm build`")
     lines = [f"scenario ttl\nreg VTCR_EL2 {vtcr:#x}\n"]
     lines += [f"shadow_leaf {ipa:#x} {(1 | (level & 3) << 55):#x}\n"
               for ipa, level in shadow.items()]
     lines += [f"tlb_inval {ipa >> 12:#x}\n" for ipa in ipas]
-    proc = subprocess.run([str(exe), "-"], input="".join(lines), capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AtlabError(proc.stderr.strip() or f"kvm-at exited with {proc.returncode}")
-    out = [int(ln.split()[1], 16) for ln in proc.stdout.splitlines()
-           if ln.startswith("tlb_inval ")]
+    out = _printed_values("".join(lines), "tlb_inval", binary)
     if len(out) != len(ipas) or 0 in out:
         raise AtlabError("this kernel tree has no compute_tlb_inval_range() the build could cut")
     return out
