@@ -110,7 +110,7 @@ class KvmDeviation:
 
     ``par_bits`` are the PAR_EL1 bits the deviation can change (``None``: the outcome itself,
     any bit).  ``rule`` names the Arm ARM rule or pseudocode; ``versions`` the kernels that have
-    it.
+    it; ``where`` the kernel function it comes from.
     """
 
     name: str
@@ -119,6 +119,8 @@ class KvmDeviation:
     verdict: Verdict
     versions: tuple[str, ...] = ("6.12",)
     par_bits: int | None = None
+    #: where in the kernel tree (6.12) the behaviour comes from
+    where: str = ""
 
 
 def _dev(*items: KvmDeviation) -> Mapping[str, KvmDeviation]:
@@ -131,162 +133,204 @@ DEVIATIONS: Mapping[str, KvmDeviation] = _dev(
                  "a stage 1 translation, address size or external abort fault found by the "
                  "software walk reports PAR_EL1.PTW=1",
                  "PAR_EL1.PTW is 1 only for a stage 2 fault on a stage 1 table walk "
-                 "(AArch64.AT(), CreateFaultyParFromFault)", Verdict.BUG, par_bits=_PTW),
+                 "(AArch64.AT(), CreateFaultyParFromFault)", Verdict.BUG,
+                 where="at.c: walk_s1() (fail_s1_walk(..., true, false) on its exits)",
+                 par_bits=_PTW),
     KvmDeviation("no-access-flag-fault",
                  "the stage 1 walk never checks the Access flag: AF=0 without TCR_ELx.HA "
                  "translates", "AArch64.S1Walk(): descriptor<10> == '0' with "
-                 "walkparams.ha == '0' is an Access flag fault", Verdict.BUG),
+                 "walkparams.ha == '0' is an Access flag fault", Verdict.BUG,
+                 where="at.c: walk_s1() / handle_at_slow() (no AF check)"),
     KvmDeviation("s2-fault-level-is-s1-level",
                  "a stage 2 fault on a stage 1 table access reports the stage 1 level",
                  "the fault record's level is the stage 2 walk's (AArch64.S2Walk, "
-                 "PAR_EL1.FST)", Verdict.BUG, par_bits=mask(6, 1)),
+                 "PAR_EL1.FST)", Verdict.BUG,
+                 where="at.c: walk_s1() ((s2_trans.esr & ~ESR_ELx_FSC_LEVEL) | level)",
+                 par_bits=mask(6, 1)),
     KvmDeviation("no-ns-bit",
                  "a successful PAR has NS (bit 9) = 0",
                  "PAR_EL1.NS is UNKNOWN for a Non-secure translation regime",
-                 Verdict.PERMITTED, par_bits=1 << 9),
+                 Verdict.PERMITTED,
+                 where="at.c: compute_par_s1(), compute_par_s12()",
+                 par_bits=1 << 9),
     KvmDeviation("s12-no-bit11",
                  "a successful AT S12E* PAR has bit 11 = 0 (at.c sets NSE/RES1 only in the "
                  "stage 1 PAR)", "PAR_EL1 bit 11 is RES1 without FEAT_RME", Verdict.BUG,
+                 where="at.c: compute_par_s12()",
                  par_bits=1 << 11),
     KvmDeviation("sctlr-c0-attr-nc",
                  "with SCTLR_ELx.C=0 PAR.ATTR reports Normal Non-cacheable (0x44) for Normal "
                  "memory and SH=0b10",
                  "PAR_EL1.ATTR may report the descriptor's attributes or the resulting ones "
                  "(D24.2 PAR_EL1; atlab reports MAIR's)", Verdict.PERMITTED,
+                 where='at.c: compute_par_s1() ("Force NC for memory if SCTLR_ELx.C is clear")',
                  par_bits=mask(63, 56) | mask(8, 7)),
     KvmDeviation("oa-48-bits",
                  "output addresses stop at bit 47: TCR_ELx.{I}PS=0b110 reads as 48 bits and "
                  "descriptor/TTBR bits 51:48 are ignored",
                  "AArch64.S1OAOutOfRange / AArch64.PhysicalAddressSize with FEAT_LPA/LPA2 "
-                 "(52-bit OA)", Verdict.BUG),
+                 "(52-bit OA)", Verdict.BUG,
+                 where="at.c: setup_s1_walk()/walk_s1() (GENMASK_ULL(47, ...)); "
+                 "kvm_nested.h: ps_to_output_size()"),
     KvmDeviation("no-hardware-af-update",
                  "with TCR_ELx.HA=1 an AF=0 descriptor is neither updated nor checked: no "
                  "stage 2 write permission is needed for the update",
                  "AArch64.S1Translate with FEAT_HAFDBS: the AF update is a write, checked at "
-                 "stage 2", Verdict.BUG),
+                 "stage 2", Verdict.BUG,
+                 where="at.c: walk_s1() (no TCR_ELx.HA handling in 6.12)"),
     KvmDeviation("no-dirty-state",
                  "a stage 1 DBM=1 descriptor with hardware dirty state (TCR_ELx.{HA,HD}) is "
                  "read-only (AP[2] taken as is)",
                  "AArch64.S1DirectBasePermissions: with hardware dirty state, DBM=1 makes the "
-                 "descriptor writable-clean", Verdict.BUG),
+                 "descriptor writable-clean", Verdict.BUG,
+                 where="at.c: handle_at_slow(); __kvm_at_s12() (no DBM handling)"),
     KvmDeviation("no-hcr-ptw",
                  "HCR_EL2.PTW is ignored: a stage 1 table in stage 2 Device memory is read",
                  "AArch64.S2Translate for a stage 1 walk with HCR_EL2.PTW=1: a stage 2 "
-                 "Permission fault on Device memory", Verdict.BUG),
+                 "Permission fault on Device memory", Verdict.BUG,
+                 where="at.c: walk_s1() (only kvm_s2_trans_readable() is checked)"),
     KvmDeviation("no-52bit-blocks",
                  "a block at level 0 (4KB, DS=1) or level 1 (16KB DS=1, 64KB) is a "
-                 "translation fault", "AArch64.BlockDescSupported", Verdict.BUG),
+                 "translation fault", "AArch64.BlockDescSupported", Verdict.BUG,
+                 where="at.c: walk_s1() (valid_block)"),
     KvmDeviation("ds-never-allows-52bit-va",
                  "with TCR_ELx.DS=1 (4KB/16KB) a TxSZ below 16 is a Translation fault at level "
                  "0: setup_s1_walk's ``lva &= tcr & TCR_DS`` on a bool is always false",
                  "AArch64.S1MinTxSZ with FEAT_LPA2 and DS=1: TxSZ down to 12 (R_GTJBY)",
-                 Verdict.BUG),
+                 Verdict.BUG,
+                 where="at.c: setup_s1_walk() (lva &= tcr & TCR_DS)"),
     KvmDeviation("ds-sh-from-descriptor",
                  "with TCR_ELx.DS=1 PAR.SH comes from descriptor bits 9:8 (OA[51:50] there) "
                  "instead of TCR_ELx.SH{0,1}", "AArch64.S1LeafBase/S1Shareability with DS=1",
-                 Verdict.BUG, par_bits=mask(8, 7)),
+                 Verdict.BUG,
+                 where="at.c: compute_sh()",
+                 par_bits=mask(8, 7)),
     KvmDeviation("no-nv1-descriptors",
                  "vHCR_EL2.{NV,NV1}={1,1} does not change the EL1&0 descriptor format "
                  "(AP[1], PXN/UXN) for the emulated AT",
                  "AArch64.S1DirectBasePermissions with HCR_EL2.{NV,NV1}={1,1}",
-                 Verdict.BUG),
+                 Verdict.BUG,
+                 where="at.c: handle_at_slow() (AArch64.S1DirectBasePermissions() part)"),
     KvmDeviation("s12-e2h0-skips-stage2",
                  "AT S12E* with vHCR_EL2.E2H=0 (TGE 0 or 1) returns the stage 1 PAR: stage 2 "
                  "is never walked", "AArch64.AT(): S12E* uses stage 2 whenever it is enabled "
-                 "(HCR_EL2.{VM,DC})", Verdict.BUG),
+                 "(HCR_EL2.{VM,DC})", Verdict.BUG,
+                 where='at.c: __kvm_at_s12() ("E2H=0 or TGE=1" early return)'),
     KvmDeviation("va-top-bits-addrsz",
                  "a VA whose top bits are not a sign extension of bit 55 (no TBI) gives an "
                  "Address size fault at level 0", "AArch64.S1Translate: a VA out of range is "
                  "a Translation fault at level 0 (R_YYVYV, I_THCZK)", Verdict.BUG,
+                 where="at.c: setup_s1_walk() (goto addrsz)",
                  par_bits=mask(6, 1)),
     KvmDeviation("s2-input-range-unchecked",
                  "an IPA above VTCR_EL2.T0SZ's range is not a stage 2 fault: the index "
                  "wraps", "AArch64.S2Translate: IPA out of range -> Translation fault at the "
-                 "start level", Verdict.BUG),
+                 "start level", Verdict.BUG,
+                 where="nested.c: walk_nested_s2_pgd()"),
     KvmDeviation("s2-bad-geometry",
                  "an invalid VTCR_EL2.{T0SZ,SL0} combination is -EFAULT (WARN at "
                  "check_base_s2_limits): PAR.FST carries only the stage 1 level (an "
                  "'Address size fault'), and AT S12E* keeps the stage 1 PAR",
                  "AArch64.S2InvalidSL / S2InconsistentSL: a stage 2 Translation fault at "
-                 "level 0", Verdict.BUG),
+                 "level 0", Verdict.BUG,
+                 where="nested.c: walk_nested_s2_pgd() / check_base_s2_limits()"),
     KvmDeviation("s1e1a-undefined",
                  "AT S1E1A from vEL2 is UNDEFINED: 6.12's trap table has no AT S1E1A entry "
                  "(AT S1E2A has one)", "AT S1E1A is implemented with FEAT_ATS1A (C5.4)",
-                 Verdict.BUG),
+                 Verdict.BUG,
+                 where="sys_regs.c: sys_insn_descs[] (no AT_S1E1A entry)"),
     KvmDeviation("e2h-without-vhe",
                  "vHCR_EL2.E2H=1 selects the EL2&0 regime even without FEAT_VHE (not "
                  "reachable in practice: KVM's NV guests always have FEAT_VHE)",
-                 "HCR_EL2.E2H is RES0 without FEAT_VHE", Verdict.BUG),
+                 "HCR_EL2.E2H is RES0 without FEAT_VHE", Verdict.BUG,
+                 where="at.c: compute_translation_regime() (vcpu_el2_e2h_is_set())"),
     KvmDeviation("vtcr-upper-bits-res0",
                  "VTCR_EL2 bits 63:32 and 30:20 are RES0 for the guest hypervisor "
                  "(kvm_init_nv_sysregs): VTCR_EL2.{DS, SL2, HA, HD, ...} written by L1 read "
                  "as 0", "VTCR_EL2.DS/SL2 with FEAT_LPA2, HA/HD with FEAT_HAFDBS: KVM 6.12 "
                  "advertises neither at stage 2 to an NV guest (ID_AA64MMFR0_EL1.TGRAN4_2="
                  "0b0010, no HAFDBS), so this is consistent with its ID registers; atlab's one "
-                 "FEAT_LPA2 covers both stages", Verdict.PERMITTED),
+                 "FEAT_LPA2 covers both stages", Verdict.PERMITTED,
+                 where="nested.c: kvm_init_nv_sysregs() (VTCR_EL2 res0)"),
     KvmDeviation("s2-block-levels",
                  "stage 2 blocks allowed only from level 1 (4KB) / 2 (16KB, 64KB): no level 0 "
-                 "or 52-bit level 1 blocks", "AArch64.BlockDescSupported", Verdict.BUG),
+                 "or 52-bit level 1 blocks", "AArch64.BlockDescSupported", Verdict.BUG,
+                 where="nested.c: walk_nested_s2_pgd() (first_block_level)"),
     KvmDeviation("sh-reserved-as-nsh",
                  "a descriptor SH=0b01 (reserved) is reported as Non-shareable",
                  "SH=0b01 is CONSTRAINED UNPREDICTABLE: atlab, like QEMU, reports "
-                 "the field", Verdict.PERMITTED, par_bits=mask(8, 7)),
+                 "the field", Verdict.PERMITTED,
+                 where="at.c: compute_sh()",
+                 par_bits=mask(8, 7)),
     KvmDeviation("s2-vttbr-addrsz-level",
                  "VTTBR_EL2 above the stage 2 output size is an Address size fault at the "
                  "stage 2 start level", "AArch64.S2Walk: an out-of-range VTTBR_EL2.BADDR "
-                 "is an Address size fault at level 0", Verdict.BUG, par_bits=mask(6, 1)),
+                 "is an Address size fault at level 0", Verdict.BUG,
+                 where="nested.c: walk_nested_s2_pgd() (base_addr check)",
+                 par_bits=mask(6, 1)),
     KvmDeviation("par-sh-osh-rule",
                  "PAR.SH is forced to 0b10 only for Device and MAIR 0x44; other Non-cacheable "
                  "encodings (FEAT_XS 0x40, reserved 0bxxxx0000) report the descriptor's SH",
                  "PAR_EL1.SH reads 0b10 for Device and Normal Inner+Outer Non-cacheable "
-                 "memory (D24.2 PAR_EL1)", Verdict.BUG, par_bits=mask(8, 7)),
+                 "memory (D24.2 PAR_EL1)", Verdict.BUG,
+                 where="at.c: compute_sh() (MEMATTR_IS_DEVICE || MEMATTR(NC, NC))",
+                 par_bits=mask(8, 7)),
     KvmDeviation("fast-nv1-on-l2-walk",
                  "hardware fast path for AT S1E0*/S1E1* with vHCR_EL2.E2H=0: L2's EL1&0 walk "
                  "runs with the live HCR_EL2.{NV,NV1}={1,1} of L1's vEL2 (EL0 loses AP[1] "
                  "access, bit 54 is PXN), and a permission fault or success is kept",
                  "AArch64.S1DirectBasePermissions: the {NV,NV1}={1,1} format applies only "
-                 "when L1 set them for its guest", Verdict.BUG),
+                 "when L1 set them for its guest", Verdict.BUG,
+                 where="at.c: __kvm_at_s1e01_fast() (HCR_EL2 = config.hcr & ~TGE | VM)"),
     KvmDeviation("fast-pan-not-copied",
                  "hardware fast path for AT S1E1RP/WP: at_s1e1p_fast() sets PSTATE.PAN from "
                  "``*vcpu_cpsr(vcpu) & PSTATE_PAN``, the MSR-immediate encoding (0x80) instead "
                  "of PSR_PAN_BIT: the AT runs with PAN=0 and a success is kept",
-                 "AT S1E1RP/WP check PSTATE.PAN (AArch64.AT(), C5.4)", Verdict.BUG),
+                 "AT S1E1RP/WP check PSTATE.PAN (AArch64.AT(), C5.4)", Verdict.BUG,
+                 where="at.c: at_s1e1p_fast() (*vcpu_cpsr(vcpu) & PSTATE_PAN)"),
     KvmDeviation("fast-hcr-unsaved",
                  "hardware fast path for AT S1E0*/S1E1* with vHCR_EL2.{E2H,TGE}={1,1}: "
                  "HCR_EL2 is written from a struct mmu_config that was never saved (0 with "
                  "INIT_STACK_ALL_ZERO: HCR_EL2=VM only, RW=0, E2H=0) and is not restored "
                  "afterwards", "the AT must translate in the EL2&0 regime (AArch64.AT())",
-                 Verdict.BUG),
+                 Verdict.BUG,
+                 where="at.c: __kvm_at_s1e01_fast() (skip_mmu_switch: config.hcr never saved)"),
     KvmDeviation("fast-el2-register-translation",
                  "hardware fast path for AT S1E2* with vHCR_EL2.E2H=0: the walk uses "
                  "translate_tcr_el2_to_tcr_el1(), which drops TCR_EL2.{HPD, HA, HD, DS, SH0}, "
                  "and translate_sctlr_el2_to_sctlr_el1()",
                  "AArch64.S1Translate for the EL2 regime reads TCR_EL2 as written",
-                 Verdict.BUG),
+                 Verdict.BUG,
+                 where="at.c: __kvm_at_s1e2(); kvm_nested.h: translate_tcr_el2_to_tcr_el1()"),
     KvmDeviation("fast-folded-vhcr",
                  "hardware fast path: L1's vHCR_EL2 bits folded into the live HCR_EL2 "
                  "(DC, PTW, CD, FWB, NV, NV1) change the walk the hardware AT does",
                  "HCR_EL2.{DC,PTW,CD,FWB,NV1} of L1 apply to its guest's EL1&0 regime only, "
-                 "not to L1's own EL2 regime", Verdict.BUG),
+                 "not to L1's own EL2 regime", Verdict.BUG,
+                 where="vhe/switch.c: __compute_hcr(); at.c: __kvm_at_s1e2()"),
     KvmDeviation("fast-vtge-ignored",
                  "hardware fast path for AT S1E0*/S1E1* with vHCR_EL2.{E2H,TGE}={0,1}: L2's "
                  "stage 1 runs although the EL1&0 stage 1 is disabled",
                  "AArch64.S1Enabled(): HCR_EL2.TGE=1 disables the EL1&0 stage 1",
-                 Verdict.BUG),
+                 Verdict.BUG,
+                 where="at.c: __kvm_at_s1e01_fast()"),
     KvmDeviation("contiguous-aligned-oa",
                  "a descriptor with the Contiguous bit translates with its output address "
                  "aligned to the contiguous range",
                  "a misprogrammed Contiguous range is CONSTRAINED UNPREDICTABLE; "
-                 "atlab translates with the descriptor's own address", Verdict.PERMITTED),
+                 "atlab translates with the descriptor's own address", Verdict.PERMITTED,
+                 where="at.c / nested.c: contiguous_bit_shift()"),
     KvmDeviation("s2-attr-combination",
                  "stage 1 x stage 2 attributes combined with at.c's own table (reserved "
                  "MemAttr read as Non-cacheable, Device kept as min(), FWB cases)",
                  "S2CombineS1MemAttrs / S2ApplyFWBMemAttrs", Verdict.BUG,
+                 where="at.c: compute_par_s12(), s2_memattr_to_attr(), combine_s1_s2_attr()",
                  par_bits=mask(63, 56) | mask(8, 7)),
     KvmDeviation("mmu-off-pa-48",
                  "with stage 1 off, the output address keeps bits 47:12 only (in PAR.PA, and "
                  "as the IPA AT S12E* gives to stage 2)",
-                 "AArch64.S1DisabledOutput: PA = VA (up to the PA size)", Verdict.BUG),
+                 "AArch64.S1DisabledOutput: PA = VA (up to the PA size)", Verdict.BUG,
+                 where="at.c: compute_par_s1() (wr->pa & GENMASK_ULL(47, 12))"),
 )
 
 

@@ -28,44 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 REPRODUCERS = ROOT / "tests" / "data" / "kvm" / "reproducers"
 DOC = ROOT / "docs" / "kvm-vs-arm-arm.md"
 NEWER = ROOT / "tests" / "data" / "kvm" / "newer.json"
-#: Where each deviation lives in the kernel tree (function names of 6.12).
-WHERE = {
-    "ptw-on-stage1-fault": "at.c: walk_s1() (fail_s1_walk(..., true, false) on its exits)",
-    "no-access-flag-fault": "at.c: walk_s1() / handle_at_slow() (no AF check)",
-    "s2-fault-level-is-s1-level": "at.c: walk_s1() ((s2_trans.esr & ~ESR_ELx_FSC_LEVEL) | level)",
-    "no-ns-bit": "at.c: compute_par_s1(), compute_par_s12()",
-    "s12-no-bit11": "at.c: compute_par_s12()",
-    "sctlr-c0-attr-nc": "at.c: compute_par_s1() (\"Force NC for memory if SCTLR_ELx.C is clear\")",
-    "oa-48-bits": "at.c: setup_s1_walk()/walk_s1() (GENMASK_ULL(47, ...)); "
-                  "kvm_nested.h: ps_to_output_size()",
-    "no-52bit-blocks": "at.c: walk_s1() (valid_block)",
-    "ds-never-allows-52bit-va": "at.c: setup_s1_walk() (lva &= tcr & TCR_DS)",
-    "ds-sh-from-descriptor": "at.c: compute_sh()",
-    "no-nv1-descriptors": "at.c: handle_at_slow() (AArch64.S1DirectBasePermissions() part)",
-    "s12-e2h0-skips-stage2": "at.c: __kvm_at_s12() (\"E2H=0 or TGE=1\" early return)",
-    "va-top-bits-addrsz": "at.c: setup_s1_walk() (goto addrsz)",
-    "s2-input-range-unchecked": "nested.c: walk_nested_s2_pgd()",
-    "s2-bad-geometry": "nested.c: walk_nested_s2_pgd() / check_base_s2_limits()",
-    "s2-block-levels": "nested.c: walk_nested_s2_pgd() (first_block_level)",
-    "s1e1a-undefined": "sys_regs.c: sys_insn_descs[] (no AT_S1E1A entry)",
-    "e2h-without-vhe": "at.c: compute_translation_regime() (vcpu_el2_e2h_is_set())",
-    "vtcr-upper-bits-res0": "nested.c: kvm_init_nv_sysregs() (VTCR_EL2 res0)",
-    "s2-vttbr-addrsz-level": "nested.c: walk_nested_s2_pgd() (base_addr check)",
-    "sh-reserved-as-nsh": "at.c: compute_sh()",
-    "par-sh-osh-rule": "at.c: compute_sh() (MEMATTR_IS_DEVICE || MEMATTR(NC, NC))",
-    "contiguous-aligned-oa": "at.c / nested.c: contiguous_bit_shift()",
-    "s2-attr-combination": "at.c: compute_par_s12(), s2_memattr_to_attr(), "
-                           "combine_s1_s2_attr()",
-    "mmu-off-pa-48": "at.c: compute_par_s1() (wr->pa & GENMASK_ULL(47, 12))",
-    "no-hardware-af-update": "at.c: walk_s1() (no TCR_ELx.HA handling in 6.12)",
-    "no-dirty-state": "at.c: handle_at_slow(); __kvm_at_s12() (no DBM handling)",
-    "no-hcr-ptw": "at.c: walk_s1() (only kvm_s2_trans_readable() is checked)",
-    "fast-nv1-on-l2-walk": "at.c: __kvm_at_s1e01_fast() (HCR_EL2 = config.hcr & ~TGE | VM)",
-    "fast-el2-register-translation": "at.c: __kvm_at_s1e2(); kvm_nested.h: "
-                                     "translate_tcr_el2_to_tcr_el1()",
-    "fast-folded-vhcr": "vhe/switch.c: __compute_hcr(); at.c: __kvm_at_s1e2()",
-    "fast-vtge-ignored": "at.c: __kvm_at_s1e01_fast()",
-}
 
 
 def load_reproducers() -> dict[str, dict[str, Any]]:
@@ -154,14 +116,14 @@ def render() -> str:
         status = (_newer_status(name, repros[name], archs[name], newer) if name in repros
                   else "no reproducer")
         lines.append(f"| [{name}](#{name}) | {dev.verdict.name} | {dev.summary} | {dev.rule} | "
-                     f"{WHERE.get(name, '')} | {status} |")
+                     f"{dev.where} | {status} |")
     lines += ["", "## Candidate reports", ""]
     for name, dev in DEVIATIONS.items():
         lines += [f"### {name}", ""]
         kind = "bug" if dev.verdict is Verdict.BUG else "permitted choice"
         lines.append(f"**KVM/arm64 NV, AT emulation ({kind}):** {dev.summary}.")
         lines.append("")
-        lines.append(f"The Arm ARM: {dev.rule}. In the tree: {WHERE.get(name, '?')}.")
+        lines.append(f"The Arm ARM: {dev.rule}. In the tree: {dev.where}.")
         lines.append("")
         nv = repros.get(name)
         if nv is None:
