@@ -351,7 +351,6 @@ _NO_TRACE = Trace()
 _ALL_FEATURES = FeatureSet.all()
 
 
-
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """What an AT does before looking at the VA, per register snapshot (memoized)."""
