@@ -2,6 +2,7 @@
 #   make lab       JupyterLab on the course: notebooks/ and exercises/ (installs .[notebooks])
 #   make test      ruff, mypy, notebook hygiene, then pytest (installs .[dev,notebooks])
 #   make workshop  Voila on notebooks/ for a room of learners (WORKSHOP_PORT, WORKSHOP_IP)
+#   make hub       JupyterHub for a room of learners (HUB_LEARNERS, HUB_PORT, HUB_MEM, ...; HUB_ARGS)
 #   make bench     python -m benchmarks
 #   make difftest  python -m tools.difftest (the model against QEMU)
 #   make fuzz      python -m tools.fuzz: 10,000 mutated inputs per command (FUZZ_ARGS)
@@ -23,9 +24,10 @@ START_NOTEBOOK := notebooks/00_start_here.ipynb
 VENV_OK := $(VENV)/.atlab-venv
 STAMP_LAB := $(VENV)/.atlab-installed-notebooks
 STAMP_DEV := $(VENV)/.atlab-installed-dev
+STAMP_HUB := $(VENV)/.atlab-installed-hub
 
 .DEFAULT_GOAL := help
-.PHONY: help lab workshop test sysdeps bench difftest fuzz clean distclean
+.PHONY: help lab workshop hub test sysdeps bench difftest fuzz clean distclean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -45,8 +47,13 @@ $(STAMP_LAB): pyproject.toml | $(VENV_OK)
 	@touch $@
 
 $(STAMP_DEV): pyproject.toml | $(VENV_OK)
-	@echo "==> installing atlab with the dev and notebooks extras into $(VENV)"
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev,notebooks]'
+	@echo "==> installing atlab with the dev, notebooks and hub extras into $(VENV)"
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev,notebooks,hub]'
+	@touch $@ $(STAMP_LAB) $(STAMP_HUB)
+
+$(STAMP_HUB): pyproject.toml | $(VENV_OK)
+	@echo "==> installing atlab with the notebooks and hub extras into $(VENV)"
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[notebooks,hub]'
 	@touch $@ $(STAMP_LAB)
 
 # Jupyter refuses to run as root without --allow-root (containers, CI machines).
@@ -65,6 +72,15 @@ WORKSHOP_IP ?= 0.0.0.0
 workshop: $(STAMP_LAB)
 	exec $(BIN)/voila --no-browser --port=$(WORKSHOP_PORT) --Voila.ip=$(WORKSHOP_IP) \
 	  --VoilaConfiguration.show_tracebacks=False --strip_sources=True notebooks/
+
+# Workshop hub: JupyterHub, one server per learner with their own copy of the course, limits,
+# idle culling (docs/workshop.md). Settings: HUB_LEARNERS, HUB_PORT, HUB_IP, HUB_MEM, HUB_CPU,
+# HUB_CULL_TIMEOUT, HUB_PASSWORD, HUB_DIR, ... (python -m tools.hub --help). The proxy,
+# configurable-http-proxy, comes from Debian (tools/install-system-deps.sh hub).
+HUB_ARGS ?=
+hub: $(STAMP_HUB)
+	@command -v configurable-http-proxy >/dev/null 2>&1 || sh tools/install-system-deps.sh hub
+	exec $(BIN)/python -m tools.hub $(HUB_ARGS)
 
 # Every step runs even when an earlier one fails, so one run shows every problem; the
 # target fails if any step failed. On success pytest's summary is the last line printed.

@@ -90,7 +90,7 @@ def test_pyproject_metadata() -> None:
     assert project["name"] == "atlab"
     assert project["requires-python"] == ">=3.11"
     assert requirement_map(project["dependencies"]) == {"pyyaml": ">=6"}
-    assert set(project["optional-dependencies"]) == {"notebooks", "dev"}
+    assert set(project["optional-dependencies"]) == {"notebooks", "dev", "hub"}
     assert project["scripts"] == {"atlab": "atlab.cli:main"}
     assert data["tool"]["setuptools"]["packages"]["find"]["include"] == ["atlab*"]
     assert "py.typed" in data["tool"]["setuptools"]["package-data"]["atlab"]

@@ -13,9 +13,26 @@
 #     (Debian 12 cannot install QEMU 11: it needs Debian 13's libc). tools/hw runs it as
 #     `chroot DIR /usr/bin/qemu-system-aarch64` (python -m tools.difftest --qemu 11). Needs
 #     root; set ATLAB_NO_QEMU11=1 to skip it.
+#   - node-configurable-http-proxy (the proxy of the workshop hub, `make hub`; pulls Debian's
+#     nodejs). `sh tools/install-system-deps.sh hub` installs only that.
 # The backports suites reuse the mirror URI already configured for bookworm; no host
 # name is written here. Idempotent; does nothing for packages already present.
 set -eu
+
+# ---- the workshop hub's proxy ---------------------------------------------------------------
+hub_proxy() {
+    command -v configurable-http-proxy >/dev/null 2>&1 && return 0
+    echo "install-system-deps: installing node-configurable-http-proxy (the hub's proxy)"
+    s=""; [ "$(id -u)" -eq 0 ] || s="sudo"
+    DEBIAN_FRONTEND=noninteractive $s apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $s apt-get install -y -qq --no-install-recommends \
+        node-configurable-http-proxy >/dev/null
+}
+if [ "${1:-}" = hub ]; then
+    hub_proxy
+    exit 0
+fi
+hub_proxy
 
 # ---- QEMU 11.1 in a Debian 13 chroot -----------------------------------------------------
 qemu11_chroot() {
