@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 #: (directory in the repository, copied into the learner's home under the same name)
@@ -61,3 +62,20 @@ def copy_course(root: Path, home: Path, *, solutions: bool = False) -> list[Path
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(content), encoding="utf-8")
     return copied
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tools.hub.course DEST [--solutions]``: the course as a learner's home gets
+    it (the z2jh image bakes it into /srv/course; docs/z2jh/Dockerfile)."""
+    args = [a for a in argv if a != "--solutions"]
+    if len(args) != 1:
+        print("usage: python -m tools.hub.course DEST [--solutions]", file=sys.stderr)
+        return 2
+    root = Path(__file__).resolve().parents[2]
+    copied = copy_course(root, Path(args[0]), solutions="--solutions" in argv)
+    print(f"{len(copied)} file(s) copied to {args[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
