@@ -1,6 +1,8 @@
 """Run every ``benchmarks/bench_*.py`` module's ``main()`` in name order.
 
-``python -m benchmarks [NAME ...]`` runs only the named modules (``bench_walk`` or ``walk``).
+``python -m benchmarks [NAME ...]`` runs only the named modules (``bench_walk`` or ``walk``);
+options after the names (``python -m benchmarks hub_load --learners 1 5``) go to each named
+module's ``main()`` as ``sys.argv[1:]``.
 A ``main()`` that returns a non-zero int makes the run fail.
 """
 
@@ -21,6 +23,8 @@ def discover() -> list[str]:
 
 def run(argv: Sequence[str]) -> int:
     names = discover()
+    first_opt = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    argv, options = list(argv[:first_opt]), list(argv[first_opt:])
     if argv:
         wanted = [a if a.startswith("bench_") else f"bench_{a}" for a in argv]
         unknown = [w for w in wanted if w not in names]
@@ -43,6 +47,7 @@ def run(argv: Sequence[str]) -> int:
             status = 1
             continue
         print(f"==> {name}", flush=True)
+        sys.argv = [f"benchmarks {name}", *options]
         result = main()
         if isinstance(result, int) and result != 0:
             print(f"{name}: main() returned {result}", file=sys.stderr)
