@@ -101,6 +101,7 @@ class MemorySampler:
     def __init__(self, classify: Any) -> None:
         self.classify = classify  # psutil.Process -> (learner, "kernel"|"server") or None
         self.peak: dict[int, tuple[str, str, float, float]] = {}
+        self.cpu: dict[int, tuple[str, str, float]] = {}  # last seen CPU seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -126,6 +127,8 @@ class MemorySampler:
                     old = self.peak.get(p.pid)
                     if old is None or pss > old[3]:
                         self.peak[p.pid] = (who[0], who[1], max(rss, old[2] if old else 0), pss)
+                    t = p.cpu_times()
+                    self.cpu[p.pid] = (who[0], who[1], t.user + t.system)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
             self._stop.wait(1.0)
@@ -138,6 +141,9 @@ class MemorySampler:
                                          "server_rss": 0.0, "server_pss": 0.0})
             d[f"{kind}_rss"] += rss
             d[f"{kind}_pss"] += pss
+        for learner, kind, cpu in self.cpu.values():
+            key = f"{kind}_cpu_s"
+            out[learner][key] = out[learner].get(key, 0.0) + cpu
         return out
 
 
@@ -401,10 +407,11 @@ async def _one_k(mode: str, k: int, args: Any) -> dict[str, Any]:
         finally:
             room.close()
     per = mem.per_learner()
-    shared = per.pop("_shared", {}).get("server_pss", 0.0)
+    shared_proc = per.pop("_shared", {})
+    shared = shared_proc.get("server_pss", 0.0)
 
     def med(key: str) -> float:
-        vals = [d[key] for d in per.values() if d[key] > 0]
+        vals = [d[key] for d in per.values() if d.get(key, 0) > 0]
         return statistics.median(vals) if vals else float("nan")
 
     return {
@@ -420,7 +427,9 @@ async def _one_k(mode: str, k: int, args: Any) -> dict[str, Any]:
         "spawn_s_p95": _pct(s.spawn_s, 95),
         "kernel_rss_mib": med("kernel_rss"), "kernel_pss_mib": med("kernel_pss"),
         "server_rss_mib": med("server_rss"), "server_pss_mib": med("server_pss"),
+        "server_cpu_s": med("server_cpu_s"), "kernel_cpu_s": med("kernel_cpu_s"),
         "learners_measured": len(per), "shared_server_pss_mib": shared,
+        "shared_server_cpu_s": shared_proc.get("server_cpu_s", 0.0),
         "service_cpu_pct": 100 * cpu / wall, "wall_s": wall,
         "load_before": load_before, "load_after": load_after,
     }
@@ -453,7 +462,8 @@ def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     head = ("mode  K  widget med/p95 ms  cell med/p95 ms  chapter med/p95 s  checker s  "
-            "spawn med s  kernel RSS/PSS MiB  server RSS/PSS MiB  svc CPU %  load before->after"
+            "spawn med s  kernel RSS/PSS MiB  server RSS/PSS MiB  server CPU s  svc CPU %  "
+            "load before->after"
             "  errors")
     lines = [head]
     for r in rows:
@@ -465,6 +475,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
             f"{r['checker_s_median']:5.1f}      {r['spawn_s_median']:5.1f}       "
             f"{r['kernel_rss_mib']:4.0f}/{r['kernel_pss_mib']:<4.0f}           "
             f"{r['server_rss_mib']:4.0f}/{r['server_pss_mib']:<4.0f}          "
+            f"{r['server_cpu_s'] if r['mode'] == 'hub' else r['shared_server_cpu_s']:5.1f}  "
             f"{r['service_cpu_pct']:5.1f}     {r['load_before']} -> {r['load_after']}"
             f"  {len(r['errors'])}")
     return "\n".join(lines)

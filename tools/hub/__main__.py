@@ -148,7 +148,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         opts = vars(_parser().parse_args(argv))
         check_only = opts.pop("check")
-        values = {k: v for k, v in env.items() if k.startswith("HUB_")}
+        # only the hub's own names: other tools use HUB_* too (GitHub's `hub`: HUB_PROTOCOL)
+        values = {k: v for k, v in env.items() if k in VARIABLES}
         values.update({k: v for k, v in opts.items() if v is not None})
         settings = parse_settings(values, root=ROOT, cores=os.cpu_count() or 1)
         launch = prepare(settings, env)
