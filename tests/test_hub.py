@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -33,6 +34,7 @@ from typing import Any
 import pytest
 
 from conftest import CHROMIUM, CHROMIUM_ARGS
+from tools.hub import limits
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "atlab-room-pw"
@@ -245,6 +247,16 @@ def test_two_learners_run_chapter_02_and_an_exercise(room: Room, hub_browser: An
         # each learner works in their own copy of the course
         assert (room.home(name) / CHAPTER).is_file()
         assert _learner_processes(name, "jupyterhub.singleuser"), f"{name} has no server"
+    # the limits the start banner announces are on the learners' real processes
+    banner = room.log_text()
+    for name in (A, B):
+        for proc in _learner_processes(name, "jupyterhub.singleuser"):
+            if "(cgroup v1)" in banner:
+                assert limits.cgroup_of(proc.pid, "memory") == f"/{limits.GROUP}/{name}"
+                assert limits.cgroup_of(proc.pid, "cpu") == f"/{limits.GROUP}/{name}"
+            else:
+                assert "RLIMIT_AS" in banner
+                assert proc.rlimit(resource.RLIMIT_AS)[0] == 2**30 + limits.RLIMIT_AS_SLACK
     for name in (A, B):
         open_and_run_all(PAGES[name], room, name, CHAPTER)
     for name in (A, B):

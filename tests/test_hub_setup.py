@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ({"HUB_SPAWN_LIMIT": "1"}, "spawn_limit", 1),
     ({"HUB_SOLUTIONS": "1"}, "solutions", True),
     ({"HUB_DIR": "room"}, "state_dir", ROOT / "room"),
+    ({"HUB_LIMITS": "rlimit"}, "limits", "rlimit"),
 ], ids=lambda v: str(v))
 def test_settings(values: dict[str, str], field: str, expected: object) -> None:
     s = parse_settings(values, root=ROOT, cores=2)
@@ -51,6 +52,7 @@ def test_settings(values: dict[str, str], field: str, expected: object) -> None:
     ({"HUB_CPU": "0.01"}, "is out of range"),
     ({"HUB_PASSWORD": "short"}, "shorter than 8 characters"),
     ({"HUB_SOLUTIONS": "yes"}, "is not 0 or 1"),
+    ({"HUB_LIMITS": "docker"}, "is not auto, cgroup-v1 or rlimit"),
     ({"HUB_LERNERS": "5"}, "unknown setting 'HUB_LERNERS'"),
 ], ids=lambda v: str(v))
 def test_bad_settings_are_one_line(values: dict[str, str], message: str) -> None:
@@ -119,6 +121,13 @@ def test_launcher_proxy_missing(tmp_path: Path) -> None:
     if (ROOT / "build" / "node" / "bin" / "configurable-http-proxy").exists():
         pytest.skip("a local proxy under build/node is found whatever PATH says")
     _one_line_error(run, "configurable-http-proxy is not installed")
+
+
+def test_forced_cgroup_without_cgroups_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(AtlabError, match="HUB_LIMITS=cgroup-v1 but") as info:
+        limits.detect(2**30, 1.0, cgroup_root=tmp_path, want="cgroup-v1")
+    assert "\n" not in str(info.value)
+    assert limits.detect(2**30, 1.0, cgroup_root=tmp_path).mode == "rlimit"
 
 
 def test_launcher_check_prints_the_room(tmp_path: Path) -> None:

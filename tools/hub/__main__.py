@@ -129,7 +129,7 @@ def prepare(settings: HubSettings, env: Mapping[str, str]) -> dict[str, Any]:
         (state / "home").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AtlabError(f"cannot make the state directory {state}: {exc.strerror}") from None
-    lim = limits.detect(settings.mem_bytes, settings.cpu)
+    lim = limits.detect(settings.mem_bytes, settings.cpu, want=settings.limits)
     return {
         "settings": settings.to_json(),
         "root": str(ROOT),

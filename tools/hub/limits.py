@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from atlab.errors import AtlabError
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 GROUP = "atlab-hub"
 CFS_PERIOD_US = 100_000
@@ -57,9 +59,19 @@ def _writable_v1(root: Path) -> bool:
     return True
 
 
-def detect(mem_bytes: int, cpu: float, cgroup_root: Path = CGROUP_ROOT) -> Limits:
-    mode = "cgroup-v1" if _writable_v1(cgroup_root) else "rlimit"
-    return Limits(mode, mem_bytes, cpu, cgroup_root)
+def detect(mem_bytes: int, cpu: float, cgroup_root: Path = CGROUP_ROOT,
+           want: str = "auto") -> Limits:
+    """cgroup v1 when the hub may create groups, else rlimit; ``want`` forces one (a forced
+    cgroup-v1 that is not available is an error)."""
+    if want == "rlimit":
+        return Limits("rlimit", mem_bytes, cpu, cgroup_root)
+    if _writable_v1(cgroup_root):
+        return Limits("cgroup-v1", mem_bytes, cpu, cgroup_root)
+    if want == "cgroup-v1":
+        raise AtlabError(f"HUB_LIMITS=cgroup-v1 but the hub cannot create groups under "
+                         f"{cgroup_root}/memory and {cgroup_root}/cpu (needs root on a cgroup "
+                         "v1 host): use HUB_LIMITS=auto or rlimit")
+    return Limits("rlimit", mem_bytes, cpu, cgroup_root)
 
 
 def describe(limits: Limits) -> str:

@@ -41,6 +41,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "HUB_DIR": ("", "state directory (database, learners' homes); default build/hub"),
     "HUB_PASSWORD": ("", "the shared learner password (8+ characters); default generated"),
     "HUB_SOLUTIONS": ("0", "1 to give learners exercises/solutions/ too"),
+    "HUB_LIMITS": ("auto", "how limits are enforced: auto, cgroup-v1 or rlimit"),
 }
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", re.IGNORECASE)
@@ -62,6 +63,7 @@ class HubSettings:
     state_dir: Path
     password: str | None
     solutions: bool
+    limits: str = "auto"
 
     def to_json(self) -> str:
         d: dict[str, Any] = asdict(self)
@@ -140,6 +142,10 @@ def parse_settings(values: Mapping[str, str], *, root: Path, cores: int) -> HubS
     sol_raw = values.get("HUB_SOLUTIONS") or VARIABLES["HUB_SOLUTIONS"][0]
     if sol_raw.strip() not in ("0", "1"):
         raise _bad("HUB_SOLUTIONS", sol_raw, "is not 0 or 1")
+    lim_raw = values.get("HUB_LIMITS") or VARIABLES["HUB_LIMITS"][0]
+    if lim_raw.strip() not in ("auto", "cgroup-v1", "rlimit"):
+        raise _bad("HUB_LIMITS", lim_raw, "is not auto, cgroup-v1 or rlimit")
     return HubSettings(learners=learners, port=port, ip=ip, mem_bytes=mem, cpu=cpu,
                        cull_timeout=cull, spawn_limit=min(spawn, learners), state_dir=state,
-                       password=password, solutions=sol_raw.strip() == "1")
+                       password=password, solutions=sol_raw.strip() == "1",
+                       limits=lim_raw.strip())
