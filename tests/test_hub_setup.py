@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -53,6 +54,7 @@ def test_settings(values: dict[str, str], field: str, expected: object) -> None:
     ({"HUB_PASSWORD": "short"}, "shorter than 8 characters"),
     ({"HUB_SOLUTIONS": "yes"}, "is not 0 or 1"),
     ({"HUB_LIMITS": "docker"}, "is not auto, cgroup-v1 or rlimit"),
+    ({"HUB_DIR": "~no-such-user-atlab/x"}, "names an unknown home directory"),
     ({"HUB_LERNERS": "5"}, "unknown setting 'HUB_LERNERS'"),
 ], ids=lambda v: str(v))
 def test_bad_settings_are_one_line(values: dict[str, str], message: str) -> None:
@@ -76,6 +78,31 @@ def test_fuzzed_settings_parse_or_fail_in_one_line(name: str, raw: str) -> None:
 @given(raw=st.from_regex(r"\s*\d{1,4}(\.\d{1,2})?\s*[kKmMgGtT]?(i?[bB])?\s*", fullmatch=True))
 def test_sizes(raw: str) -> None:
     assert parse_size("HUB_MEM", raw) >= 0
+
+
+_OPTIONS = ["--" + n.removeprefix("HUB_").lower().replace("_", "-") for n in VARIABLES]
+
+
+@settings(deadline=None, max_examples=60)
+@given(args=st.lists(st.tuples(st.sampled_from([*_OPTIONS, "--bogus", "-x"]),
+                               st.text(max_size=20)), max_size=4))
+def test_fuzzed_launcher_options(args: list[tuple[str, str]], tmp_path_factory: Any) -> None:
+    """Any options: status 0 (the room printed) or 2 with one line, never a traceback."""
+    import contextlib
+    import io
+
+    from tools.hub.__main__ import main
+
+    argv = [x for pair in args if pair[0] != "--dir" for x in pair]
+    state = tmp_path_factory.mktemp("fz")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([*argv, "--check", "--ip", "127.0.0.1", "--port", str(_free_port()),
+                       "--dir", str(state)], env={"PATH": os.environ["PATH"]})
+    if status == 2:
+        assert err.getvalue().count("\n") == 1 and err.getvalue().startswith("hub: ")
+    else:
+        assert status == 0 and "atlab hub:" in out.getvalue(), err.getvalue()
 
 
 def _free_port() -> int:

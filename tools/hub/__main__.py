@@ -128,7 +128,8 @@ def prepare(settings: HubSettings, env: Mapping[str, str]) -> dict[str, Any]:
     try:
         (state / "home").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise AtlabError(f"cannot make the state directory {state}: {exc.strerror}") from None
+        raise AtlabError(f"cannot make the state directory {clip(str(state))}: "
+                         f"{exc.strerror}") from None
     lim = limits.detect(settings.mem_bytes, settings.cpu, want=settings.limits)
     return {
         "settings": settings.to_json(),
@@ -153,12 +154,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         values.update({k: v for k, v in opts.items() if v is not None})
         settings = parse_settings(values, root=ROOT, cores=os.cpu_count() or 1)
         launch = prepare(settings, env)
+        record = settings.state_dir / "launch.json"
+        try:
+            record.write_text(json.dumps(launch, indent=1), encoding="utf-8")
+            record.chmod(0o600)
+        except OSError as exc:
+            raise AtlabError(f"cannot write {clip(str(record))}: {exc.strerror}") from None
     except AtlabError as exc:
         print(f"hub: {exc}", file=sys.stderr)
         return 2
-    record = settings.state_dir / "launch.json"
-    record.write_text(json.dumps(launch, indent=1), encoding="utf-8")
-    record.chmod(0o600)
     host = "<this machine>" if settings.ip in ("0.0.0.0", "::") else settings.ip
     print(f"atlab hub: http://{host}:{settings.port}/  ({settings.learners} learners)\n"
           f"  learners: any name, password {launch['password']}\n"

@@ -133,7 +133,10 @@ def parse_settings(values: Mapping[str, str], *, root: Path, cores: int) -> HubS
     dir_raw = values.get("HUB_DIR") or ""
     if "\0" in dir_raw:
         raise _bad("HUB_DIR", dir_raw, "is not a path")
-    state = Path(dir_raw).expanduser() if dir_raw.strip() else root / "build" / "hub"
+    try:
+        state = Path(dir_raw).expanduser() if dir_raw.strip() else root / "build" / "hub"
+    except RuntimeError:  # ~user of an unknown user
+        raise _bad("HUB_DIR", dir_raw, "names an unknown home directory") from None
     if not state.is_absolute():
         state = root / state
     password = values.get("HUB_PASSWORD") or None
