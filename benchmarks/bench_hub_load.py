@@ -481,6 +481,31 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The measured rows as the Markdown table of docs/workshop.md, "Sizing"."""
+    lines = ["| mode | K | widget median / p95 | one cell median / p95 | chapter 02 run "
+             "median / p95 | checker | login -> lab median / p95 | per learner PSS (kernels + "
+             "server) | hub+proxy (Voila) CPU | errors | load avg before -> after |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for mode, res in results["modes"].items():
+        for r in res["rows"]:
+            cell = (f"{r['cell_ms_median']:.0f} / {r['cell_ms_p95']:.0f} ms"
+                    if r["cell_ms_median"] == r["cell_ms_median"] else "n/a")
+            checker = (f"{r['checker_s_median']:.1f} s"
+                       if r["checker_s_median"] == r["checker_s_median"] else "n/a")
+            spawn = (f"{r['spawn_s_median']:.0f} / {r['spawn_s_p95']:.0f} s"
+                     if r["spawn_s_median"] == r["spawn_s_median"] else "n/a")
+            server = r["server_pss_mib"] if mode == "hub" else 0.0
+            lines.append(
+                f"| {'hub' if mode == 'hub' else 'Voila'} | {r['learners']} | "
+                f"{r['widget_ms_median']:.0f} / {r['widget_ms_p95']:.0f} ms | {cell} | "
+                f"{r['chapter_s_median']:.1f} / {r['chapter_s_p95']:.1f} s | {checker} | "
+                f"{spawn} | {r['kernel_pss_mib']:.0f} + {server:.0f} MiB | "
+                f"{r['service_cpu_pct']:.0f} % | {len(r['errors'])} | "
+                f"{r['load_before'].split()[0]} -> {r['load_after'].split()[0]} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks hub_load",
                                 description=__doc__.split("\n\n")[0])
@@ -519,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
               f" (first K over: {v['first_k_over']}); per learner ~{v['per_learner_mib']:.0f}"
               f" MiB PSS -> ~{v['learners_per_gb'] or 0:.1f} learners/GB;"
               f" >= {v['learners_per_core_at_least']:.1f} learners/core")
+    print("\n" + markdown(results))
     print(f"\nload average: start {results['machine']['loadavg_start']}, "
           f"end {results['machine']['loadavg_end']}; written to "
           f"{ARTEFACT.relative_to(ROOT)}")
