@@ -92,6 +92,7 @@ class Samples:
     chapter_s: list[float] = field(default_factory=list)
     checker_s: list[float] = field(default_factory=list)
     spawn_s: list[float] = field(default_factory=list)
+    session_s: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -116,10 +117,13 @@ class MemorySampler:
     def _run(self) -> None:
         import psutil
 
+        me = os.getpid()
         while not self._stop.is_set():
+            browsers = {c.pid for c in psutil.Process(me).children(recursive=True)
+                        if "chromium" in c.name()}
             for p in psutil.process_iter(["cmdline"]):
                 try:
-                    who = self.classify(p)
+                    who = ("_browser", "browser") if p.pid in browsers else self.classify(p)
                     if who is None:
                         continue
                     info = p.memory_full_info()
@@ -139,11 +143,12 @@ class MemorySampler:
         for learner, kind, rss, pss in self.peak.values():
             d = out.setdefault(learner, {"kernel_rss": 0.0, "kernel_pss": 0.0,
                                          "server_rss": 0.0, "server_pss": 0.0})
-            d[f"{kind}_rss"] += rss
-            d[f"{kind}_pss"] += pss
+            d[f"{kind}_rss"] = d.get(f"{kind}_rss", 0.0) + rss
+            d[f"{kind}_pss"] = d.get(f"{kind}_pss", 0.0) + pss
         for learner, kind, cpu in self.cpu.values():
             key = f"{kind}_cpu_s"
-            out[learner][key] = out[learner].get(key, 0.0) + cpu
+            d = out.setdefault(learner, {})
+            d[key] = d.get(key, 0.0) + cpu
         return out
 
 
@@ -302,6 +307,7 @@ async def hub_learner(browser: Any, room: HubRoom, i: int, args: Any, s: Samples
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await ctx.new_page()
     page.set_default_timeout(args.timeout * 1000)
+    start = time.perf_counter()
     try:
         t0 = time.perf_counter()
         await page.goto(f"{room.url}/hub/login")
@@ -351,6 +357,7 @@ async def hub_learner(browser: Any, room: HubRoom, i: int, args: Any, s: Samples
         await _run_all(page)
         await page.get_by_text("decode_s1_descriptor: not attempted").first.wait_for()
         s.checker_s.append(time.perf_counter() - t0)
+        s.session_s.append(time.perf_counter() - start)
     except Exception as exc:  # a learner who failed is a result, not a crash
         s.errors.append(f"{name}: {str(exc).splitlines()[0][:200]}")
     finally:
@@ -362,6 +369,7 @@ async def voila_learner(browser: Any, room: VoilaRoom, i: int, args: Any, s: Sam
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await ctx.new_page()
     page.set_default_timeout(args.timeout * 1000)
+    start = time.perf_counter()
     try:
         t0 = time.perf_counter()
         await page.goto(f"{room.url}/voila/render/{Path(CHAPTER).name}")
@@ -369,6 +377,7 @@ async def voila_learner(browser: Any, room: VoilaRoom, i: int, args: Any, s: Sam
         s.chapter_s.append(time.perf_counter() - t0)  # Voila runs the chapter on page load
         await _think(rng)
         await _steps(page, args.steps, rng, s)
+        s.session_s.append(time.perf_counter() - start)
     except Exception as exc:
         s.errors.append(f"page {i}: {str(exc).splitlines()[0][:200]}")
     finally:
@@ -407,6 +416,7 @@ async def _one_k(mode: str, k: int, args: Any) -> dict[str, Any]:
         finally:
             room.close()
     per = mem.per_learner()
+    browser_cpu = per.pop("_browser", {}).get("browser_cpu_s", 0.0)
     shared_proc = per.pop("_shared", {})
     shared = shared_proc.get("server_pss", 0.0)
 
@@ -428,6 +438,13 @@ async def _one_k(mode: str, k: int, args: Any) -> dict[str, Any]:
         "kernel_rss_mib": med("kernel_rss"), "kernel_pss_mib": med("kernel_pss"),
         "server_rss_mib": med("server_rss"), "server_pss_mib": med("server_pss"),
         "server_cpu_s": med("server_cpu_s"), "kernel_cpu_s": med("kernel_cpu_s"),
+        # CPU seconds the room spent per learner over the run (kernels, server, a share of
+        # the hub/proxy or Voila), and what the simulated learners' browsers spent
+        "room_cpu_s_per_learner": (sum(d.get("kernel_cpu_s", 0.0) + d.get("server_cpu_s", 0.0)
+                                       for d in per.values())
+                                   + cpu) / k,
+        "browser_cpu_s_per_learner": browser_cpu / k,
+        "session_s_median": statistics.median(s.session_s) if s.session_s else float("nan"),
         "learners_measured": len(per), "shared_server_pss_mib": shared,
         "shared_server_cpu_s": shared_proc.get("server_cpu_s", 0.0),
         "service_cpu_pct": 100 * cpu / wall, "wall_s": wall,
@@ -448,12 +465,16 @@ def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
          for r in rows if r["kernel_pss_mib"] == r["kernel_pss_mib"]] or [float("nan")])
     shared_mib = max((r["shared_server_pss_mib"] for r in rows), default=0.0)
     best = max((r["learners"] for r in ok), default=0)
+    # steady state: a core serves session time / room CPU per learner such learners
+    steady = [r["session_s_median"] / r["room_cpu_s_per_learner"] for r in rows
+              if r["room_cpu_s_per_learner"] > 0 and r["session_s_median"] == r["session_s_median"]]
     return {
         "largest_k_under_1s": best,
         "first_k_over": min((r["learners"] for r in over), default=None),
         "per_learner_mib": per_learner_mib, "shared_mib": shared_mib,
         "learners_per_gb": 1024 / per_learner_mib if per_learner_mib > 0 else None,
         "learners_per_core_at_least": best / cores,
+        "learners_per_core_steady": statistics.median(steady) if steady else None,
         "limit_reached": bool(over),
         "memory_total_gib": psutil.virtual_memory().total / 2**30,
         "cores": cores,
@@ -485,8 +506,10 @@ def markdown(results: dict[str, Any]) -> str:
     """The measured rows as the Markdown table of docs/workshop.md, "Sizing"."""
     lines = ["| mode | K | widget median / p95 | one cell median / p95 | chapter 02 run "
              "median / p95 | checker | login -> lab median / p95 | per learner PSS (kernels + "
-             "server) | hub+proxy (Voila) CPU | errors | load avg before -> after |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+             "server) | room CPU per learner | browser CPU per learner | session | hub+proxy "
+             "(Voila) CPU | errors | load avg before -> after |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+             "| ---: | --- |"]
     for mode, res in results["modes"].items():
         for r in res["rows"]:
             cell = (f"{r['cell_ms_median']:.0f} / {r['cell_ms_p95']:.0f} ms"
@@ -501,6 +524,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{r['widget_ms_median']:.0f} / {r['widget_ms_p95']:.0f} ms | {cell} | "
                 f"{r['chapter_s_median']:.1f} / {r['chapter_s_p95']:.1f} s | {checker} | "
                 f"{spawn} | {r['kernel_pss_mib']:.0f} + {server:.0f} MiB | "
+                f"{r['room_cpu_s_per_learner']:.1f} s | {r['browser_cpu_s_per_learner']:.1f} s | "
+                f"{r['session_s_median']:.0f} s | "
                 f"{r['service_cpu_pct']:.0f} % | {len(r['errors'])} | "
                 f"{r['load_before'].split()[0]} -> {r['load_after'].split()[0]} |")
     return "\n".join(lines)
@@ -543,7 +568,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  verdict: p95 widget <= 1 s up to K={v['largest_k_under_1s']}"
               f" (first K over: {v['first_k_over']}); per learner ~{v['per_learner_mib']:.0f}"
               f" MiB PSS -> ~{v['learners_per_gb'] or 0:.1f} learners/GB;"
-              f" >= {v['learners_per_core_at_least']:.1f} learners/core")
+              f" >= {v['learners_per_core_at_least']:.1f} learners/core with every learner"
+              f" active at once; ~{v['learners_per_core_steady'] or 0:.1f} learners/core from"
+              " the room's CPU per learner")
     print("\n" + markdown(results))
     print(f"\nload average: start {results['machine']['loadavg_start']}, "
           f"end {results['machine']['loadavg_end']}; written to "
