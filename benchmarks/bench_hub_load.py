@@ -119,8 +119,13 @@ class MemorySampler:
 
         me = os.getpid()
         while not self._stop.is_set():
-            browsers = {c.pid for c in psutil.Process(me).children(recursive=True)
-                        if "chromium" in c.name()}
+            browsers = set()
+            for c in psutil.Process(me).children(recursive=True):
+                try:
+                    if "chromium" in c.name():
+                        browsers.add(c.pid)
+                except psutil.NoSuchProcess:  # a renderer that just exited
+                    continue
             for p in psutil.process_iter(["cmdline"]):
                 try:
                     who = ("_browser", "browser") if p.pid in browsers else self.classify(p)
