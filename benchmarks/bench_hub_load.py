@@ -556,7 +556,11 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[dict[str, Any]] = []
         for k in sorted(args.learners):
             print(f"--> {mode}: {k} learner(s)", flush=True)
-            row = asyncio.run(_one_k(mode, k, args))
+            try:
+                row = asyncio.run(_one_k(mode, k, args))
+            except RuntimeError as exc:  # the room did not start (no proxy, no JupyterHub...)
+                print(f"hub_load: {mode} with {k} learner(s): {exc}", file=sys.stderr)
+                return 1
             rows.append(row)
             print(_table([row]).splitlines()[1], flush=True)
             for e in row["errors"][:5]:
