@@ -102,6 +102,13 @@ class GdbStub:
             out[want[int(item["number"])]] = int(item["value"], 16) & ((1 << 64) - 1)
         return out
 
+    def set_register(self, name: str, value: int) -> None:
+        """Write a register of the stopped CPU (e.g. ``cpsr``); read it back to check."""
+        self.cmd(f'-interpreter-exec console "set ${name} = {value:#x}"')
+        got = self.registers([name]).get(name)
+        if got != value:
+            raise AtlabError(f"gdb: {name} reads {got!r} after writing {value:#x}")
+
     def register_names(self) -> list[str]:
         self.registers([])
         return list(self._names)
