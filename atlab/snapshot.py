@@ -407,6 +407,8 @@ def capture(stub: GuestStub, *, name: str, comment: str = "",
             if alias in raw:
                 sysregs[n] = raw[alias]
                 break
+    if "HCR_EL2" not in raw and "TTBR0_EL2" not in raw:  # a PE without EL2 (virtualization=off)
+        sysregs["HCR_EL2"] = 0  # atlab's model has EL2: HCR_EL2=0 leaves EL1&0 alone
     hcr = sysregs.get("HCR_EL2", 0)
     cur_el = bits(raw["cpsr"], 3, 2)
     e2h, tge = bits(hcr, 34, 34), bits(hcr, 27, 27)

@@ -63,7 +63,7 @@ class Report:
     pages: int
     snapshot_bytes: int
     checks: list[Check] = field(default_factory=list)
-    pagemap: list[tuple[int, int, int | None]] = field(default_factory=list)  # va, kernel pa, atlab
+    pagemap: list[tuple[int, int | None, int | None]] = field(default_factory=list)  # va, kernel pa, atlab
     wx_atlab: int = 0
     wx_kernel: str = ""
     idle_sp_el0: int | None = None
@@ -73,7 +73,7 @@ class Report:
     def differences(self) -> list[Check]:
         return [c for c in self.checks if not c.same]
 
-    def pagemap_differences(self) -> list[tuple[int, int, int | None]]:
+    def pagemap_differences(self) -> list[tuple[int, int | None, int | None]]:
         return [p for p in self.pagemap if p[1] != p[2]]
 
     def lines(self) -> list[str]:
@@ -97,11 +97,14 @@ class Report:
         pmd = self.pagemap_differences()
         out.append(f"user pages compared with /proc/PID/pagemap: {len(self.pagemap)}, "
                    f"differences: {len(pmd)}")
+        for va, kpa, apa in pmd[:5]:
+            out.append(f"  PAGEMAP DIFF VA={va:#x} kernel={_h(kpa)} atlab={_h(apa)}")
         out.append(f"W+X check (atlab ptdump of the live tables): {self.wx_atlab} W+X ranges; "
                    f"kernel at boot: {self.wx_kernel or '(no line)'}")
         if self.init_task is not None or self.idle_sp_el0 is not None:
-            out.append(f"init_task: /proc/kallsyms {_h(self.init_task)}, SP_EL0 of the idle "
-                       f"CPU {_h(self.idle_sp_el0)}")
+            listed = "not listed" if self.init_task is None else f"{self.init_task:#x}"
+            out.append(f"init_task: /proc/kallsyms {listed}, SP_EL0 of the idle CPU "
+                       f"{_h(self.idle_sp_el0)}")
         out.append(f"compare took {self.seconds:.1f} s")
         return out
 
@@ -143,18 +146,20 @@ def user_maps(guest: Guest, pid: int) -> list[tuple[int, int, str]]:
     return out
 
 
-def pagemap(guest: Guest, pid: int, vas: list[int]) -> dict[int, int]:
-    """The kernel's PA of each present user page (/proc/PID/pagemap: bit 63 present, bits
-    54:0 PFN; readable by root)."""
-    out: dict[int, int] = {}
+def pagemap(guest: Guest, pid: int, vas: list[int]) -> dict[int, int | None]:
+    """The kernel's PA of each user page (/proc/PID/pagemap: bit 63 present, bits 54:0 PFN;
+    readable by root); None for a page it says is not present."""
+    out: dict[int, int | None] = {}
     for va in vas:
         text = guest.shell(f"dd if=/proc/{pid}/pagemap bs=8 skip={va >> 12} count=1 "
                            "2>/dev/null | od -An -tx8 -v")
         words = text.split()
         if len(words) == 1 and re.fullmatch(r"[0-9a-f]{16}", words[0]):
             entry = int(words[0], 16)
-            if entry >> 63:
-                out[va] = ((entry & ((1 << 55) - 1)) << 12) | (va & 0xFFF)
+            out[va] = (((entry & ((1 << 55) - 1)) << 12) | (va & 0xFFF)) if entry >> 63 \
+                else None
+        else:
+            raise RealsysError(f"/proc/{pid}/pagemap at {va:#x}: cannot read {text[:60]!r}")
     return out
 
 
@@ -192,7 +197,9 @@ def classify(va: int, va_bits: int, symbols: Mapping[str, int], el: int) -> str:
             return "image rodata/data"
         if va < symbols["__init_begin"]:
             return "image rodata"
-        if va < symbols.get("__init_end", end):
+        if "__init_end" not in symbols:
+            return "image init/data"
+        if va < symbols["__init_end"]:
             return "image init"
         return "image data/bss"
     top = 1 << 64
@@ -294,7 +301,8 @@ def run(kernel: Path, initrd: Path, *, virtualization: bool = True, cpu: str = "
         "kernel_wx": wx.group(0) if wx else "",
         "qemu_gva2gpa": [[f"{c.va:#x}", None if c.qemu is None else f"{c.qemu:#x}", c.region]
                          for c in checks[::step]],
-        "pagemap": {f"{va:#x}": f"{pa:#x}" for va, pa in sorted(kernel_view.items())},
+        "pagemap": {f"{va:#x}": None if pa is None else f"{pa:#x}"
+                    for va, pa in sorted(kernel_view.items())},
     })
     cap.doc["ops"] = [{"op": "S1E2R" if cap.el == 2 else "S1E1R", "va": f"{va:#x}"}
                       for va in sorted({symbols.get("_text", 0), symbols.get("init_task", 0),

@@ -124,17 +124,15 @@ class Guest:
         """Run one shell command on the console; its output (the lines it printed)."""
         assert self.proc is not None and self.proc.stdin is not None
         self._seq += 1
-        end = f"ATLAB-END-{self._seq}"
+        begin, end = f"ATLAB-BEGIN-{self._seq}\n", f"ATLAB-END-{self._seq}\n"
         start = len(self.console)
-        # The marker is spelled in two halves so the echoed command line does not contain it.
-        line = f"{command}; echo ATLAB-END-''{self._seq}\n"
+        # The markers are spelled in two halves so that the echoed command line (which the
+        # console may wrap anywhere) never contains them; the output is what lies between.
+        line = (f"echo ATLAB-BEGIN-''{self._seq}; {command}; "
+                f"echo ATLAB-END-''{self._seq}\n")
         self.proc.stdin.write(line.encode())
         self.proc.stdin.flush()
-        stop = self.wait_for(end + "\n", timeout, what=f"the command {command[:40]!r}",
-                             since=start)
-        text = self.console[start:stop - len(end) - 1]
-        lines = text.split("\n")
-        # Drop the echoed command (the console wraps it over several lines).
-        echo_end = next((i for i, ln in enumerate(lines) if f"ATLAB-END-''{self._seq}" in ln),
-                        -1)
-        return "\n".join(lines[echo_end + 1:]).strip("\n")
+        what = f"the command {command[:40]!r}"
+        first = self.wait_for(begin, timeout, what=what, since=start)
+        stop = self.wait_for(end, timeout, what=what, since=first)
+        return self.console[first:stop - len(end)].strip("\n")
