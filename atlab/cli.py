@@ -3,7 +3,9 @@
 ``atlab run FILE [--full] [--check]`` runs every AT op of a scenario file;
 ``atlab decode par|desc|reg ...`` decodes values; ``atlab ptdump FILE [--regime R] [--ttbr N]
 [--wx]`` lists the mapped ranges of a scenario's tables; ``atlab tlb run FILE [--check]``
-runs a scenario's ``program`` (stores, MSR, TLBI, DSB, ISB and AT through per-PE TLBs).  Bad
+runs a scenario's ``program`` (stores, MSR, TLBI, DSB, ISB and AT through per-PE TLBs);
+``atlab snapshot --gdb PORT -o FILE`` snapshots a live QEMU guest's tables
+(:mod:`atlab.snapshot`).  Bad
 input, usage errors included, gives one line on stderr and exit status 2 (the README's "Input
 guarantees"); ``--check`` mismatches give exit status 1.
 """
@@ -228,6 +230,40 @@ def cmd_ptdump(args: argparse.Namespace) -> int:
     return 1 if args.wx and wx_found else 0
 
 
+def _gdb_address(text: str) -> tuple[str, int]:
+    """``PORT`` or ``HOST:PORT`` of a QEMU gdbstub."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise AtlabError(f"--gdb {clip(text)}: expected PORT or HOST:PORT (e.g. 1234)")
+    if host and not all(c.isalnum() or c in ".-_[]:" for c in host):
+        raise AtlabError(f"--gdb {clip(text)}: {clip(host)} is not a host name")
+    return host or "127.0.0.1", int(port)
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from atlab.gdbstub import GdbStub
+    from atlab.snapshot import capture, save_snapshot
+
+    host, port = _gdb_address(args.gdb)
+    vas = [_u64(parse_int(v, what="--va"), "--va") for v in args.va]
+    with GdbStub(port, host=host) as stub:
+        cap = capture(stub, name=args.name or f"snapshot of {host}:{port}")
+        op = "S1E2R" if cap.el == 2 else "S1E1R"
+        cap.doc["ops"] = [{"op": op, "va": f"{va:#x}"} for va in vas]
+        answers = []
+        for va in vas:
+            pa = stub.gva2gpa(va)
+            answers.append([f"{va:#x}", None if pa is None else f"{pa:#x}", "--va"])
+        meta = cap.doc["meta"]
+        assert isinstance(meta, dict)
+        meta["qemu_gva2gpa"] = answers
+    size = save_snapshot(args.output, cap.doc)
+    regimes = meta.get("regimes", [])
+    print(f"{args.output}: {len(cap.mem.pages)} table pages, {size} bytes; EL{cap.el}; "
+          + "; ".join(str(r) for r in regimes if isinstance(regimes, list)))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error: ``atlab: error: ... (try 'atlab run --help')``,
     exit status 2, like every other bad input (the README's "Input guarantees")."""
@@ -268,6 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="check for writable+executable mappings; exit 1 if any")
     pt.add_argument("--scenario", help="only the scenario with this name")
     pt.set_defaults(func=cmd_ptdump)
+    snap = sub.add_parser("snapshot", help="snapshot a live QEMU guest's translation registers "
+                          "and table pages through its gdbstub (gzipped; loads as a scenario)")
+    snap.add_argument("--gdb", required=True, help="the gdbstub: PORT or HOST:PORT "
+                      "(QEMU -gdb tcp::PORT); needs gdb-multiarch and pygdbmi")
+    snap.add_argument("-o", "--output", required=True, help="the snapshot file (.json.gz)")
+    snap.add_argument("--name", help="the scenario name")
+    snap.add_argument("--va", action="append", default=[],
+                      help="a VA to record as an op, with QEMU's gva2gpa answer (repeatable)")
+    snap.set_defaults(func=cmd_snapshot)
     nv = sub.add_parser("nv", help="nested virtualization: emulate AT for a guest hypervisor")
     nv_sub = nv.add_subparsers(dest="nv_cmd", required=True)
     nv_run = nv_sub.add_parser("run", help="run the ops of an NV scenario file")

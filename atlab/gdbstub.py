@@ -13,6 +13,7 @@ output.  What is left here is a few MI commands.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import select
 import shutil
@@ -44,6 +45,8 @@ class GdbStub:
         self.phys = False
         self.cmd("-gdb-set architecture aarch64")
         self.cmd("-gdb-set pagination off")
+        self.cmd("-gdb-set tcp auto-retry off")  # no guest: fail at once, not after 15 s
+        self.cmd("-gdb-set tcp connect-timeout 5")
         try:
             self.cmd(f"-target-select remote {host}:{port}")
         except AtlabError as exc:
@@ -59,10 +62,8 @@ class GdbStub:
 
     def close(self) -> None:
         """Detach (QEMU resumes the VM) and end gdb."""
-        try:
+        with contextlib.suppress(AtlabError):
             self.cmd("-target-detach")
-        except AtlabError:
-            pass
         self._gdb.exit()
 
     def cmd(self, command: str) -> tuple[Any, str]:

@@ -41,9 +41,10 @@ from atlab.features import Feature, FeatureSet
 from atlab.memory import PA_LIMIT, PhysMem
 from atlab.sysregs import WRITABLE, SysRegs, decode, parse_int
 
-__all__ = ["FORMAT", "Capture", "GuestStub", "LiveMem", "capture", "Snapshot", "features_from_id_registers", "is_snapshot",
-           "load_snapshot", "make_snapshot", "read_snapshot_bytes", "required_registers",
-           "save_snapshot", "snapshot_to_scenario", "table_pages"]
+__all__ = ["FORMAT", "Capture", "GuestStub", "LiveMem", "Snapshot", "capture",
+           "features_from_id_registers", "is_snapshot", "load_snapshot", "make_snapshot",
+           "read_snapshot_bytes", "required_registers", "save_snapshot", "snapshot_to_scenario",
+           "table_pages"]
 
 FORMAT = "atlab-snapshot"
 VERSION = 1

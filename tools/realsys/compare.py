@@ -63,7 +63,8 @@ class Report:
     pages: int
     snapshot_bytes: int
     checks: list[Check] = field(default_factory=list)
-    pagemap: list[tuple[int, int | None, int | None]] = field(default_factory=list)  # va, kernel pa, atlab
+    #: (va, the kernel's PA from /proc/PID/pagemap, atlab's PA)
+    pagemap: list[tuple[int, int | None, int | None]] = field(default_factory=list)
     wx_atlab: int = 0
     wx_kernel: str = ""
     idle_sp_el0: int | None = None
