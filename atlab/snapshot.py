@@ -33,13 +33,16 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from atlab.bits import bits
 from atlab.errors import AtlabError, clip
 from atlab.features import Feature, FeatureSet
 from atlab.memory import PA_LIMIT, PhysMem
 from atlab.sysregs import WRITABLE, SysRegs, decode, parse_int
+
+if TYPE_CHECKING:
+    from atlab.scenario import Scenario
 
 __all__ = ["FORMAT", "Capture", "GuestStub", "LiveMem", "Snapshot", "capture",
            "features_from_id_registers", "is_snapshot", "load_snapshot", "make_snapshot",
@@ -341,7 +344,7 @@ class Snapshot:
     """A loaded snapshot: the scenario it is, its pages and its metadata."""
 
     path: str
-    scenario: object  # atlab.scenario.Scenario (imported lazily: scenario imports this module)
+    scenario: Scenario
     pages: Mapping[int, bytes]
     id_registers: Mapping[str, int]
     meta: Mapping[str, object]

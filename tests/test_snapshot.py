@@ -42,7 +42,6 @@ def snap() -> Snapshot:
 
 
 def _sc(snap: Snapshot) -> Scenario:
-    assert isinstance(snap.scenario, Scenario)
     return snap.scenario
 
 
