@@ -5,6 +5,7 @@
 #   make bench     python -m benchmarks
 #   make difftest  python -m tools.difftest (the model against QEMU)
 #   make fuzz      python -m tools.fuzz: 10,000 mutated inputs per command (FUZZ_ARGS)
+#   make realsys   boot Debian's arm64 kernel under QEMU, snapshot its tables, compare with QEMU
 #   make clean     remove caches and build output; `make distclean` removes .venv too
 # System packages (QEMU 10, aarch64 binutils, Chromium, gcc + linux-source-6.12 for tools/kvm)
 # come from tools/install-system-deps.sh.
@@ -25,7 +26,7 @@ STAMP_LAB := $(VENV)/.atlab-installed-notebooks
 STAMP_DEV := $(VENV)/.atlab-installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help lab workshop test sysdeps bench difftest fuzz clean distclean
+.PHONY: help lab workshop test sysdeps bench difftest fuzz realsys clean distclean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -92,6 +93,15 @@ difftest: $(STAMP_DEV) sysdeps
 # runs, failure classes (inputs saved under artifacts/fuzz/) and figures; fails on a new class.
 fuzz: $(STAMP_DEV)
 	$(BIN)/python -m tools.fuzz $(FUZZ_ARGS)
+
+# Issue 17: Debian's arm64 kernels (6.1 VHE, 6.1 at EL1, 6.12 with LPA2) from packages under
+# QEMU; atlab's walks of their live tables against QEMU's gva2gpa; figures printed, exit 1 on
+# any difference.  Snapshots land in build/realsys.  REALSYS_ARGS is passed to each run.
+REALSYS_ARGS ?=
+realsys: $(STAMP_DEV) sysdeps
+	$(BIN)/python -m tools.realsys all $(REALSYS_ARGS)
+	$(BIN)/python -m tools.realsys compare --no-virtualization $(REALSYS_ARGS)
+	$(BIN)/python -m tools.realsys compare --kernel 6.12 $(REALSYS_ARGS)
 
 clean:
 	rm -rf build dist artifacts .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov

@@ -70,6 +70,7 @@ class Report:
     idle_sp_el0: int | None = None
     init_task: int | None = None
     seconds: float = 0.0
+    stopped_el: int = -1
 
     def differences(self) -> list[Check]:
         return [c for c in self.checks if not c.same]
@@ -81,7 +82,7 @@ class Report:
         by_region = Counter(c.region for c in self.checks)
         mapped = Counter(c.region for c in self.checks if c.qemu is not None)
         out = [f"kernel {self.kernel} on {self.machine}: booted in {self.boot_seconds:.1f} s",
-               f"regimes: {'; '.join(self.regimes)}",
+               f"regimes: {'; '.join(self.regimes)} (CPU stopped at EL{self.stopped_el})",
                f"snapshot: {self.pages} table pages, {self.snapshot_bytes} bytes gzipped",
                f"VAs checked: {len(self.checks)} in {len(by_region)} ranges "
                f"({sum(mapped.values())} mapped, {len(self.checks) - sum(mapped.values())} "
@@ -270,19 +271,21 @@ def run(kernel: Path, initrd: Path, *, virtualization: bool = True, cpu: str = "
             va_bits = 64 - cap.regs.field("TCR_EL2" if cap.el == 2 else "TCR_EL1", "T1SZ")
             image_bounds(cap, symbols)
             checks = []
-            # QEMU's gva2gpa translates with the stopped CPU's current regime *and* PSTATE.PAN:
-            # with PAN=1 at EL2 it calls every user page unmapped.  PAN is cleared while QEMU
-            # answers and restored afterwards (gva2gpa ignores permissions otherwise).
+            # QEMU's gva2gpa translates as the stopped CPU would access memory now: with its
+            # current EL and PSTATE.PAN.  Stopped at EL0 (in the spin loop) it calls every
+            # kernel page unmapped; at EL2 with PAN=1, every user page.  While QEMU answers,
+            # the CPU is put at the regime's own EL (EL2h, or EL1h) with PAN=0, then restored.
             cpsr = cap.cpu["cpsr"]
-            if cpsr & PSTATE_PAN:
-                stub.set_register("cpsr", cpsr & ~PSTATE_PAN)
+            query = (cpsr & ~(PSTATE_PAN | 0xF)) | (0b1001 if cap.el == 2 else 0b0101)
+            if query != cpsr:
+                stub.set_register("cpsr", query)
             try:
                 for va in vas:
                     pa, why = atlab_translate(cap.regs, cap.mem, cap.features, cap.el, va)
                     checks.append(Check(va, classify(va, va_bits, symbols, cap.el), pa,
                                         stub.gva2gpa(va), why))
             finally:
-                if cpsr & PSTATE_PAN:
+                if query != cpsr:
                     stub.set_register("cpsr", cpsr)
         user_present = [c.va for c in checks if c.region == "user" and c.atlab is not None]
         kernel_view = pagemap(guest, pid, user_present[:pagemap_pages])
@@ -316,6 +319,7 @@ def run(kernel: Path, initrd: Path, *, virtualization: bool = True, cpu: str = "
                     wx_atlab, wx.group(0) if wx else "", idle.get("SP_EL0"),
                     symbols.get("init_task"))
     report.seconds = time.monotonic() - t0
+    report.stopped_el = int(str(meta["stopped_at_el"]))
     if not checks:
         raise RealsysError("no VA was compared")
     return report
