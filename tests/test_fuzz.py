@@ -93,3 +93,17 @@ def test_parsers_raise_only_atlab_error(doc: dict[str, Any]) -> None:
             parse(doc)
         except AtlabError as exc:
             assert "\n" not in str(exc) and len(str(exc)) <= 500
+
+
+@settings(deadline=None, max_examples=300)
+@given(text=st.text(max_size=40) | st.from_regex(r"[a-z0-9.\-]{0,12}:[0-9]{0,7}", fullmatch=True))
+def test_snapshot_gdb_address_is_parsed_or_refused_in_one_line(text: str) -> None:
+    """``atlab snapshot --gdb`` (issue 17): PORT or HOST:PORT, else one AtlabError line."""
+    from atlab.cli import _gdb_address
+
+    try:
+        host, port = _gdb_address(text)
+    except AtlabError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) <= 200
+        return
+    assert 0 < port < 65536 and host and text.endswith(str(port))

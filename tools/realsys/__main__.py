@@ -26,8 +26,7 @@ INITRD = BUILD / "initrd.cpio.gz"
 
 def _prepare(args: argparse.Namespace) -> tuple[Path, str]:
     got = fetch(args.kernel)
-    if not INITRD.exists():
-        build_initrd(got.busybox, INITRD)
+    build_initrd(got.busybox, INITRD)
     return got.kernel, got.kernel_package
 
 
