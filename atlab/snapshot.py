@@ -44,8 +44,8 @@ from atlab.sysregs import WRITABLE, SysRegs, decode, parse_int
 if TYPE_CHECKING:
     from atlab.scenario import Scenario
 
-__all__ = ["FORMAT", "Capture", "GuestStub", "LiveMem", "Snapshot", "capture",
-           "features_from_id_registers", "is_snapshot", "load_snapshot", "make_snapshot",
+__all__ = ["COURSE_SNAPSHOT", "FORMAT", "Capture", "GuestStub", "LiveMem", "Snapshot", "capture",
+           "course_snapshot", "features_from_id_registers", "is_snapshot", "load_snapshot", "make_snapshot",
            "read_snapshot_bytes", "required_registers", "save_snapshot", "snapshot_to_scenario",
            "table_pages"]
 
@@ -348,6 +348,20 @@ class Snapshot:
     pages: Mapping[int, bytes]
     id_registers: Mapping[str, int]
     meta: Mapping[str, object]
+
+
+#: The snapshot the course ships (notebook 11, exercise 17): Debian's linux-image-6.12 cloud
+#: kernel booted as a VHE host under QEMU 10 (``-cpu max,lpa2=off``, 48-bit VA, 256 MiB).
+COURSE_SNAPSHOT = (Path(__file__).resolve().parent.parent / "notebooks" / "data"
+                   / "linux-6.12-vhe-snapshot.json.gz")
+
+
+def course_snapshot() -> Snapshot:
+    """The committed snapshot of :data:`COURSE_SNAPSHOT` (from a source checkout)."""
+    if not COURSE_SNAPSHOT.is_file():
+        raise AtlabError(f"{COURSE_SNAPSHOT}: not found (the course snapshot comes with a "
+                         "source checkout of atlab)")
+    return load_snapshot(COURSE_SNAPSHOT)
 
 
 def load_snapshot(path: str | Path) -> Snapshot:

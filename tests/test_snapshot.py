@@ -1,4 +1,4 @@
-"""The committed snapshot of a booted Linux (tests/data/realsys), replayed without QEMU.
+"""The committed snapshot of a booted Linux (notebooks/data), replayed without QEMU.
 
 The snapshot was taken by ``python -m tools.realsys compare --kernel 6.12 --cpu max,lpa2=off``
 (Debian's linux-image-6.12 cloud kernel, VHE host at EL2, 256 MiB): its metadata records
@@ -23,22 +23,23 @@ from atlab.ptdump import ptdump
 from atlab.regime import AtOp, Regime
 from atlab.scenario import Scenario, load_scenarios
 from atlab.snapshot import (
+    COURSE_SNAPSHOT,
     PAGE,
     LiveMem,
     Snapshot,
-    load_snapshot,
+    course_snapshot,
     read_snapshot_bytes,
     required_registers,
     snapshot_to_scenario,
 )
 from tools.realsys.compare import atlab_translate
 
-SNAPSHOT = Path(__file__).parent / "data" / "realsys" / "linux-6.12-vhe-snapshot.json.gz"
+SNAPSHOT = COURSE_SNAPSHOT
 
 
 @pytest.fixture(scope="module")
 def snap() -> Snapshot:
-    return load_snapshot(SNAPSHOT)
+    return course_snapshot()
 
 
 def _sc(snap: Snapshot) -> Scenario:
