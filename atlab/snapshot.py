@@ -45,9 +45,9 @@ if TYPE_CHECKING:
     from atlab.scenario import Scenario
 
 __all__ = ["COURSE_SNAPSHOT", "FORMAT", "Capture", "GuestStub", "LiveMem", "Snapshot", "capture",
-           "course_snapshot", "features_from_id_registers", "is_snapshot", "load_snapshot", "make_snapshot",
-           "read_snapshot_bytes", "required_registers", "save_snapshot", "snapshot_to_scenario",
-           "table_pages"]
+           "course_snapshot", "features_from_id_registers", "is_snapshot", "load_snapshot",
+           "make_snapshot", "read_snapshot_bytes", "required_registers", "save_snapshot",
+           "snapshot_to_scenario", "table_pages"]
 
 FORMAT = "atlab-snapshot"
 VERSION = 1
