@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["COURSE_SNAPSHOT", "FORMAT", "Capture", "GuestStub", "LiveMem", "Snapshot", "capture",
            "course_snapshot", "features_from_id_registers", "is_snapshot", "load_snapshot",
            "make_snapshot", "read_snapshot_bytes", "required_registers", "save_snapshot",
-           "snapshot_to_scenario", "table_pages"]
+           "snapshot_to_scenario", "table_pages", "translate_va"]
 
 FORMAT = "atlab-snapshot"
 VERSION = 1
@@ -194,6 +194,30 @@ def table_pages(regs: SysRegs, mem: PhysMem, *, el: int, features: FeatureSet
     if stage2_enabled(regs) or bits(regs["VTTBR_EL2"], 47, 1):
         dumps.append(ptdump_s2(regs, mem, features=features))
     return [d.title for d in dumps], sum(d.entries for d in dumps)
+
+
+def translate_va(regs: SysRegs, mem: PhysMem, va: int, *, el: int,
+                 features: FeatureSet | None = None) -> tuple[int | None, str]:
+    """The PA the stage 1 tables of the regime ``el`` uses give ``va`` (AT S1E2R at EL2, or
+    AT S1E1R at EL1), permissions aside (as QEMU's ``gva2gpa``), or None with the fault.
+
+    >>> snap = course_snapshot()
+    >>> init_task = int(str(snap.meta["symbols"]["init_task"]), 16)  # type: ignore[index]
+    >>> pa, why = translate_va(snap.scenario.regs, snap.scenario.fresh_memory(), init_task, el=2)
+    >>> hex(pa), why
+    ('0x420994c0', '')
+    """
+    from atlab.at import run_at
+    from atlab.faults import FaultKind
+    from atlab.regime import AtOp
+
+    op = AtOp.S1E2R if el == 2 else AtOp.S1E1R
+    res = run_at(op, va, regs=regs, mem=mem, features=features, cur_el=el, trace=False)
+    if res.fault is None or res.fault.kind is FaultKind.PERMISSION:
+        if res.ipa is None:
+            return None, "no output address"
+        return res.ipa, "" if res.fault is None else "permission fault"
+    return None, str(res.fault.kind.value)
 
 
 def _hex(value: int) -> str:

@@ -22,14 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlab.at import run_at
-from atlab.faults import FaultKind
 from atlab.features import FeatureSet
 from atlab.gdbstub import GdbStub
 from atlab.memory import PhysMem
 from atlab.ptdump import ptdump
-from atlab.regime import AtOp, Regime
-from atlab.snapshot import Capture, capture, save_snapshot
+from atlab.regime import Regime
+from atlab.snapshot import Capture, capture, save_snapshot, translate_va
 from atlab.sysregs import SysRegs
 from tools.realsys import RealsysError
 from tools.realsys.qemu import QEMU, BootConfig, Guest
@@ -118,13 +116,7 @@ def _h(value: int | None) -> str:
 def atlab_translate(regs: SysRegs, mem: PhysMem, features: FeatureSet, el: int, va: int
                     ) -> tuple[int | None, str]:
     """The PA atlab's stage 1 walk gives ``va`` (permissions aside, as gva2gpa), or None."""
-    op = AtOp.S1E2R if el == 2 else AtOp.S1E1R
-    res = run_at(op, va, regs=regs, mem=mem, features=features, cur_el=el, trace=False)
-    if res.fault is None or res.fault.kind is FaultKind.PERMISSION:
-        if res.ipa is None:
-            return None, "no output address"
-        return res.ipa, "" if res.fault is None else "permission fault"
-    return None, str(res.fault.kind.value)
+    return translate_va(regs, mem, va, el=el, features=features)
 
 
 def kernel_symbols(guest: Guest) -> dict[str, int]:
