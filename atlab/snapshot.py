@@ -202,7 +202,7 @@ def translate_va(regs: SysRegs, mem: PhysMem, va: int, *, el: int,
     AT S1E1R at EL1), permissions aside (as QEMU's ``gva2gpa``), or None with the fault.
 
     >>> snap = course_snapshot()
-    >>> init_task = int(str(snap.meta["symbols"]["init_task"]), 16)  # type: ignore[index]
+    >>> init_task = snap.symbols["init_task"]
     >>> pa, why = translate_va(snap.scenario.regs, snap.scenario.fresh_memory(), init_task, el=2)
     >>> hex(pa), why
     ('0x420994c0', '')
@@ -372,6 +372,14 @@ class Snapshot:
     pages: Mapping[int, bytes]
     id_registers: Mapping[str, int]
     meta: Mapping[str, object]
+
+    @property
+    def symbols(self) -> dict[str, int]:
+        """The kernel symbols recorded from /proc/kallsyms (name -> VA); {} if none."""
+        raw = self.meta.get("symbols")
+        if not isinstance(raw, Mapping):
+            return {}
+        return {str(k): parse_int(v, what=f"symbol {k}") for k, v in raw.items()}
 
 
 #: The snapshot the course ships (notebook 11, exercise 17): Debian's linux-image-6.12 cloud

@@ -56,17 +56,18 @@ def _show(value: Any) -> str:
 def _cases() -> list[Case]:
     snap = course_snapshot()
     sc = snap.scenario
-    symbols = snap.meta["symbols"]
-    assert isinstance(symbols, dict)
+    symbols = snap.symbols
 
     def sym(name: str) -> int:
-        return int(str(symbols[name]), 16)
+        return symbols[name]
 
     def case(label: str, group: str, va: int, hint: str = "") -> Case:
         return Case(f"{label}: VA {va:#x}", group, lambda: (sc.regs, sc.fresh_memory(), va),
                     hint)
 
-    user = [int(str(va), 16) for va in snap.meta["pagemap"]]  # type: ignore[union-attr]
+    pagemap = snap.meta["pagemap"]
+    assert isinstance(pagemap, dict)
+    user = [int(str(va), 16) for va in pagemap]
     return [
         case("init_task", "init_task's page", sym("init_task")),
         case("init_task + 0x100", "init_task's page", sym("init_task") + 0x100),
