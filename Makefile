@@ -95,13 +95,14 @@ fuzz: $(STAMP_DEV)
 	$(BIN)/python -m tools.fuzz $(FUZZ_ARGS)
 
 # Issue 17: Debian's arm64 kernels (6.1 VHE, 6.1 at EL1, 6.12 with LPA2) from packages under
-# QEMU; atlab's walks of their live tables against QEMU's gva2gpa; figures printed, exit 1 on
-# any difference.  Snapshots land in build/realsys.  REALSYS_ARGS is passed to each run.
+# QEMU; atlab's walks of their live tables against QEMU's gva2gpa, then a KVM guest's stage 2
+# inside the VHE host; figures printed, exit 1 on any difference.  Snapshots land in build/realsys.  REALSYS_ARGS is passed to each run.
 REALSYS_ARGS ?=
 realsys: $(STAMP_DEV) sysdeps
 	$(BIN)/python -m tools.realsys all $(REALSYS_ARGS)
 	$(BIN)/python -m tools.realsys compare --no-virtualization $(REALSYS_ARGS)
 	$(BIN)/python -m tools.realsys compare --kernel 6.12 $(REALSYS_ARGS)
+	$(BIN)/python -m tools.realsys kvm
 
 clean:
 	rm -rf build dist artifacts .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov

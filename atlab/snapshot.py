@@ -184,7 +184,10 @@ def table_pages(regs: SysRegs, mem: PhysMem, *, el: int, features: FeatureSet
     from atlab.walk_s2 import stage2_enabled
 
     e2h = bits(regs["HCR_EL2"], 34, 34)
-    if el == 2:
+    dumps = []
+    if not bits(regs["SCTLR_EL2" if el == 2 else "SCTLR_EL1"], 0, 0):
+        pass  # stage 1 off (SCTLR_ELx.M=0): no stage 1 tables (e.g. a bare KVM guest)
+    elif el == 2:
         dumps = ([ptdump(regs, mem, regime=Regime.EL20, ttbr=t, features=features)
                   for t in (0, 1)] if e2h else
                  [ptdump(regs, mem, regime=Regime.EL2, features=features)])

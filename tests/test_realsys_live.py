@@ -91,3 +91,16 @@ def test_compare_live_with_qemu(kernel: tuple[Path, Path, str], tmp_path: Path) 
     assert report.differences() == []
     assert report.pagemap and report.pagemap_differences() == []
     assert report.wx_atlab == 0 and "passed" in report.wx_kernel
+
+
+def test_kvm_guest_stage2_live(kernel: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """Issue 17's stretch: a KVM guest inside the VHE host; AT S12E1R through its stage 2."""
+    if shutil.which("aarch64-linux-gnu-gcc") is None and not IN_CI:
+        pytest.skip("aarch64-linux-gnu-gcc is not installed (tools/install-system-deps.sh)")
+    from tools.realsys import kvm
+    from tools.realsys.fetch import fetch
+
+    report = kvm.run(kernel[0], fetch("6.1").busybox, snapshot=tmp_path / "kvm.json.gz",
+                     build_dir=tmp_path)
+    print("\n".join(report.lines()))
+    assert report.checked == 512 and report.mapped >= 33 and report.differences == []

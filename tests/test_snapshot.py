@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
+from atlab.at import run_at
 from atlab.cli import main
 from atlab.errors import AtlabError
 from atlab.memory import PhysMem
-from atlab.ptdump import ptdump
+from atlab.ptdump import ptdump, ptdump_s2
 from atlab.regime import AtOp, Regime
 from atlab.scenario import Scenario, load_scenarios
 from atlab.snapshot import (
@@ -28,6 +29,7 @@ from atlab.snapshot import (
     LiveMem,
     Snapshot,
     course_snapshot,
+    load_snapshot,
     read_snapshot_bytes,
     required_registers,
     snapshot_to_scenario,
@@ -207,3 +209,30 @@ def test_required_registers_follow_the_regime() -> None:
 def test_the_snapshot_op_is_an_s1e2r() -> None:
     sc = load_scenarios(SNAPSHOT)[0]
     assert {o.op for o in sc.ops} == {AtOp.S1E2R}
+
+
+# --- a KVM guest's stage 2 (python -m tools.realsys kvm) --------------------------------------
+
+KVM_SNAPSHOT = Path(__file__).parent / "data" / "realsys" / "kvm-guest-snapshot.json.gz"
+
+
+def test_kvm_guest_stage2_replays_qemus_answers() -> None:
+    """Stopped inside a KVM guest (EL1, HCR_EL2.VM=1, its stage 1 off) of the VHE host: atlab's
+    AT S12E1R through the recorded stage 2 tables gives QEMU's gva2gpa for every guest page."""
+    snap = load_snapshot(KVM_SNAPSHOT)
+    sc = snap.scenario
+    assert sc.el == 1 and sc.regs.field("HCR_EL2", "VM") == 1
+    assert sc.regs.field("SCTLR_EL1", "M") == 0 and sc.regs["VTTBR_EL2"] != 0
+    recorded = snap.meta["qemu_gva2gpa_s12"]
+    assert isinstance(recorded, list) and len(recorded) == 512
+    mem = sc.fresh_memory()
+    mapped = 0
+    for va_text, qemu in recorded:
+        va = int(va_text, 16)
+        res = run_at(AtOp.S12E1R, va, regs=sc.regs, mem=mem, features=sc.features, cur_el=2)
+        got = None if res.par is None or res.par.f else res.par.pa | (va & 0xFFF)
+        assert got == (None if qemu is None else int(qemu, 16)), va_text
+        mapped += got is not None
+    assert mapped == 33  # the code page and the 32 pages the guest stores to
+    s2 = ptdump_s2(sc.regs, sc.fresh_memory(), features=sc.features)
+    assert "40-bit IPA" in s2.title and "2 concatenated" in s2.title and len(s2.ranges) == 33

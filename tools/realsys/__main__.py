@@ -5,7 +5,8 @@
 - ``boot [--shell CMD]``: boot to the shell prompt, run CMD, print its output and the boot time;
 - ``compare [--snapshot FILE] [--per-range N] [--no-virtualization] [--cpu C] [--append A]``:
   boot, snapshot, compare atlab with QEMU and print the figures (exit 1 on any difference);
-- ``all``: fetch + initrd + compare (what ``make realsys`` runs).
+- ``all``: fetch + initrd + compare (what ``make realsys`` runs);
+- ``kvm``: a KVM guest inside the VHE host; its stage 2 walked with AT S12E1R.
 Errors are one line on stderr, exit status 2.
 """
 
@@ -32,7 +33,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.realsys", description=__doc__.split("\n")[0])
-    p.add_argument("cmd", choices=["fetch", "initrd", "boot", "compare", "all"])
+    p.add_argument("cmd", choices=["fetch", "initrd", "boot", "compare", "all", "kvm"])
     p.add_argument("--kernel", choices=list(KERNELS), default="6.1")
     p.add_argument("--no-virtualization", action="store_true",
                    help="-M virt,virtualization=off: Linux at EL1 (EL1&0 tables)")
@@ -57,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{out}: {out.stat().st_size} bytes")
             return 0
         kernel, package = _prepare(args)
+        if args.cmd == "kvm":
+            from tools.realsys import kvm
+
+            out = args.snapshot or BUILD / "kvm-guest-snapshot.json.gz"
+            kreport = kvm.run(kernel, fetch(args.kernel).busybox, snapshot=out)
+            print("\n".join(kreport.lines()))
+            print(f"snapshot written to {out}")
+            return 1 if kreport.differences else 0
         if args.cmd == "boot":
             config = BootConfig(kernel, INITRD, virtualization=not args.no_virtualization,
                                 cpu=args.cpu, append=args.append, memory=args.memory)

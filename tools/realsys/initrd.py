@@ -60,8 +60,9 @@ def make_cpio(files: dict[str, tuple[int, bytes]], devices: dict[str, tuple[int,
     return out + _entry("TRAILER!!!", 0)
 
 
-def build_initrd(busybox: Path, out: Path) -> Path:
-    """Write ``out`` (a gzipped newc cpio) from the busybox binary at ``busybox``."""
+def build_initrd(busybox: Path, out: Path, extra: dict[str, Path] | None = None) -> Path:
+    """Write ``out`` (a gzipped newc cpio) from the busybox binary at ``busybox``, with the
+    ``extra`` executables (``{"bin/name": path}``)."""
     d = stat.S_IFDIR | 0o755
     x = stat.S_IFREG | 0o755
     files: dict[str, tuple[int, bytes]] = {
@@ -72,6 +73,8 @@ def build_initrd(busybox: Path, out: Path) -> Path:
         "bin/spin": (x, SPIN.encode()),
         "init": (x, INIT.encode()),
     }
+    for name, path in (extra or {}).items():
+        files[name] = (x, path.read_bytes())
     data = make_cpio(files, {"dev/console": (5, 1), "dev/null": (1, 3)})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(gzip.compress(data, 6, mtime=0))
