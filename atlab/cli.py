@@ -251,9 +251,10 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         op = "S1E2R" if cap.el == 2 else "S1E1R"
         cap.doc["ops"] = [{"op": op, "va": f"{va:#x}"} for va in vas]
         answers = []
-        for va in vas:
-            pa = stub.gva2gpa(va)
-            answers.append([f"{va:#x}", None if pa is None else f"{pa:#x}", "--va"])
+        with stub.regime_view(cap.el):
+            for va in vas:
+                pa = stub.gva2gpa(va)
+                answers.append([f"{va:#x}", None if pa is None else f"{pa:#x}", "--va"])
         meta = cap.doc["meta"]
         assert isinstance(meta, dict)
         meta["qemu_gva2gpa"] = answers

@@ -8,7 +8,8 @@ output.  What is left here is a few MI commands.
 
 - registers: ``-data-list-register-names`` once, then ``-data-list-register-values x``;
 - physical memory: ``maint packet Qqemu.PhyMemMode:1`` then ``-data-read-memory-bytes``;
-- QEMU's own translation: ``monitor gva2gpa VA`` (the HMP command, through qRcmd).
+- QEMU's own translation: ``monitor gva2gpa VA`` (the HMP command, through qRcmd), inside
+  :meth:`GdbStub.regime_view`.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import re
 import select
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
 from atlab.errors import AtlabError
 
 GDB = "gdb-multiarch"
+_PSTATE_PAN = 1 << 22
 
 
 class GdbStub:
@@ -132,6 +134,24 @@ class GdbStub:
     def monitor(self, command: str) -> str:
         _, text = self.cmd(f'-interpreter-exec console "monitor {command}"')
         return text
+
+    @contextlib.contextmanager
+    def regime_view(self, el: int) -> Iterator[None]:
+        """QEMU's ``gva2gpa`` translates as the stopped CPU would access memory now: with its
+        current EL and PSTATE.PAN (stopped at EL0 it calls kernel pages unmapped; at EL2 with
+        PAN=1, user pages).  Inside this context the CPU is at ELx with SP_ELx (EL2h or EL1h)
+        and PAN=0; the saved PSTATE is written back (and read back) afterwards."""
+        cpsr = self.registers(["cpsr"]).get("cpsr")
+        if cpsr is None:
+            raise AtlabError("the gdbstub gives no cpsr")
+        view = (cpsr & ~(_PSTATE_PAN | 0xF)) | (0b1001 if el == 2 else 0b0101)
+        if view != cpsr:
+            self.set_register("cpsr", view)
+        try:
+            yield
+        finally:
+            if view != cpsr:
+                self.set_register("cpsr", cpsr)
 
     def gva2gpa(self, va: int) -> int | None:
         """QEMU's translation of ``va`` for the current CPU (None: unmapped)."""

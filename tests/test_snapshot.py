@@ -236,3 +236,30 @@ def test_kvm_guest_stage2_replays_qemus_answers() -> None:
     assert mapped == 33  # the code page and the 32 pages the guest stores to
     s2 = ptdump_s2(sc.regs, sc.fresh_memory(), features=sc.features)
     assert "40-bit IPA" in s2.title and "2 concatenated" in s2.title and len(s2.ranges) == 33
+
+
+def test_widgets_take_the_snapshot_as_a_scenario(snap: Snapshot) -> None:
+    from atlab.widgets import WalkStepper, make_regime_explorer
+
+    sc = _sc(snap)
+    explorer = make_regime_explorer(sc)
+    assert explorer is not None
+    stepper = WalkStepper(sc.run_op(sc.ops[0]))
+    assert stepper.position.max == 3  # four descriptor reads: levels 0 to 3
+
+
+def test_snapshot_of_no_guest_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+    import shutil
+    import socket
+
+    if shutil.which("gdb-multiarch") is None or importlib.util.find_spec("pygdbmi") is None:
+        pytest.skip("gdb-multiarch or pygdbmi is not installed (tools/install-system-deps.sh)")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["snapshot", "--gdb", str(port), "-o", "/nonexistent/x.json.gz"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no guest at the gdbstub" in err
+    assert main(["snapshot", "--gdb", "host:0", "-o", "x"]) == 2
+    assert "expected PORT or HOST:PORT" in capsys.readouterr().err

@@ -33,7 +33,6 @@ from tools.realsys import RealsysError
 from tools.realsys.qemu import QEMU, BootConfig, Guest
 
 U64 = (1 << 64) - 1
-PSTATE_PAN = 1 << 22
 SYMBOLS = ("_text", "_stext", "_etext", "__start_rodata", "__end_rodata", "__init_begin",
            "__init_end", "_sdata", "_edata", "__bss_start", "__bss_stop", "_end", "init_task",
            "swapper_pg_dir")
@@ -263,22 +262,12 @@ def run(kernel: Path, initrd: Path, *, virtualization: bool = True, cpu: str = "
             va_bits = 64 - cap.regs.field("TCR_EL2" if cap.el == 2 else "TCR_EL1", "T1SZ")
             image_bounds(cap, symbols)
             checks = []
-            # QEMU's gva2gpa translates as the stopped CPU would access memory now: with its
-            # current EL and PSTATE.PAN.  Stopped at EL0 (in the spin loop) it calls every
-            # kernel page unmapped; at EL2 with PAN=1, every user page.  While QEMU answers,
-            # the CPU is put at the regime's own EL (EL2h, or EL1h) with PAN=0, then restored.
-            cpsr = cap.cpu["cpsr"]
-            query = (cpsr & ~(PSTATE_PAN | 0xF)) | (0b1001 if cap.el == 2 else 0b0101)
-            if query != cpsr:
-                stub.set_register("cpsr", query)
-            try:
+            # gva2gpa answers with the CPU at the regime's EL and PAN=0 (GdbStub.regime_view).
+            with stub.regime_view(cap.el):
                 for va in vas:
                     pa, why = atlab_translate(cap.regs, cap.mem, cap.features, cap.el, va)
                     checks.append(Check(va, classify(va, va_bits, symbols, cap.el), pa,
                                         stub.gva2gpa(va), why))
-            finally:
-                if query != cpsr:
-                    stub.set_register("cpsr", cpsr)
         user_present = [c.va for c in checks if c.region == "user" and c.atlab is not None]
         kernel_view = pagemap(guest, pid, user_present[:pagemap_pages])
         qemu_version = subprocess.run([QEMU, "--version"], capture_output=True, text=True,
