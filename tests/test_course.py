@@ -1,0 +1,156 @@
+"""The course's shape (issue 16): every chapter opens with its crux and a picture, explains
+*why* for the designs it shows, and never uses a term before the notebook that introduces it.
+Also the crux pictures themselves (atlab.viz_course): legible, and labelled from the library."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.text import Text
+
+from atlab import viz_course
+from atlab.viz import figure_meta
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+#: The course in reading order: 00 start here, 00a primer, then the chapters.
+COURSE = sorted(p.stem for p in NOTEBOOKS.glob("[0-9]*.ipynb"))
+CHAPTERS = [name for name in COURSE if name != "00_start_here"]
+
+
+def _cells(name: str) -> list[dict[str, Any]]:
+    cells: list[dict[str, Any]] = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())["cells"]
+    return cells
+
+
+def _source(cell: dict[str, Any]) -> str:
+    src = cell["source"]
+    return src if isinstance(src, str) else "".join(src)
+
+
+def _headings(text: str) -> list[str]:
+    return [line.lstrip("#").strip() for line in text.splitlines() if line.startswith("#")]
+
+
+# --- 1. the crux and the picture, before the details -----------------------------------------
+
+
+def test_the_course_order_is_the_one_the_readme_gives() -> None:
+    assert COURSE[:3] == ["00_start_here", "00a_primer", "01_anatomy_of_a_va"]
+    assert set(CHAPTERS) == set(viz_course.CHAPTER_PICTURES)
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_opens_with_its_crux_and_a_picture(name: str) -> None:
+    """Cell 1 is the title, cell 2 a heading "The crux" (one or two sentences of problem),
+    cell 3 draws the chapter's picture -- before any other code cell."""
+    cells = _cells(name)
+    assert cells[0]["cell_type"] == "markdown" and _source(cells[0]).startswith("# ")
+    crux = _source(cells[1])
+    assert cells[1]["cell_type"] == "markdown" and _headings(crux) == ["The crux"], crux[:80]
+    problem = crux.split("\n\n")[1]
+    sentences = [s for s in re.split(r"(?<=[.?!])\s+", problem.strip()) if s]
+    assert 1 <= len(sentences) <= 3, problem  # one or two sentences (a question may split one)
+    picture = cells[2]
+    fn = viz_course.CHAPTER_PICTURES[name]
+    assert picture["cell_type"] == "code"
+    assert re.fullmatch(rf"from atlab\.viz_course import {fn.__name__}\n\n{fn.__name__}\(\)",
+                        _source(picture).strip()), _source(picture)
+    # nothing but the title and the crux before the picture
+    assert all(c["cell_type"] == "markdown" for c in cells[:2])
+
+
+# --- the pictures ------------------------------------------------------------------------------
+
+
+def _renderer(fig: Figure) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return FigureCanvasAgg(fig).get_renderer()
+
+
+def _texts(fig: Figure) -> list[Text]:
+    return [t for t in fig.findobj(Text) if t.get_text()]
+
+
+@pytest.mark.parametrize("name", list(viz_course.CHAPTER_PICTURES))
+def test_crux_picture_is_legible_and_inside_its_figure(name: str) -> None:
+    """>= 9 pt at the figure's own size, drawn at most 13.4 in wide (shown unscaled in a
+    notebook output area, tests/test_viz.py), and no text runs off the figure."""
+    fig = viz_course.CHAPTER_PICTURES[name]()
+    assert isinstance(fig, Figure)
+    small = sorted({(t.get_fontsize(), t.get_text()[:30]) for t in _texts(fig)
+                    if t.get_fontsize() < 9})
+    assert small == [], small
+    assert fig.get_size_inches()[0] <= 13.4
+    renderer = _renderer(fig)
+    box = fig.bbox
+    for t in _texts(fig):
+        ext = t.get_window_extent(renderer)
+        assert (ext.x0 >= box.x0 - 1 and ext.x1 <= box.x1 + 1 and ext.y0 >= box.y0 - 1
+                and ext.y1 <= box.y1 + 1), (name, t.get_text()[:40])
+
+
+def _inside(inner: Any, outer: Any) -> bool:
+    return bool(inner.x0 >= outer.x0 - 1 and inner.x1 <= outer.x1 + 1
+                and inner.y0 >= outer.y0 - 1 and inner.y1 <= outer.y1 + 1)
+
+
+@pytest.mark.parametrize("name", [n for n in viz_course.CHAPTER_PICTURES if n != "00a_primer"])
+def test_box_text_stays_in_its_box(name: str) -> None:
+    fig = viz_course.CHAPTER_PICTURES[name]()
+    renderer = _renderer(fig)
+    boxes = {a.get_gid()[len("node-"):]: a.get_window_extent(renderer)
+             for a in fig.findobj() if (a.get_gid() or "").startswith("node-")}
+    meta = figure_meta(fig)
+    assert set(boxes) == {n["key"] for n in meta["nodes"]}
+    titles = {n["title"]: n["key"] for n in meta["nodes"]}
+    bodies = {"\n".join(n["lines"]): n["key"] for n in meta["nodes"] if n["lines"]}
+    for t in _texts(fig):
+        key = titles.get(t.get_text()) or bodies.get(t.get_text())
+        if key is not None:
+            assert _inside(t.get_window_extent(renderer), boxes[key]), (name, t.get_text())
+
+
+def test_pictures_are_labelled_by_the_library() -> None:
+    """The facts the pictures state come from atlab: the VA bits of each level, the regimes
+    under E2H/TGE, the reads of a nested walk, the range bounds."""
+    from atlab import AtOp, FeatureSet, SysRegs
+    from atlab.regime import compute_translation_regime
+    from atlab.walk_s1 import Granule, index_slices, start_level
+
+    walk = figure_meta(viz_course.walk_levels(granule=Granule.K16, txsz=17))
+    lines = [n["lines"][0] for n in walk["nodes"] if n["key"].startswith("l")]
+    sl = start_level(47, Granule.K16)
+    assert lines == [f"index VA[{lsb + mask.bit_length() - 1}:{lsb}]"
+                     for lsb, mask in index_slices(47, sl, Granule.K16)]
+    assert sl == 1 and [n["key"] for n in walk["nodes"]] == ["ttbr", "l1", "l2", "l3", "page"]
+    assert walk["nodes"][-1]["lines"] == ("offset VA[13:0]",)
+
+    for row in viz_course.regime_map():
+        hcr = 1 << 31 | int(row["e2h"]) << 34 | int(row["tge"]) << 27  # type: ignore[call-overload]
+        for op, regime in row["regimes"].items():  # type: ignore[attr-defined]
+            got = compute_translation_regime(AtOp[op], SysRegs({"HCR_EL2": hcr}),
+                                             FeatureSet.all()).regime
+            assert str(got) == regime
+    assert [r["regimes"]["S1E1R"] for r in viz_course.regime_map()] == [  # type: ignore[index]
+        "EL1&0", "EL1&0", "EL2&0"]
+
+    assert viz_course.nested_reads(4, 4) == 24 and viz_course.nested_reads(3, 2) == 11
+    assert "= 24 descriptor reads" in figure_meta(viz_course.two_stages())["notes"][0]
+    ranges = {n["key"]: n["lines"] for n in figure_meta(viz_course.va_ranges(txsz=25))["nodes"]}
+    assert ranges["ttbr0"][1] == "to 0x0000007fffffffff"
+    assert ranges["ttbr1"][0] == "0xffffff8000000000"
+
+
+def test_a_picture_in_the_dark_theme_and_a_bad_theme() -> None:
+    from atlab import AtlabError
+
+    assert viz_course.at_flow(theme="dark").get_facecolor()[0] < 0.5
+    with pytest.raises(AtlabError, match="unknown theme"):
+        viz_course.tlb_path(theme="blue")
