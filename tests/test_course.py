@@ -59,8 +59,10 @@ def test_chapter_opens_with_its_crux_and_a_picture(name: str) -> None:
     picture = cells[2]
     fn = viz_course.CHAPTER_PICTURES[name]
     assert picture["cell_type"] == "code"
-    assert re.fullmatch(rf"from atlab\.viz_course import {fn.__name__}\n\n{fn.__name__}\(\)",
-                        _source(picture).strip()), _source(picture)
+    # %matplotlib inline: atlab never imports pyplot, so the kernel shows a Figure as an
+    # image only once the inline backend is set up.
+    want = rf"%matplotlib inline\nfrom atlab\.viz_course import {fn.__name__}\n\n{fn.__name__}\(\)"
+    assert re.fullmatch(want, _source(picture).strip()), _source(picture)
     # nothing but the title and the crux before the picture
     assert all(c["cell_type"] == "markdown" for c in cells[:2])
 
@@ -154,3 +156,32 @@ def test_a_picture_in_the_dark_theme_and_a_bad_theme() -> None:
     assert viz_course.at_flow(theme="dark").get_facecolor()[0] < 0.5
     with pytest.raises(AtlabError, match="unknown theme"):
         viz_course.tlb_path(theme="blue")
+
+
+# --- 2. "why" paragraphs for the designs the chapters show -----------------------------------
+
+WHY = {
+    "02_stage1_walk": "Why two TTBRs?",
+    "05_regimes_e2h_tge": "Why E2H exists",
+    "06_at_and_par": "Why AT exists at all",
+    "07_stage2_2d_walk": "Why concatenate the start tables?",
+    "10_tlbs_and_shadow_stage2": "Why ASIDs and VMIDs?",
+}
+
+
+@pytest.mark.parametrize(("name", "heading"), list(WHY.items()))
+def test_why_paragraph_with_its_claims_asserted(name: str, heading: str) -> None:
+    """A markdown cell headed ``### Why ...`` explains the design in a short paragraph; the
+    behaviour it claims is asserted by a sanity-check cell right after it (at most one code
+    cell between them, which shows it)."""
+    cells = _cells(name)
+    found = [i for i, c in enumerate(cells)
+             if c["cell_type"] == "markdown" and heading in _headings(_source(c))]
+    assert len(found) == 1, f"{name}: no single '### {heading}' cell"
+    i = found[0]
+    assert _source(cells[i]).startswith(f"### {heading}\n")
+    words = len(_source(cells[i]).split())
+    assert 60 <= words <= 220, f"{name}: a short paragraph, not {words} words"
+    follow = cells[i + 1:i + 3]
+    checks = [c for c in follow if "sanity-check" in c["metadata"].get("tags", [])]
+    assert checks and "assert" in _source(checks[0])
