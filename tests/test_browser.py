@@ -327,9 +327,9 @@ def course_page(page: Any) -> Iterator[Any]:
 
 @pytest.mark.parametrize(
     ("path", "expect"),
-    [("notebooks/00_start_here.ipynb", "PAR_EL1=0xff00000045678b80"),
+    [("notebooks/00a_primer.ipynb", "PAR_EL1=0xff00000045678b80"),
      ("exercises/09_predict_par.ipynb", "not attempted")],
-    ids=["start-here", "exercise-09-student-copy"],
+    ids=["primer", "exercise-09-student-copy"],
 )
 def test_course_notebook_runs_and_its_widget_answers(course_page: Any, lab: str, path: str,
                                                      expect: str) -> None:

@@ -185,3 +185,72 @@ def test_why_paragraph_with_its_claims_asserted(name: str, heading: str) -> None
     follow = cells[i + 1:i + 3]
     checks = [c for c in follow if "sanity-check" in c["metadata"].get("tags", [])]
     assert checks and "assert" in _source(checks[0])
+
+
+# --- 4. no term before the notebook that introduces it -----------------------------------------
+
+#: Each term (a regular expression over a notebook's cells, code and text) and the notebook
+#: that introduces it. No notebook before that one in COURSE may use it.
+TERMS: dict[str, str] = {
+    r"\bAT\b": "00a_primer",
+    r"\bPAR(_EL\d)?\b": "00a_primer",
+    r"\bFST\b": "00a_primer",
+    r"\brun_at\b": "00a_primer",
+    r"\bregimes?\b": "00a_primer",
+    r"\bEL[0-3]\b": "00a_primer",
+    r"\b[Ee]xception levels?\b": "00a_primer",
+    r"\bsystem registers?\b": "00a_primer",
+    r"\bTTBR": "00a_primer",
+    r"\bTCR_EL": "00a_primer",
+    r"\bSCTLR": "00a_primer",
+    r"\bMAIR": "00a_primer",
+    r"\bT0SZ\b": "00a_primer",
+    r"\bHCR_EL2\b": "00a_primer",
+    r"\bE2H\b": "00a_primer",
+    r"\bTGE\b": "00a_primer",
+    r"\bVHE\b": "00a_primer",
+    r"\bstage 2\b": "00a_primer",
+    r"\bIPAs?\b": "00a_primer",
+    r"\bTLBI?s?\b": "00a_primer",
+    r"\bASIDs?\b": "00a_primer",
+    r"\bVMIDs?\b": "00a_primer",
+    r"\bgranules?\b": "00a_primer",
+    r"\bguest hypervisor\b": "00a_primer",
+    r"\bS1Builder\b": "00a_primer",
+    r"\bTBI\b|[Tt]op-byte-ignore": "01_anatomy_of_a_va",
+    r"\bAccess flag\b": "02_stage1_walk",
+    r"\bAPTable\b": "03_permissions_and_faults",
+    r"\bPAN\b": "03_permissions_and_faults",
+    r"\bWXN\b": "03_permissions_and_faults",
+    r"\bAttrIndx\b": "04_memory_attributes",
+    r"\bPTW\b": "06_at_and_par",
+    r"\bconcatenat": "07_stage2_2d_walk",
+    r"\bFWB\b": "07_stage2_2d_walk",
+    r"\bshadow stage 2\b": "08_nested_virtualization",
+    r"\bwalk cache\b": "10_tlbs_and_shadow_stage2",
+}
+
+
+def _uses(name: str, term: str) -> list[str]:
+    return [line.strip()[:80] for cell in _cells(name) for line in _source(cell).splitlines()
+            if re.search(term, line)]
+
+
+@pytest.mark.parametrize(("term", "intro"), list(TERMS.items()))
+def test_no_term_before_the_notebook_that_introduces_it(term: str, intro: str) -> None:
+    assert intro in COURSE
+    assert _uses(intro, term), f"{intro} is said to introduce {term!r} but never uses it"
+    early = {name: _uses(name, term) for name in COURSE[:COURSE.index(intro)]}
+    assert {name: lines for name, lines in early.items() if lines} == {}
+
+
+def test_the_term_check_would_catch_the_old_start_here() -> None:
+    """The check is not vacuous: the first AT of the old 00 (now in the primer) trips it."""
+    old = "result = run_at(AtOp.S1E1R, 0x1234_5678_9ABC, regs=regs, mem=mem, cur_el=2)"
+    hits = [t for t, intro in TERMS.items() if COURSE.index(intro) > 0 and re.search(t, old)]
+    assert hits == [r"\brun_at\b"]
+
+
+def test_start_here_sends_newcomers_to_the_primer_first() -> None:
+    text = _source(_cells("00_start_here")[0])
+    assert "00a_primer.ipynb" in text and "next" in text.lower()
