@@ -110,11 +110,12 @@ def test_regime_explorer_undefined_op_shows_no_regime() -> None:
     rx.el.value = 1
     assert rx.result is not None and rx.result.par is None
     text = rx.regime_html.value
-    assert "UNDEFINED at EL1" in text and "no regime" in text
+    assert "UNDEFINED at EL1 — no regime" in text and rx.choice is None
     assert "EL2&amp;0" not in text and "permissions of" not in text
     assert "UNDEFINED" in rx.par_html.value
     rx.el.value = 2  # back at EL2 the regime returns
     assert "EL2&amp;0" in rx.regime_html.value and "permissions of EL2" in rx.regime_html.value
+    assert rx.choice is not None and rx.choice.regime is Regime.EL20
 
 # --- walk stepper -------------------------------------------------------------------------------
 def test_walk_stepper_nested_step_back() -> None:
