@@ -254,3 +254,64 @@ def test_the_term_check_would_catch_the_old_start_here() -> None:
 def test_start_here_sends_newcomers_to_the_primer_first() -> None:
     text = _source(_cells("00_start_here")[0])
     assert "00a_primer.ipynb" in text and "next" in text.lower()
+
+
+# --- 7. every figure the course draws is legible ------------------------------------------------
+
+#: matplotlib's inline backend draws a figure at 100 dpi (plus ~0.1 in of padding each side);
+#: a JupyterLab output area at the default window is ~965 px wide and scales wider images down.
+INLINE_DPI, OUTPUT_PX = 100, 965
+
+
+def _shown_pt(fig: Figure) -> float:
+    """The smallest text as shown inline, in the units tests/test_browser.py measures (9 pt at
+    72 dpi = 9 px): its size, times dpi/72, times the scale-down to fit the output area."""
+    smallest = min(t.get_fontsize() for t in _texts(fig))
+    width_px = fig.get_size_inches()[0] * INLINE_DPI + 0.2 * INLINE_DPI
+    return float(smallest * INLINE_DPI / 72 * min(1.0, OUTPUT_PX / width_px))
+
+
+@pytest.mark.parametrize("name", list(viz_course.CHAPTER_PICTURES))
+def test_crux_picture_is_legible_inline_at_notebook_width(name: str) -> None:
+    assert _shown_pt(viz_course.CHAPTER_PICTURES[name]()) >= 9
+
+
+def test_the_tlb_picture_is_at_least_9_pt() -> None:
+    """Chapter 10's stale-entry picture (the widest: table and page-table panel)."""
+    from atlab import AtOp, Regime, S1Builder
+    from atlab.pe import Machine
+    from atlab.viz_tlb import tlb_table
+
+    b = S1Builder(Regime.EL10, tables=(0x4020_0000, 0x4030_0000), asid=5)
+    b.map(0x1000_0000, 0x4100_0000, 0x1000, ap="EL1 RW")
+    b.map(0x1000_1000, 0x4100_1000, 0x1000, ap="EL1 RW / EL0 RW", ng=True)
+    mem = b.memory()
+    m = Machine(b.regs(), mem)
+    steps = m.at(AtOp.S1E1R, 0x1000_0000).result.trace.steps
+    m.store(steps[-1].desc_pa, (mem.peek(steps[-1].desc_pa) & ~0xFFFF_FFFF_F000) | 0x4A00_0000)
+    stale = m.at(AtOp.S1E1R, 0x1000_0000)
+    assert stale.hit
+    for fig in (tlb_table(m.history[-1], page_tables=steps, mem=mem), tlb_table(stale.tlb)):
+        assert min(t.get_fontsize() for t in _texts(fig)) >= 9
+        assert fig.get_size_inches()[0] <= 13.4
+
+
+def test_every_figure_function_has_a_legibility_test() -> None:
+    """Each public function of atlab.viz, atlab.viz_tlb and atlab.viz_course that returns a
+    Figure is measured: by tests/test_viz.py (_all_figures), or here."""
+    import inspect
+
+    from atlab import viz, viz_tlb
+
+    drawn = set()
+    for module in (viz, viz_tlb, viz_course):
+        for fname, fn in inspect.getmembers(module, inspect.isfunction):
+            if not fname.startswith("_") and fn.__module__ == module.__name__ and \
+                    inspect.signature(fn).return_annotation in ("Figure", Figure):
+                drawn.add(fname)
+    test_viz = (ROOT / "tests" / "test_viz.py").read_text()
+    all_figures = test_viz[test_viz.index("def _all_figures"):
+                           test_viz.index("def test_every_text_in_every_figure")]
+    measured = set(re.findall(r"viz\.(\w+)\(", all_figures))
+    measured |= {fn.__name__ for fn in viz_course.CHAPTER_PICTURES.values()} | {"tlb_table"}
+    assert drawn and drawn - measured == set()
