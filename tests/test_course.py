@@ -55,7 +55,7 @@ def test_chapter_opens_with_its_crux_and_a_picture(name: str) -> None:
     assert cells[1]["cell_type"] == "markdown" and _headings(crux) == ["The crux"], crux[:80]
     problem = crux.split("\n\n")[1]
     sentences = [s for s in re.split(r"(?<=[.?!])\s+", problem.strip()) if s]
-    assert 1 <= len(sentences) <= 3, problem  # one or two sentences (a question may split one)
+    assert 1 <= len(sentences) <= 2, problem
     picture = cells[2]
     fn = viz_course.CHAPTER_PICTURES[name]
     assert picture["cell_type"] == "code"

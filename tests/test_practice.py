@@ -78,9 +78,12 @@ def test_the_answer_is_hidden_until_asked() -> None:
     par = str(problem.answer().results[0].par)
     assert par not in problem.text() and par not in problem._repr_markdown_()
     box = problem.widget()
-    assert box.answer_html.value == ""
-    box.reveal()
-    assert par in box.answer_html.value.replace("&#x27;", "'")
+    assert box.answer_html.value == "" and "atlab-practice" in box._dom_classes
+    button = box.children[1]
+    assert button.description == "show answer" and not button.disabled
+    button.click()  # as the browser's click would
+    assert par in box.answer_html.value and button.disabled
+    assert problem.widget().answer_html.value == ""  # a fresh widget hides it again
 
 
 _ODD = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=True), st.text(max_size=20),
