@@ -216,9 +216,7 @@ def stage2_problem(seed: int) -> Problem:
     outcome = rng.choice(("success", "success", "hole under a stage 1 table",
                           "hole under the final IPA"))
     va = rng.randrange(0, 1 << va_bits) & ~0xFFF
-    ipa = rng.randrange(1 << 31, 1 << min(ipa_bits, 32)) & ~0xFFF
-    if 0x4000_0000 <= ipa < 0x4100_0000:  # keep clear of the stage 1 tables' IPAs
-        ipa += 0x100_0000
+    ipa = rng.randrange(1 << 31, 1 << min(ipa_bits, 32)) & ~0xFFF  # above stage 1's tables
     pa = rng.randrange(1 << 31, 1 << 32) & ~0xFFF
     s1 = S1Builder(Regime.EL10, va_bits=va_bits, tables=(0x4020_0000, 0x4030_0000))
     s1.map(va, ipa, 0x1000, ap="EL1 RW / EL0 RW")
