@@ -11,7 +11,8 @@ Each range's rights come from the model's permission phase (:func:`~atlab.walk_s
 FEAT_S1PIE (TCR2_ELx.PIE) the ``ap`` column is the leaf's PIIndex (``PI 0b0101``) and the
 rights are the PIR_ELx/PIRE0_ELx entries it selects; with FEAT_S1POE the ``PO 0b010`` flag is
 the POIndex whose POR_ELx/POR_EL0 overlay the rights include; with FEAT_AIE AttrIndx[3] (bit
-59) selects MAIR2_ELx; with FEAT_S2PIE the stage 2 rights come from S2PIR_EL2.
+59) selects MAIR2_ELx; with FEAT_S2PIE (and FEAT_S2POE) the stage 2 rights come from
+S2PIR_EL2 (and the S2POR_EL1 overlay).
 
 >>> from atlab.builder import S1Builder
 >>> b = S1Builder(tables=(0x40200000, 0x40300000))
@@ -416,6 +417,13 @@ def _s2_memattr_text(memattr: int) -> str:
     return f"Normal i{inner} o{outer}"
 
 
+def _s2_execute(perm: int) -> tuple[bool, bool]:
+    """(EL1, EL0) execute of an S2PIR_EL2/S2POR_EL1 entry (``AArch64.S2IndirectBasePermissions()``,
+    ``AArch64.S2OverlayPermissions()``): px and ux are bits [1] and [0] of the 0b1xxx
+    encodings (Read or RW with Priv, Unpriv or All Execute)."""
+    return bool(perm >> 3 & perm >> 1 & 1), bool(perm >> 3 & perm & 1)
+
+
 def ptdump_s2(regs: SysRegs, mem: WordSource, *, features: FeatureSet | None = None,
               max_descriptors: int = MAX_DESCRIPTORS) -> PtDump:
     """The mapped IPA ranges of the stage 2 tables (VTCR_EL2/VTTBR_EL2); at most
@@ -432,14 +440,22 @@ def ptdump_s2(regs: SysRegs, mem: WordSource, *, features: FeatureSet | None = N
         pi: int | None = None
         if wi.s2pie:
             # AArch64.S2IndirectBasePermissions(): S2PIR_EL2.Perm<PIIndex>; r and w as the
-            # walker reads them (S2PI_RW), px/ux are bits [1] and [0] of the 0b1xxx
-            # encodings (Read/RW with Priv, Unpriv or All Execute).
+            # walker reads them (S2PI_RW), px/ux from _s2_execute().
             pi = s2_pi_index(key)
             s2pi = wi.s2pir >> 4 * pi & 0xF
             r, w = bool(S2PI_RW[s2pi][0]), bool(S2PI_RW[s2pi][1])
-            x1, x0 = bool(s2pi >> 3 & s2pi >> 1 & 1), bool(s2pi >> 3 & s2pi & 1)
+            x1, x0 = _s2_execute(s2pi)
             ap_text = f"PI {pi:#06b}"
             flags = [f"S2PIR={s2pi:#06b}"]
+            if wi.s2poe:
+                # AArch64.S2OverlayPermissions(): S2POR_EL1.Perm<POIndex> (POIndex is bits
+                # [62:59]), same encodings as S2PIR; the overlay only takes rights away.
+                po = key >> 59 & 0xF
+                s2po = wi.s2por >> 4 * po & 0xF
+                ox1, ox0 = _s2_execute(s2po)
+                r, w = r and bool(S2PI_RW[s2po][0]), w and bool(S2PI_RW[s2po][1])
+                x1, x0 = x1 and ox1, x0 and ox0
+                flags.append(f"PO {po:#06b}")
             flags += [f for f, b in (("AF", 10),) if bit(key, b)]
             if not bit(key, 7):
                 flags.append("clean")  # Dirty (bit 7) is 0: a write faults without VTCR_EL2.HD
@@ -458,6 +474,7 @@ def ptdump_s2(regs: SysRegs, mem: WordSource, *, features: FeatureSet | None = N
         out.append(MappedRange(start, end, oa, level, "PTE" if level == FINAL_LEVEL else "BLK",
                                bool(bit(key, 52)), n, ap_text, tuple(flags),
                                _s2_memattr_text(bits(key, 5, 2)), SH_NAMES[sh], rights,
-                               w and (x1 or x0), key & ~3, pi, None, bits(key, 5, 2)))
+                               w and (x1 or x0), key & ~3, pi,
+                               (key >> 59 & 0xF) if wi.s2poe else None, bits(key, 5, 2)))
     title = wi.describe()
     return PtDump(title, 2, tuple(out), count, tuple(notes), read)

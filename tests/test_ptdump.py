@@ -325,3 +325,23 @@ def test_nv1_table_bit60_is_pxntable() -> None:
     d = ptdump(regs, b.memory())
     assert [(hex(r.start), r.rights) for r in d.ranges] == [
         ("0x100000", "EL1:RW- EL0:--X"), ("0x40000000", "EL1:RWX EL0:--X")]
+
+
+def test_stage2_s2poe_overlay() -> None:
+    """AArch64.S2OverlayPermissions(): with VTCR_EL2.S2POE the leaf's bits [62:59] select an
+    S2POR_EL1 entry (S2PIR encodings) that can only take rights away."""
+    s2 = S2Builder(ipa_bits=40, tables=(0x4030_0000, 0x4040_0000))
+    s2.map(0x4000_0000, 0x5000_0000, 0x20_0000, s2ap="RW")  # PIIndex 0b0001, POIndex 0
+    s2.map(0x80_0000_0000, 0x6000_0000, 0x1000, s2ap="RW", xn=True)  # PIIndex 0b1001
+    words = dict(s2.words())
+    (pa,) = [pa for pa, v in words.items() if v & 0xFFFF_FFFF_F000 == 0x6000_0000]
+    words[pa] |= 0b0010 << 59  # POIndex 0b0010
+    vtcr = s2.regs()["VTCR_EL2"] | 1 << 36 | 1 << 37  # S2PIE, S2POE
+    regs = s2.regs().replace(VTCR_EL2=vtcr, S2PIR_EL2=_perm(p1=0b1010, p9=0b1111),
+                             S2POR_EL1=_perm(p0=0b1111, p2=0b1010))
+    d = ptdump_s2(regs, PhysMem(words))
+    assert [(r.pi_index, r.po_index, r.rights, r.wx) for r in d.ranges] == [
+        (0b0001, 0, "EL1:R-X EL0:R--", False),  # S2POR Perm0 RW, All Execute: no change
+        (0b1001, 0b0010, "EL1:R-X EL0:R--", False),  # RWX everywhere, overlay R + EL1 X
+    ]
+    assert "PO 0b0010" in d.ranges[1].flags
