@@ -394,6 +394,7 @@ def test_stepper_explains_an_indirect_permission() -> None:
     assert "effective stage 1 rights: RW-" in text
     assert "atlab-stepper-selects" in st.descriptor_html.value
     assert "PIRE0_EL1[23:20]" in html.unescape(st.descriptor_html.value)
+    assert "form the PIIndex, bit 7 is nDirty" in st.descriptor_html.value
 
 
 def test_decoder_reads_a_leaf_through_pie_poe_aie() -> None:

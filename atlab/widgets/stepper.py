@@ -192,7 +192,13 @@ class WalkStepper(w.VBox):  # type: ignore[misc]
         selects = leaf_selections(s)
         if selects:
             # FEAT_S1PIE/S2PIE, S1POE, AIE: which register entry each index field selects
-            out += ("<div class='atlab-stepper-selects'><b>what the leaf selects</b>"
+            note = ""
+            if any(name == "PIIndex" for name, _t in selects):
+                note = ("<div><small>permission indirection: bits 54, 53, 51 and 6 (read "
+                        "above as UXN/XN, PXN, DBM, AP) form the PIIndex"
+                        + (", bit 7 is nDirty" if s.stage == 1 else ", bit 7 is Dirty")
+                        + "</small></div>")
+            out += ("<div class='atlab-stepper-selects'><b>what the leaf selects</b>" + note
                     + html_table(selects, ("field", "register entry")) + "</div>")
         return out
 
