@@ -185,6 +185,18 @@ def _assert_legible(page: Any, selector: str) -> None:
     assert 9 * IMAGE_DPI / 72 * shown_w / natural_w >= 9
 
 
+def _assert_inline_legible(page: Any) -> None:
+    """The chapter's opening picture, drawn inline by matplotlib at 100 dpi: its smallest text
+    (9 pt in the figure, tests/test_course.py) is >= 9 px as shown at 100 % zoom, scale-down to
+    the output area's width included."""
+    img = page.locator(".jp-OutputArea-output img").first
+    img.wait_for()
+    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=img.element_handle())
+    natural_w, shown_w = img.evaluate("i => [i.naturalWidth, i.clientWidth]")
+    assert natural_w > 0 and shown_w > 0
+    assert 9 * 100 / 72 * shown_w / natural_w >= 9, (natural_w, shown_w)
+
+
 def test_regime_explorer_in_the_browser(page: Any) -> None:
     root = ".atlab-regime-explorer"
     out, par = f"{root} .atlab-regime-out", f"{root} .atlab-regime-par"
@@ -327,9 +339,9 @@ def course_page(page: Any) -> Iterator[Any]:
 
 @pytest.mark.parametrize(
     ("path", "expect"),
-    [("notebooks/00_start_here.ipynb", "PAR_EL1=0xff00000045678b80"),
+    [("notebooks/00a_primer.ipynb", "PAR_EL1=0xff00000045678b80"),
      ("exercises/09_predict_par.ipynb", "not attempted")],
-    ids=["start-here", "exercise-09-student-copy"],
+    ids=["primer", "exercise-09-student-copy"],
 )
 def test_course_notebook_runs_and_its_widget_answers(course_page: Any, lab: str, path: str,
                                                      expect: str) -> None:
@@ -342,6 +354,8 @@ def test_course_notebook_runs_and_its_widget_answers(course_page: Any, lab: str,
         pg.locator(".jp-OutputArea-output", has_text=expect).first.wait_for()
     finally:
         pg.screenshot(path=str(ARTIFACTS / f"course_{Path(path).stem}.png"))
+    if path.endswith("00a_primer.ipynb"):
+        _assert_inline_legible(pg)
     field = f"{root} .atlab-decoder-value input"
     pg.locator(field).first.fill("0xb0d")
     pg.locator(f"{root} .atlab-decoder-fields",

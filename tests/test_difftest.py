@@ -255,3 +255,32 @@ def test_coverage_cli(capsys: pytest.CaptureFixture[str]) -> None:
     main(["--coverage", "--seed", "2", "--count", "40"])
     out = capsys.readouterr().out
     assert "atlab walker coverage: 40 scenarios" in out and "total" in out
+
+
+def test_v94_lower_el_scenarios_keep_the_harness_running() -> None:
+    """QEMU 11 profile, ops at EL1/EL2 (tools/hw/README.md, "QEMU 11.1"): when that EL's own
+    translation maps the harness, the PIR/PIRE0 entry its blocks select leaves them
+    privileged-executable (``AArch64.S1IndirectBasePermissions()``), the S2PIR_EL2 entry of its
+    stage 2 blocks gives read and EL1 execute (``AArch64.S2IndirectBasePermissions()``), and AIE
+    leaves bit 59 (PXNTable, which QEMU 11 still applies with AIE) clear on its path."""
+    from atlab.scenario import parse_scenario
+    from atlab.walk_s2 import S2PI_RW, s2_pi_index
+    from tools.difftest.generator import harness_probe, qemu11_profile
+
+    scns = [qemu11_profile(s) for s in generate(21, 600)]
+    lower = [s for s in scns if "v94:lower-el" in s["tags"]]
+    mapped = [s for s in lower if "v94:harness-mapped" in s["tags"]]
+    assert len(lower) > 60 and len(mapped) > 40
+    assert {s["el"] for s in mapped} == {1, 2}
+    assert any(t.startswith("pie:") for s in mapped for t in s["tags"])
+    for s in mapped:
+        (res,) = parse_scenario(harness_probe(s)).run()
+        assert res.par is not None and res.par.f == 0, s["name"]
+        if res.perms is not None:  # the op's EL runs the harness with stage 1 on
+            assert res.perms.x, (s["name"], str(res.perms))
+            tables = [st.raw for st in res.trace.steps if st.stage == 1 and st.kind == "table"]
+            assert not any(raw >> 59 & 1 for raw in tables), s["name"]
+        s2pir = int(s["sysregs"].get("S2PIR_EL2", "0"), 16)
+        if s["el"] == 1 and res.trace.final_s2 and int(s["sysregs"]["VTCR_EL2"], 16) >> 36 & 1:
+            s2pi = s2pir >> 4 * s2_pi_index(res.trace.final_s2[-1].raw) & 0xF
+            assert S2PI_RW[s2pi][0] and s2pi >> 3 & s2pi >> 1 & 1, s["name"]

@@ -110,11 +110,12 @@ def test_regime_explorer_undefined_op_shows_no_regime() -> None:
     rx.el.value = 1
     assert rx.result is not None and rx.result.par is None
     text = rx.regime_html.value
-    assert "UNDEFINED at EL1" in text and "no regime" in text
+    assert "UNDEFINED at EL1 — no regime" in text and rx.choice is None
     assert "EL2&amp;0" not in text and "permissions of" not in text
     assert "UNDEFINED" in rx.par_html.value
     rx.el.value = 2  # back at EL2 the regime returns
     assert "EL2&amp;0" in rx.regime_html.value and "permissions of EL2" in rx.regime_html.value
+    assert rx.choice is not None and rx.choice.regime is Regime.EL20
 
 # --- walk stepper -------------------------------------------------------------------------------
 def test_walk_stepper_nested_step_back() -> None:
@@ -362,3 +363,69 @@ def test_permission_views_toggle() -> None:
     views.view.value = "PIE"
     assert [r[1] for r in views.rows] == ["ok", "ok", "fault", "fault"]
     assert "PIIndex" in views.leaf.value and "PIRE0_EL1" in views.leaf.value
+
+
+def _pie_page() -> tuple[object, object, object]:
+    """One EL1&0 page (AP=01, PXN: PIIndex 0b0101), its registers without and with S1PIE."""
+    from atlab import PhysMem
+    from atlab.builder import S1Builder
+
+    b = S1Builder(Regime.EL10, va_bits=48, tables=(0x4020_0000, 0x4040_0000))
+    b.map(0x50_0000, 0x4B00_0000, 0x1000, ap="EL1 RW / EL0 RW", pxn=True)
+    mem = b.memory()
+    assert isinstance(mem, PhysMem)
+    pie = b.regs().replace(HCRX_EL2=1 << 14, TCR2_EL1=1 << 1, PIR_EL1=0b0101 << 20,
+                           PIRE0_EL1=0b0010 << 20)
+    return b.regs(), pie, mem
+
+
+def test_stepper_explains_an_indirect_permission() -> None:
+    """AArch64.S1IndirectBasePermissions(): at the leaf the stepper names the PIR/PIRE0 entry
+    the PIIndex selects, and the leaf's descriptor panel lists what each index selects."""
+    from atlab import run_at
+
+    _plain, pie, mem = _pie_page()
+    res = run_at(AtOp.S1E1R, 0x50_0000, regs=pie, mem=mem)  # type: ignore[arg-type]
+    st = make_walk_stepper(res, mode="stage 1")
+    assert "PIR_EL1" not in st.perms_html.value  # L0: nothing selected yet
+    st.position.value = st.position.max
+    text = html.unescape(st.perms_html.value)
+    assert "S1 L3: PIIndex 0b0101 → PIR_EL1[23:20] = 0b0101 (RW)" in text
+    assert "PIIndex 0b0101 → PIRE0_EL1[23:20] = 0b0010 (X)" in text
+    assert "effective stage 1 rights: RW-" in text
+    assert "atlab-stepper-selects" in st.descriptor_html.value
+    assert "PIRE0_EL1[23:20]" in html.unescape(st.descriptor_html.value)
+    assert "form the PIIndex, bit 7 is nDirty" in st.descriptor_html.value
+
+
+def test_decoder_reads_a_leaf_through_pie_poe_aie() -> None:
+    d = make_decoder("descriptor", 0x4B00_0000 | 0b101 << 60 | 1 << 59 | 1 << 54 | 1 << 51
+                     | 1 << 7 | 0b010 << 2 | 0x703)
+    assert "PIIndex" not in d.fields and d.fields["AttrIndx"] == 0b010
+    d.pie.value = True
+    d.poe.value = True
+    d.aie.value = True
+    assert (d.fields["PIIndex"], d.fields["nDirty"], d.fields["POIndex"],
+            d.fields["AttrIndx"]) == (0b1010, 1, 0b101, 0b1010)
+    assert "0b1010" in d.fields_html.value and d.error.message == ""
+    d.stage.value = 2  # S2PIE: PIIndex from the same bits, Dirty is bit 7
+    assert d.fields["PIIndex"] == 0b1010 and d.fields["Dirty"] == 1 and "POIndex" not in d.fields
+
+
+def test_permission_views_misuse_is_an_atlab_error() -> None:
+    from atlab import AtlabError, PhysMem
+    from atlab.widgets import make_permission_views
+
+    plain, pie, mem = _pie_page()
+    for views, m, va in (({}, mem, 0), ({"x": {"TCR_EL1": 0}}, mem, 0),
+                         ({"AP": plain}, {}, 0), ({"AP": plain}, mem, -1),
+                         ({"AP": plain}, mem, 1 << 64)):
+        with pytest.raises(AtlabError) as err:
+            make_permission_views(views, m, va)  # type: ignore[arg-type]
+        assert "\n" not in str(err.value)
+    v = make_permission_views({"AP": plain, "PIE": pie}, mem, 0x50_0000)  # type: ignore[dict-item,arg-type]
+    assert isinstance(mem, PhysMem) and v.selections[0][0] == "AttrIndx"
+    v.view.value = "PIE"
+    assert [r[1] for r in v.rows] == ["ok", "ok", "fault", "fault"]  # EL0: PIRE0 X only
+    assert v.selections[0] == ("PIIndex", "PIIndex 0b0101 → PIR_EL1[23:20] = 0b0101 (RW)")
+    assert "atlab-perms-selects" in v.leaf.value

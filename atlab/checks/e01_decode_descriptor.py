@@ -154,6 +154,23 @@ DECODE = Exercise(
              "not 12")),
     "compare with atlab.descriptors.decode_descriptor(desc, level=..., granule=...)",
     reference_decode_descriptor,
+    # most instructive first: leaves of the granule the course starts with, then the other
+    # granules' leaves (their OA masks differ), then the reserved level 3 encoding, tables and
+    # invalid entries
+    group_order=(
+        "4KB page",
+        "4KB block",
+        "16KB page",
+        "16KB block",
+        "64KB page",
+        "64KB block",
+        "4KB reserved",
+        "16KB reserved",
+        "64KB reserved",
+        "4KB table",
+        "16KB table",
+        "64KB table",
+    ),
 )
 
 

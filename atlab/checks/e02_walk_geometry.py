@@ -102,6 +102,13 @@ GEOMETRY = Exercise(
              "stride; the bits above the range are not part of it (they are all ones for TTBR1)")),
     "indices come from VA[hi:lsb] with lsb = (3 - level) * stride + pgshift",
     reference_walk_geometry,
+    # most instructive first: the 4KB granule first (chapter 01's base case), then 64KB and 16KB,
+    # whose start levels and strides the 4KB rule gets wrong
+    group_order=(
+        "4KB granule",
+        "64KB granule",
+        "16KB granule",
+    ),
 )
 
 

@@ -158,6 +158,13 @@ TRANSLATE = Exercise(
     "walk from TTBRn_EL1: check the VA range, index each level, follow tables, stop at a "
     "block or page (AF must be 1)",
     reference_translate,
+    # most instructive first: the 4KB walks first (chapter 02's base case), then the 64KB and 16KB
+    # ones
+    group_order=(
+        "4KB T0SZ=16 T1SZ=25 TBI0=1 TBI1=0",
+        "4KB T0SZ=25 T1SZ=16 TBI0=0 TBI1=1",
+        "64KB T0SZ=16 T1SZ=34 TBI0=0 TBI1=0",
+    ),
 )
 
 

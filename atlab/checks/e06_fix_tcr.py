@@ -105,6 +105,13 @@ MAKE_TCR = Exercise(
              "0b101=48 bits")),
     "print(atlab.sysregs.format_fields('TCR_EL1', value, all_fields=True)) shows what you built",
     reference_make_tcr_el1,
+    # most instructive first: one granule for both ranges first (a TG1 encoded like TG0 shows at
+    # once), then mixed granules
+    group_order=(
+        "TG0=4KB TG1=4KB",
+        "TG0=16KB TG1=16KB",
+        "TG0=64KB TG1=64KB",
+    ),
 )
 
 

@@ -106,6 +106,11 @@ TABLES_FOR_PAR = Exercise(
     "run atlab.run_at(TABLES_OP, va, regs=TABLES_REGS, mem=your_mem, cur_el=2) and read its "
     "trace",
     reference_tables_for_par,
+    # most instructive first: a translation first (the tables must walk at all), then the faults
+    group_order=(
+        "translations",
+        "faults",
+    ),
 )
 
 

@@ -87,6 +87,13 @@ S2_START = Exercise(
     "levels = 3 - start level; the start level resolves IPA bits [iasize-1:lsb]; more than "
     "one table's worth of bits means concatenated tables",
     reference_s2_start,
+    # most instructive first: the 4KB granule first (SL0 and concatenation as chapter 07 shows
+    # them), then 16KB and 64KB
+    group_order=(
+        "4KB granule",
+        "16KB granule",
+        "64KB granule",
+    ),
 )
 
 
