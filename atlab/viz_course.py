@@ -404,6 +404,31 @@ def tlb_path(*, theme: str = "light") -> Figure:
                     4.5, nodes, links, theme=theme)
 
 
+def real_system(*, theme: str = "light") -> Figure:
+    """11: a real kernel under QEMU, stopped through the gdbstub; its registers and table
+    pages become a snapshot that atlab walks; QEMU's own translation is the judge.  The
+    regime is computed for a VHE host's HCR_EL2 ({E2H, TGE} = {1, 1})."""
+    regime = compute_translation_regime(AtOp.S1E2R, SysRegs({"HCR_EL2": _RW | _E2H | _TGE}),
+                                        FeatureSet.all()).regime
+    nodes = [
+        Node("guest", 0.2, 2.3, 2.7, 1.5, "Linux in QEMU", ("Debian's arm64 kernel,",
+                                                            "a VHE host at EL2:",
+                                                            f"the {regime} regime"), YELLOW),
+        Node("stub", 3.5, 2.5, 2.0, 1.1, "gdbstub", ("gdb-multiarch", "+ pygdbmi"), SKY),
+        Node("snap", 6.1, 2.3, 2.4, 1.5, "snapshot", ("TTBR0/1_EL2, TCR, MAIR",
+                                                      "+ every table page", "(~150, gzipped)"),
+             GREEN),
+        Node("atlab", 9.0, 2.5, 1.8, 1.1, "atlab", ("run_at, ptdump",), SKY),
+        Node("qemu", 3.5, 0.4, 2.0, 1.1, "QEMU gva2gpa", ("its own answer",), ORANGE),
+        Node("cmp", 9.0, 0.4, 1.8, 1.1, "same PA?", ("every sampled VA",), PURPLE),
+    ]
+    links = [Link("guest", "stub", "stop"), Link("stub", "snap", "read"),
+             Link("snap", "atlab"), Link("stub", "qemu"), Link("qemu", "cmp"),
+             Link("atlab", "cmp")]
+    return _diagram("real_system", "Real tables: a booted kernel's own page tables, walked "
+                    "by atlab", 4.2, nodes, links, theme=theme)
+
+
 #: The picture each chapter opens with, by notebook name.
 CHAPTER_PICTURES: dict[str, Callable[..., Figure]] = {
     "00a_primer": translation_regimes,
@@ -417,6 +442,7 @@ CHAPTER_PICTURES: dict[str, Callable[..., Figure]] = {
     "08_nested_virtualization": nested_levels,
     "09_validating_against_hardware": differential_test,
     "10_tlbs_and_shadow_stage2": tlb_path,
+    "11_real_tables": real_system,
 }
 
 __all__ = [
@@ -430,6 +456,7 @@ __all__ = [
     "nested_levels",
     "nested_reads",
     "permission_sources",
+    "real_system",
     "regime_map",
     "regime_switch",
     "tlb_path",
