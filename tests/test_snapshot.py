@@ -177,8 +177,9 @@ def _broken(**changes: Any) -> dict[str, Any]:
     (_broken(sysregs={"NOPE": 1}), "unknown register"),
     (_broken(id_registers={"ID_AA64PFR0_EL1": 1}), "unknown ID register"),
     (_broken(format="other"), "not an atlab snapshot"),
+    (_broken(pages=[{"pa": "0x0", "data": ""}] * 2049), "2049 pages is too many"),
 ], ids=["version", "el", "missing-registers", "base64", "page-size", "page-align",
-        "unknown-register", "unknown-id-register", "format"])
+        "unknown-register", "unknown-id-register", "format", "too-many-pages"])
 def test_corrupt_snapshot_documents(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(AtlabError, match="corrupt snapshot") as exc:
         snapshot_to_scenario(doc, "s")
