@@ -1,9 +1,18 @@
 """The AT front end: execute an AT instruction and produce PAR_EL1 (or the exception).
 
-One phase per function, as in KVM's at.c: :func:`~atlab.regime.at_disposition` (does it
-execute?), :func:`~atlab.regime.compute_translation_regime`, :func:`~atlab.walk_s1.setup_s1_walk`,
-:func:`~atlab.walk_s1.walk_s1`, :func:`~atlab.perms.compute_s1_permissions`, then the stage 2
-walk of the final IPA for AT S12E* and the PAR (``AArch64.AT()``, ``AArch64.EncodePAR()``).
+One phase per function, in the order of ``AArch64.AT()`` and KVM's at.c ``handle_at_slow()``:
+
+- ``_plan`` (memoized per snapshot): the checks of ``AArch64.AT()`` and the regime
+  (at.c ``compute_translation_regime()``); ``_not_executed``: the AT is UNDEFINED or trapped;
+- ``_s1_disabled_output``: ``AArch64.S1DisabledOutput()`` (stage 1 off);
+- ``setup_s1_walk``: ``AArch64.GetS1TTWParams()`` and the level 0 checks (``setup_s1_walk()``);
+- ``walk_s1_leaf``: ``AArch64.S1Walk()`` (``walk_s1()``);
+- ``_s1_check_permissions``: ``AArch64.S1CheckPermissions()`` (``compute_s1_permissions()``);
+- ``_s1_set_access_flag``: ``AArch64.SetAccessFlag()`` (``__kvm_at_swap_desc()``);
+- ``_s2_translate_final``: ``AArch64.S2Translate()`` of the final IPA (``__kvm_at_s12()``);
+- ``_encode_par_s1``: ``AArch64.EncodePAR()`` (``compute_par_s1()``).
+
+:func:`_s1_translate` (``AArch64.S1Translate()``) strings the stage 1 phases together.
 
 >>> from atlab.scenario import load_scenarios
 >>> sc = load_scenarios("tests/data/conformance/smoke.json")[0]
