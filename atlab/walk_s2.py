@@ -15,27 +15,29 @@ from atlab.attrs import (
     s2_memattr_to_attr,
 )
 from atlab.bits import bit, bits, mask
+from atlab.descriptors import (
+    DESC_KIND_TEXT,
+    DescKind,
+    decode_desc_kind,
+    desc_oa_high,
+    leaf_base,
+    next_table_base,
+)
 from atlab.errors import AtlabError
 from atlab.faults import Fault, FaultKind
 from atlab.features import Feature, FeatureSet
+from atlab.granule import (
+    FINAL_LEVEL,
+    Granule,
+    decode_tg0,
+    index_slices,
+    lpa_64k,
+    physical_address_size,
+)
 from atlab.memory import PhysMem
 from atlab.sysregs import SysRegs
 from atlab.trace import WalkStep
-from atlab.walk_s1 import (
-    DESC_KIND_TEXT,
-    FINAL_LEVEL,
-    IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS,
-    DescKind,
-    Granule,
-    decode_desc_kind,
-    decode_tg0,
-    desc_oa_high,
-    index_slices,
-    leaf_base,
-    lpa_64k,
-    next_table_base,
-    physical_address_size,
-)
+from atlab.walk_s1 import IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS
 
 #: IMPLEMENTATION DEFINED ("AT updates AF"): an AT instruction sets the Access flag of the
 #: descriptors it uses when hardware AF management is on (TCR_ELx.HA / VTCR_EL2.HA), as

@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 
 from atlab import AtOp, Feature, FeatureSet, PhysMem, SysRegs, run_at
+from atlab.descriptors import pi_index
 from atlab.sysregs import decode, format_fields, id_registers
-from atlab.walk_s1 import pi_index
 from tests.helpers import AF, MAIR, SH_ISH, TableAlloc, build_s1, el1_regs, par_fault, par_ok, sh
 
 ALL = FeatureSet.all()

@@ -552,7 +552,7 @@ def _pie_pan_reserved_upi(scn: Mapping[str, Any], i: int, q11: Outcome) -> bool:
     if not (str(op["op"]).upper().endswith(("RP", "WP")) and int(op.get("pan", 0))):
         return False
     from atlab import parse_scenario
-    from atlab.walk_s1 import pi_index
+    from atlab.descriptors import pi_index
 
     res = parse_scenario(scn).run(trace=True)[i]
     leaves = [st for st in res.trace.steps if st.stage == 1 and not st.is_write]
