@@ -43,7 +43,7 @@ from atlab.granule import start_level as start_level
 from atlab.memory import PhysMem
 from atlab.perms import S1PermBits
 from atlab.regime import Regime
-from atlab.sysregs import LAYOUTS, SysRegs
+from atlab.sysregs import LAYOUTS, SysRegs, refuse_not_modelled
 from atlab.trace import WalkStep
 
 #: IMPLEMENTATION DEFINED: a TxSZ below the minimum without FEAT_LVA, or above the maximum
@@ -235,6 +235,28 @@ def tcr2_in_force(regs: SysRegs, features: FeatureSet, regime: Regime) -> int:
     return regs["TCR2_EL2"]
 
 
+#: TCR_EL3 bits [38:34]: PnCH, PIE, POE, AIE, D128 (D24.2.196); the EL3 regime has no TCR2.
+_TCR_EL3_PIE, _TCR_EL3_POE, _TCR_EL3_AIE = 35, 36, 37
+
+def s1_tcr2_controls(regs: SysRegs, features: FeatureSet, regime: Regime) -> int:
+    """The PIE (bit 1), E0POE (bit 2), POE (bit 3) and AIE (bit 4) controls of ``regime``'s
+    stage 1, as TCR2_ELx holds them; the features still gate them.
+
+    EL1&0, EL2, EL2&0: TCR2_ELx when in force (:func:`tcr2_in_force`).  EL3
+    (``AArch64.S1TTWParamsEL3()``, ``AArch64.S1POEnabled()``): TCR_EL3.PIE (bit 35), POE
+    (bit 36) and AIE (bit 37), with FEAT_S1PIE/FEAT_S1POE/FEAT_AIE only (no FEAT_TCR2 needed).
+    """
+    if regime is Regime.EL3:
+        tcr = regs["TCR_EL3"]
+        refuse_not_modelled("TCR_EL3", tcr)
+        return ((tcr >> _TCR_EL3_PIE & 1) << 1 | (tcr >> _TCR_EL3_POE & 1) << 3
+                | (tcr >> _TCR_EL3_AIE & 1) << 4)
+    tcr2 = tcr2_in_force(regs, features, regime)
+    if tcr2:
+        refuse_not_modelled("TCR2_EL1" if regime is Regime.EL10 else "TCR2_EL2", tcr2)
+    return tcr2
+
+
 def effective_tbi(regime: Regime, tcr: int, upper: bool) -> bool:
     """``EffectiveTBI()``: TCR_ELx.TBI1/TBI0 (``upper``: VA[55]=1) in the two-range regimes,
     TBI in the EL2 and EL3 regimes."""
@@ -338,11 +360,10 @@ def _range_params(
         # EffectiveHCR_EL2_NVx(): NV1 counts only with NV=1 (NV=0, NV1=1 is CONSTRAINED
         # UNPREDICTABLE; atlab takes the '000' option).
         nv1 = bool(regs.field("HCR_EL2", "NV") and regs.field("HCR_EL2", "NV1"))
-    # AArch64.S1TTWParamsEL10()/EL20()/EL2(): TCR2_ELx.{PIE,AIE} with FEAT_S1PIE/FEAT_AIE
-    # when TCR2 is in force; either one makes the hierarchical permissions disabled (hpd=1).
-    tcr2 = tcr2_in_force(regs, features, regime)
-    # SIMPLIFIED: the modelled PE has no FEAT_THE, FEAT_D128 or FEAT_HAFT, so
-    # TCR2_ELx.{PnCH,D128,HAFT} are RES0 on it and read as 0.
+    # AArch64.S1TTWParamsEL10()/EL20()/EL2()/EL3(): the PIE, POE, E0POE and AIE controls
+    # (TCR2_ELx, or TCR_EL3 for the EL3 regime), in TCR2_ELx's bit positions; any of them
+    # makes the hierarchical permissions disabled (hpd=1).
+    tcr2 = s1_tcr2_controls(regs, features, regime)
     pie = bool(tcr2 >> 1 & 1) and has(Feature.S1PIE)
     aie = bool(tcr2 >> 4 & 1) and has(Feature.AIE)
     pir = pire0 = 0

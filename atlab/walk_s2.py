@@ -35,7 +35,7 @@ from atlab.granule import (
     physical_address_size,
 )
 from atlab.memory import PhysMem
-from atlab.sysregs import SysRegs
+from atlab.sysregs import SysRegs, refuse_not_modelled
 from atlab.trace import WalkStep
 from atlab.walk_s1 import IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS
 
@@ -149,6 +149,7 @@ def setup_s2_walk(regs: SysRegs, features: FeatureSet) -> S2WalkInfo | Fault:
     configuration gives (``AArch64.S2Translate()``)."""
     has = features.has
     vtcr = regs["VTCR_EL2"]
+    refuse_not_modelled("VTCR_EL2", vtcr)  # FEAT_THE, FEAT_D128, FEAT_HAFT fields
     granule = decode_tg0(bits(vtcr, 15, 14), "VTCR_EL2")
     if not has(granule.feature):
         raise AtlabError(f"VTCR_EL2 selects the {granule} granule, which this PE does not "
@@ -207,7 +208,6 @@ def setup_s2_walk(regs: SysRegs, features: FeatureSet) -> S2WalkInfo | Fault:
         fwb=bool(bit(hcr, 46)) and has(Feature.S2FWB),
         ptw=bool(bit(hcr, 2)) and not bit(hcr, 27), cd=bool(bit(hcr, 32)),
         sh=bits(vtcr, 13, 12), lpa_64k=lpa_64k(granule, features), baddr=baddr, concat=concat,
-        # SIMPLIFIED: no FEAT_THE (VTCR_EL2.{TL0,TL1}: RES0, read as 0).
         s2pie=s2pie, s2pir=regs["S2PIR_EL2"] if s2pie else 0,
         s2poe=s2poe, s2por=regs["S2POR_EL1"] if s2poe else 0,
     )
