@@ -10,6 +10,9 @@ Every expected value is derived by hand from the Arm ARM pseudocode named in eac
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from atlab import AtlabError, AtOp, Feature, FeatureSet, PhysMem, SysRegs, run_at
@@ -576,3 +579,29 @@ def test_not_modelled_features_are_refused(name: str) -> None:
     assert FeatureSet.from_mapping({name: False}) == ALL  # off is what atlab models
     with pytest.raises(AtlabError):
         FeatureSet.from_mapping({name: "yes"})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param({"features": {"FEAT_D128": True}}, "FEAT_D128 is not modelled",
+                     id="features-D128"),
+        pytest.param({"sysregs": {"TCR2_EL1": "0x802", "HCRX_EL2": "0x4000"}},
+                     "TCR2_EL1.HAFT=1 needs FEAT_HAFT", id="TCR2_EL1.HAFT"),
+    ],
+)
+def test_scenario_file_asking_for_unmodelled_features(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        change: dict[str, dict[str, object]], message: str) -> None:
+    """From a scenario file, `atlab run` stops with one error line (exit status 2)."""
+    from atlab.cli import main
+
+    smoke = json.loads((Path(__file__).parent / "data/conformance/smoke.json").read_text())
+    scn = dict(smoke[0])
+    for key, value in change.items():
+        scn[key] = {**scn.get(key, {}), **value}
+    path = tmp_path / "scn.json"
+    path.write_text(json.dumps([scn]))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
