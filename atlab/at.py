@@ -439,6 +439,11 @@ class _Plan:
 
 
 def _plan(op: AtOp, cur_el: int, regs: SysRegs, features: FeatureSet) -> _Plan:
+    """The VA-independent first phase of ``AArch64.AT()``, memoized per register snapshot:
+    whether the AT executes (:func:`~atlab.regime.at_disposition`), its translation regime
+    (:func:`~atlab.regime.compute_translation_regime`, at.c ``compute_translation_regime()``),
+    ``AArch64.S1Enabled()`` and, for the EL1&0 regime, the stage 2 walk inputs
+    (:func:`~atlab.walk_s2.setup_s2_walk`, ``AArch64.GetS2TTWParams()``)."""
     key = ("at-plan", op, cur_el, features)
     plan = regs.memo.get(key)
     if plan is None:
