@@ -13,11 +13,66 @@
 
 from __future__ import annotations
 
-from atlab.bits import bit, bits
+import enum
+
+from atlab.bits import bit, bits, mask
 from atlab.errors import AtlabError
 from atlab.features import FeatureSet
+from atlab.granule import FINAL_LEVEL, Granule, block_desc_supported, level_lsb, lpa_64k
 from atlab.regime import Regime
-from atlab.walk_s1 import Granule, decode_desc_kind, leaf_base, lpa_64k, next_table_base
+
+
+class DescKind(enum.Enum):
+    """What a 64-bit descriptor is at its level (``AArch64.DecodeDescriptorType()``)."""
+
+    INVALID = "invalid"
+    TABLE = "table"
+    BLOCK = "block"
+    PAGE = "page"
+    RESERVED = "reserved"  # valid bit set but not a legal encoding at this level
+
+    __hash__ = object.__hash__  # identity (members are singletons): a C-level hash
+
+
+def decode_desc_kind(desc: int, level: int, granule: Granule, ds: bool,
+                     features: FeatureSet) -> DescKind:
+    """``AArch64.DecodeDescriptorType()`` for 64-bit descriptors."""
+    if not desc & 1:
+        return DescKind.INVALID
+    if desc & 2:
+        return DescKind.PAGE if level == FINAL_LEVEL else DescKind.TABLE
+    if level != FINAL_LEVEL and block_desc_supported(granule, level, ds, features):
+        return DescKind.BLOCK
+    return DescKind.RESERVED
+
+
+def desc_oa_high(desc: int, *, ds: bool, lpa_64k: bool) -> int:
+    """OA[51:48] carried by a descriptor: bits [15:12] (64KB, FEAT_LPA) or [9:8,49:48] (DS)."""
+    if lpa_64k:
+        return bits(desc, 15, 12) << 48
+    if ds:
+        return (bits(desc, 9, 8) << 50) | (bits(desc, 49, 48) << 48)
+    return 0
+
+
+def next_table_base(desc: int, granule: Granule, ds: bool, lpa_64k: bool) -> int:
+    """``AArch64.NextTableBase()``."""
+    return (desc & mask(47, granule.pgshift)) | desc_oa_high(desc, ds=ds, lpa_64k=lpa_64k)
+
+
+def leaf_base(desc: int, level: int, granule: Granule, ds: bool, lpa_64k: bool) -> int:
+    """``AArch64.S1LeafBase()``: the block or page address."""
+    leafsize = level_lsb(level, granule)
+    return (desc & mask(47, leafsize)) | desc_oa_high(desc, ds=ds, lpa_64k=lpa_64k)
+
+
+def pi_index(desc: int) -> int:
+    """PIIndex of a 64-bit stage 1 leaf: descriptor bits 54, 53, 51, 6
+    (``AArch64.S1ApplyOutputPerms()``)."""
+    return (desc >> 54 & 1) << 3 | (desc >> 53 & 1) << 2 | (desc >> 51 & 1) << 1 | (desc >> 6 & 1)
+
+
+DESC_KIND_TEXT = {k: k.value for k in DescKind}  # WalkStep.kind
 
 GRANULES = {"4K": Granule.K4, "4KB": Granule.K4, "16K": Granule.K16, "16KB": Granule.K16,
             "64K": Granule.K64, "64KB": Granule.K64}

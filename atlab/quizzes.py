@@ -54,7 +54,7 @@ def _tlbi_for(kind: str) -> list[str]:
 
 
 def _granule(name: str) -> object:
-    from atlab.walk_s1 import Granule
+    from atlab.granule import Granule
 
     return Granule[name]
 
@@ -99,7 +99,7 @@ def _primer() -> Quiz:
 
 
 def _anatomy() -> Quiz:
-    from atlab.walk_s1 import Granule, decode_tg1, start_level
+    from atlab.granule import Granule, decode_tg1, start_level
 
     return Quiz("01_anatomy_of_a_va", (
         Question("How many VA bits does each level of a walk resolve with the 4KB granule?",
@@ -131,7 +131,7 @@ def _anatomy() -> Quiz:
 
 
 def _walk() -> Quiz:
-    from atlab.walk_s1 import Granule, level_lsb
+    from atlab.granule import Granule, level_lsb
 
     return Quiz("02_stage1_walk", (
         Question("A descriptor with bits [1:0] = 0b01 at level 3 is", (

@@ -6,7 +6,7 @@ import pytest
 
 from atlab import AtlabError, FeatureSet, Regime
 from atlab.descriptors import decode_descriptor, encode_page, encode_table, parse_granule
-from atlab.walk_s1 import Granule
+from atlab.granule import Granule
 
 ALL = FeatureSet.all()
 
@@ -113,3 +113,35 @@ def test_parse_granule() -> None:
     assert parse_granule("4k") is Granule.K4 and parse_granule("64KB") is Granule.K64
     with pytest.raises(AtlabError):
         parse_granule("8K")
+
+
+def _atlab_imports(module: str) -> set[str]:
+    """The ``atlab.*`` modules ``module``'s source imports (at any depth in the file)."""
+    import ast
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / module.replace(".", "/")
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("atlab"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("atlab"))
+    return found
+
+
+@pytest.mark.parametrize("module", ["atlab.descriptors", "atlab.granule"])
+def test_decoding_sits_below_the_walkers(module: str) -> None:
+    # The granule and descriptor decoding are below the walkers: neither module, nor anything
+    # it imports from atlab (followed to the end), imports a walker or the AT front end.
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.add(mod)
+        todo += sorted(_atlab_imports(mod))
+    assert "atlab.errors" in seen  # the closure was really followed
+    assert not seen & {"atlab.walk_s1", "atlab.walk_s2", "atlab.at", "atlab.tlb"}, sorted(seen)

@@ -10,7 +10,7 @@ from atlab.bits import bit, bits, mask
 from atlab.checks._helpers import _FEATS_48, _GRANULES
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _case, check
 from atlab.descriptors import decode_descriptor
-from atlab.walk_s1 import Granule, level_lsb
+from atlab.granule import Granule, level_lsb
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 from atlab.bits import bits, mask
 from atlab.checks._helpers import _GRANULES
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _case, check
-from atlab.walk_s1 import Granule, level_lsb, start_level
+from atlab.granule import Granule, level_lsb, start_level
 
 
 def reference_walk_geometry(granule: Granule, txsz: int, va: int) -> tuple[int, list[int]]:

@@ -10,10 +10,10 @@ from atlab.at import run_at
 from atlab.bits import bit, bits, mask
 from atlab.checks._helpers import _RW, _TG0_ENC, _TG1_ENC, _hex, _Tables, _tcr_el1
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _identity, check
+from atlab.granule import Granule, decode_tg0, decode_tg1, level_lsb
 from atlab.memory import PhysMem
 from atlab.regime import AtOp
 from atlab.sysregs import SysRegs
-from atlab.walk_s1 import Granule, decode_tg0, decode_tg1, level_lsb
 
 _WALK_BASE_REGS = {"HCR_EL2": _RW, "SCTLR_EL1": 1, "MAIR_EL1": 0xFF}
 

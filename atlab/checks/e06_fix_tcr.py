@@ -9,8 +9,8 @@ from atlab.bits import bit, bits
 from atlab.checks._helpers import _GRANULES, _TG0_ENC, _TG1_ENC
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _case, check
 from atlab.errors import AtlabError
+from atlab.granule import Granule, decode_tg0, decode_tg1
 from atlab.sysregs import encode, layout
-from atlab.walk_s1 import Granule, decode_tg0, decode_tg1
 
 
 def _tg_encoding(decode: Callable[[int, str], Granule], granule: Granule) -> int:

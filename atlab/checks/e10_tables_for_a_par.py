@@ -10,11 +10,11 @@ from atlab.bits import bits
 from atlab.checks._helpers import _RW, _par_text, _Tables
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _case, check
 from atlab.faults import Fault, FaultKind
+from atlab.granule import Granule
 from atlab.memory import PhysMem
 from atlab.par import Par
 from atlab.regime import AtOp
 from atlab.sysregs import SysRegs, encode
-from atlab.walk_s1 import Granule
 
 #: The registers of the "build tables" exercise: EL1&0, 4KB granule, T0SZ=25 (39-bit VA,
 #: start level 1), TTBR1 walks disabled, 48-bit IPS; MAIR Attr0=Normal WB, Attr1=Normal NC,

@@ -9,8 +9,8 @@ from atlab.bits import bits
 from atlab.checks._helpers import _FEATS, _GRANULES, _TG0_ENC
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _case, check
 from atlab.faults import Fault
+from atlab.granule import Granule, decode_tg0, start_level
 from atlab.sysregs import SysRegs, encode
-from atlab.walk_s1 import Granule, decode_tg0, start_level
 from atlab.walk_s2 import setup_s2_walk
 
 

@@ -10,10 +10,10 @@ from atlab.at import run_at
 from atlab.bits import bits
 from atlab.checks._helpers import _RW, _Tables
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, check
+from atlab.granule import Granule, level_lsb
 from atlab.memory import PhysMem
 from atlab.regime import AtOp
 from atlab.sysregs import SysRegs, encode
-from atlab.walk_s1 import Granule, level_lsb
 
 _S2_PAGE = 0b11 | 0b1111 << 2 | 0b11 << 6 | 0b11 << 8 | 1 << 10  # Normal WB, RW, ISH, AF
 _S2_OFFSET = 0x1_0000_0000  # PA = IPA + offset

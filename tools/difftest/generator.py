@@ -952,7 +952,8 @@ def _pir(r: random.Random) -> int:
 
 def v94_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
     """The Armv8.9 translation controls QEMU 11.1 implements, on a scenario whose regime is
-    not EL3 (atlab has no TCR2 for EL3): FEAT_TCR2 (HCRX_EL2.TCR2En gating TCR2_EL1),
+    not EL3 (the EL3 regime has no TCR2; EL3-regime scenarios get its own controls from
+    :func:`v94_el3_variant`): FEAT_TCR2 (HCRX_EL2.TCR2En gating TCR2_EL1),
     FEAT_S1PIE (TCR2_ELx.PIE, random PIR_ELx/PIRE0_ELx: tags ``pie:EL1&0``/``pie:EL2``),
     FEAT_AIE (TCR2_ELx.AIE, MAIR2_ELx, descriptor bit 59 set on some valid words:
     ``aie:...``), FEAT_S2PIE (VTCR_EL2.S2PIE, random S2PIR_EL2: ``s2pie``).
@@ -962,7 +963,7 @@ def v94_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
     the harness's own blocks select, and the scenario is tagged ``v94:harness-mapped``."""
     tags = set(scn["tags"])
     if "regime:EL3" in tags:
-        return scn
+        return v94_el3_variant(r, scn)
     regs = dict(scn["sysregs"])
     if ("stage2:vm" in tags or "hcr:dc" in tags) and r.random() < 0.6:
         # FEAT_S2PIE: VTCR_EL2.S2PIE, S2PIR_EL2 (S2PIR weights: every encoding)
@@ -1080,6 +1081,50 @@ def _keep_harness_running(r: random.Random, el: int, regs: dict[str, str],
         idx = s2_pi_index(harness_leaf_attrs(s2=True, two_ranges=False))
         _set_entry(regs, "S2PIR_EL2", idx, r.choice(HARNESS_S2PIR))
         tags.add("v94:harness-mapped")
+
+
+def _harness_block(desc: int) -> bool:
+    """Whether ``desc`` is one of the blocks :func:`_harness_map` writes (stage 1: AttrIndx 7,
+    AF=1, output address in the harness's RAM)."""
+    return (desc & 3 == 1 and desc >> 2 & 7 == 7 and bool(desc >> 10 & 1)
+            and HARNESS_LO <= desc & 0xFFFF_FFFF_F000 < HARNESS_HI)
+
+
+def v94_el3_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
+    """The EL3 regime's Armv8.9 controls (``AArch64.S1TTWParamsEL3()``: the EL3 regime has no
+    TCR2): TCR_EL3.PIE (bit 35) with a random PIR_EL3 (tag ``pie:EL3``), TCR_EL3.AIE (bit 37)
+    with MAIR2_EL3 and descriptor bit 59 on some valid words (``aie:EL3``).  With
+    SCTLR_EL3.M=1 the harness itself runs through these tables (its flat blocks: PIIndex 0,
+    AttrIndx 7), so PIR_EL3.Perm0 gives read, write and execute, its blocks get nDirty (bit 7)
+    under PIE and never bit 59."""
+    tags = set(scn["tags"])
+    regs = dict(scn["sysregs"])
+    harness = bool(int(regs.get("SCTLR_EL3", "0"), 16) & 1)
+    pie, aie = r.random() < 0.75, r.random() < 0.4
+    if not (pie or aie):
+        pie = True
+    regs["TCR_EL3"] = f"{int(regs.get('TCR_EL3', '0'), 16) | pie << 35 | aie << 37:#x}"
+    pir = _pir(r)
+    if harness:
+        pir = pir & ~0xF | r.choice((0b0111, 0b1110))  # RWX, with or without an overlay
+    regs["PIR_EL3"] = f"{pir:#x}"
+    if pie:
+        tags.add("pie:EL3")
+    if aie:
+        tags.add("aie:EL3")
+        pool = MAIR_NORMAL + MAIR_DEVICE
+        regs["MAIR2_EL3"] = f"{sum(r.choice(pool) << 8 * i for i in range(8)):#x}"
+    memory = []
+    for word in scn["memory"]:
+        value = int(word["u64"], 16)
+        if harness and _harness_block(value):
+            new = value | (1 << 7) if pie else value  # nDirty: the harness writes its records
+        elif aie and value & 1 and r.random() < 0.5:
+            new = value | 1 << 59  # AttrIndx[3]
+        else:
+            new = value
+        memory.append(word if new == value else {"pa": word["pa"], "u64": f"0x{new:016x}"})
+    return dict(scn, sysregs=dict(sorted(regs.items())), memory=memory, tags=sorted(tags))
 
 
 def qemu11_profile(scn: dict[str, Any]) -> dict[str, Any]:
