@@ -6,7 +6,8 @@ Pictures and widgets show these next to a walk step; they read only the step (it
 and the walk inputs recorded with it, :attr:`atlab.trace.WalkStep.decoder`).
 
 >>> from atlab.regime import Regime
->>> from atlab.walk_s1 import Granule, S1WalkInfo
+>>> from atlab.granule import Granule
+>>> from atlab.walk_s1 import S1WalkInfo
 >>> wi = S1WalkInfo(regime=Regime.EL10, el=1, upper=False, ttbr_name="TTBR0_EL1",
 ...                 tcr_name="TCR_EL1", baddr=0, granule=Granule.K4, txsz=16, ia_bits=48, sl=0,
 ...                 oa_bits=48, ds=False, tbi=False, hpd=True, ha=False, hd=False, wxn=False,
@@ -26,9 +27,10 @@ AttrIndx: AttrIndx 0b000 → MAIR_EL1.Attr0 = 0xff (Normal iWB oWB)
 from __future__ import annotations
 
 from atlab.attrs import decode_mair_attr, mair_attr
+from atlab.descriptors import pi_index
 from atlab.sysregs import LAYOUTS
 from atlab.trace import WalkStep
-from atlab.walk_s1 import S1WalkInfo, pi_index, pir_name, pire0_name, por_name
+from atlab.walk_s1 import S1WalkInfo, pir_name, pire0_name, por_name
 from atlab.walk_s2 import S2PI_TEXT, S2WalkInfo, s2_pi_index
 
 __all__ = ["indirection_in_force", "leaf_index_fields", "leaf_selections", "s1_leaf_selections",

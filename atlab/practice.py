@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING
 from atlab.at import AtResult, run_at
 from atlab.builder import S1Builder, S2Builder, scenario_dict
 from atlab.errors import AtlabError, clip
+from atlab.granule import Granule, level_lsb
 from atlab.memory import PhysMem
 from atlab.regime import AtOp, Regime
 from atlab.scenario import parse_scenario
 from atlab.sysregs import SysRegs, format_fields
-from atlab.walk_s1 import Granule, level_lsb
 
 if TYPE_CHECKING:
     import ipywidgets

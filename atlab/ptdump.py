@@ -39,21 +39,15 @@ from typing import Protocol
 
 from atlab.attrs import SH_NAMES, decode_mair_attr, mair_attr
 from atlab.bits import bit, bits, mask
+from atlab.descriptors import pi_index
 from atlab.errors import AtlabError
 from atlab.faults import Fault
 from atlab.features import Feature, FeatureSet
+from atlab.granule import FINAL_LEVEL, Granule, block_desc_supported, level_lsb
 from atlab.perms import compute_s1_permissions
 from atlab.regime import Regime
 from atlab.sysregs import SysRegs
-from atlab.walk_s1 import (
-    FINAL_LEVEL,
-    Granule,
-    block_desc_supported,
-    level_lsb,
-    pi_index,
-    s1_perm_bits,
-    setup_s1_walk,
-)
+from atlab.walk_s1 import s1_perm_bits, setup_s1_walk
 from atlab.walk_s2 import S2PI_RW, s2_pi_index, setup_s2_walk, stage2_enabled
 
 __all__ = ["MAX_DESCRIPTORS", "MappedRange", "PtDump", "WordSource", "ptdump", "ptdump_s2"]

@@ -20,7 +20,7 @@ function                 picture
 :func:`translation_regimes`  the exception levels, who runs there, and the translation regimes
 =======================  ===================================================================
 
->>> from atlab.walk_s1 import Granule
+>>> from atlab.granule import Granule
 >>> fig = va_fields(0x123456789ABC, granule=Granule.K4, txsz=16)
 >>> [f["name"] for f in figure_meta(fig)["fields"]]
 ['TTBR select', 'L0 index', 'L1 index', 'L2 index', 'L3 index', 'page offset']
@@ -42,9 +42,9 @@ from atlab.bits import bits
 from atlab.errors import AtlabError
 from atlab.explain import indirection_in_force, leaf_selections
 from atlab.faults import fst_name
+from atlab.granule import Granule, level_lsb, start_level
 from atlab.par import Par
 from atlab.trace import Trace, WalkStep
-from atlab.walk_s1 import Granule, level_lsb, start_level
 
 if TYPE_CHECKING:
     from atlab.nv.emulate import NvAtResult

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 
 from atlab.features import FeatureSet
+from atlab.granule import Granule, level_lsb, start_level
 from atlab.regime import AtOp, compute_translation_regime
 from atlab.sysregs import SysRegs
 from atlab.viz import (
@@ -41,7 +42,6 @@ from atlab.viz import (
     figure_meta,
     translation_regimes,
 )
-from atlab.walk_s1 import Granule, level_lsb, start_level
 
 #: The width every crux picture is drawn at (inches); the drawing unit is the inch.
 WIDTH = 11.0

@@ -24,22 +24,17 @@ from atlab.descriptors import (
 from atlab.errors import AtlabError
 from atlab.faults import Fault, FaultKind
 from atlab.features import Feature, FeatureSet
-
-# Re-exported (``as``) for modules that still import them from here: atlab.ptdump, atlab.viz
-# and atlab.widgets; new code imports them from atlab.granule.
-from atlab.granule import FINAL_LEVEL as FINAL_LEVEL
-from atlab.granule import Granule as Granule
-from atlab.granule import block_desc_supported as block_desc_supported
 from atlab.granule import (
+    FINAL_LEVEL,
+    Granule,
     contiguous_bit,
     decode_tg0,
     decode_tg1,
     index_slices,
     lpa_64k,
     physical_address_size,
+    start_level,
 )
-from atlab.granule import level_lsb as level_lsb
-from atlab.granule import start_level as start_level
 from atlab.memory import PhysMem
 from atlab.perms import S1PermBits
 from atlab.regime import Regime

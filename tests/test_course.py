@@ -123,8 +123,8 @@ def test_pictures_are_labelled_by_the_library() -> None:
     """The facts the pictures state come from atlab: the VA bits of each level, the regimes
     under E2H/TGE, the reads of a nested walk, the range bounds."""
     from atlab import AtOp, FeatureSet, SysRegs
+    from atlab.granule import Granule, index_slices, start_level
     from atlab.regime import compute_translation_regime
-    from atlab.walk_s1 import Granule, index_slices, start_level
 
     walk = figure_meta(viz_course.walk_levels(granule=Granule.K16, txsz=17))
     lines = [n["lines"][0] for n in walk["nodes"] if n["key"].startswith("l")]

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from atlab import PhysMem, Regime, SysRegs
 from atlab.builder import S1Builder, S2Builder, TableAllocator
 from atlab.cli import main
+from atlab.granule import Granule
 from atlab.ptdump import ptdump, ptdump_s2
 from atlab.scenario import save_scenarios
-from atlab.walk_s1 import Granule
 
 
 def kernel() -> S1Builder:

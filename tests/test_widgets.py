@@ -347,7 +347,7 @@ def test_page_table_builder_errors_inline() -> None:
 def test_permission_views_toggle() -> None:
     from atlab import PhysMem, run_at
     from atlab.builder import S1Builder
-    from atlab.walk_s1 import pi_index
+    from atlab.descriptors import pi_index
     from atlab.widgets import make_permission_views
 
     b = S1Builder(Regime.EL10, va_bits=48, tables=(0x4020_0000, 0x4040_0000))

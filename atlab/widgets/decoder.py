@@ -7,9 +7,9 @@ import ipywidgets as w
 from atlab import sysregs
 from atlab.descriptors import decode_descriptor
 from atlab.explain import leaf_index_fields
+from atlab.granule import Granule
 from atlab.par import Par
 from atlab.viz import par_fields
-from atlab.walk_s1 import Granule
 from atlab.widgets._common import ErrorLine, guarded, html_table, image, parse_hex, png_of
 
 KINDS = ("PAR_EL1", "descriptor", "register")

@@ -12,9 +12,9 @@ from atlab.at import AtResult
 from atlab.descriptors import decode_descriptor
 from atlab.errors import AtlabError
 from atlab.explain import leaf_selections
+from atlab.granule import Granule
 from atlab.trace import Trace, WalkStep
 from atlab.viz import Access, nested_grid, walk_accesses, walk_chain
-from atlab.walk_s1 import Granule
 from atlab.widgets._common import ErrorLine, guarded, html_table, image, png_of
 
 MODES = ("stage 1", "stage 2", "nested 2-D")

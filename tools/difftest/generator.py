@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from atlab.walk_s1 import pi_index
+from atlab.descriptors import pi_index
 from atlab.walk_s2 import s2_pi_index
 from tools.difftest.tables import Arena, TableBuilder, mask
 
