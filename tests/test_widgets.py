@@ -233,16 +233,32 @@ def test_decoder_errors_inline() -> None:
 
 @pytest.mark.parametrize("granule", [Granule.K16, Granule.K64], ids=["16K", "64K"])
 def test_decoder_refuses_level_minus_1_outside_4k(granule: Granule) -> None:
-    """Level -1 is the 4KB granule's (FEAT_LPA2, D8.2.8); 16KB/64KB walks start at level 0
-    or later (D8.2.9, D8.2.10): the decoder says so instead of decoding."""
+    """Level -1 is the 4KB granule's with DS=1 (FEAT_LPA2, R_KSBQV); 16KB walks start at
+    level 0 (R_VGVLD), 64KB walks at level 1 (R_MLLGN): the decoder says so instead of
+    decoding."""
     d = Decoder("descriptor", 0x40200703)
     d.level.value = -1
-    assert d.error.message == "" and d.fields["kind"] == "table"  # 4KB: fine
+    assert "level -1 exists only with the 4KB granule and DS=1" in d.error.message
+    assert d.fields == {}
+    d.ds.value = True
+    assert d.error.message == "" and d.fields["kind"] == "table"  # 4KB, DS=1: fine
     d.granule.value = granule
-    assert "level -1 exists only with the 4KB granule" in d.error.message
+    assert f"a {granule} walk has no level -1" in d.error.message
     assert d.fields == {} and d.fields_html.value == ""
     d.level.value = 0
+    if granule is Granule.K64:
+        assert "a 64KB walk has no level 0" in d.error.message and d.fields == {}
+        d.level.value = 1
     assert d.error.message == "" and d.fields["kind"] == "table"
+
+
+def test_decoder_ds_reads_52_bit_output_addresses() -> None:
+    """With DS=1 a 4KB page descriptor holds OA[51:50] in bits [9:8] (no SH field there):
+    the DS box changes the OA the decoder shows."""
+    d = Decoder("descriptor", 0x4567_8703)
+    assert d.fields["OA"] == 0x4567_8000 and d.fields["SH"] == 3
+    d.ds.value = True
+    assert d.fields["OA"] == 0xC_0000_4567_8000 and "SH" not in d.fields
 
 
 # --- NV explorer --------------------------------------------------------------------------------
