@@ -193,6 +193,25 @@ def test_walk_stepper_stage_1_mode_shows_no_descriptor_that_was_never_read() -> 
                                          for a in st.accesses)
     assert "never read its L0" not in st.ended_html.value
 
+def test_walk_stepper_decodes_with_the_walks_ds() -> None:
+    """A 52-bit walk (4KB, TCR_EL1.DS=1) starts at level -1 (R_KSBQV): the stepper decodes
+    each descriptor with the walk's DS (the leaf's OA[51:50] are bits [9:8], no SH field)."""
+    from atlab import run_at
+    from atlab.builder import S1Builder
+
+    b = S1Builder(Regime.EL10, va_bits=52, pa_bits=52, ds=True,
+                  tables=(0x4000_0000, 0x4010_0000))
+    b.map(0x8_0000_0000_0000, 0xC_0000_4567_8000, 0x1000)
+    res = run_at(AtOp.S1E1R, 0x8_0000_0000_0000, regs=b.regs(), mem=b.memory())
+    assert res.par is not None and not res.par.f
+    st = WalkStepper(res)
+    assert st.accesses[0].step.level == -1
+    assert "S1 L-1 descriptor" in st.descriptor_html.value
+    st.position.value = st.position.max
+    assert "0xc000045678000" in st.descriptor_html.value
+    assert "<td>SH</td>" not in st.descriptor_html.value
+
+
 def test_granule_of_steps() -> None:
     sc = SMOKE["a_el1_4k_48bit"]
     steps = sc.run_op(sc.ops[0]).trace.steps
