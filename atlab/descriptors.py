@@ -85,6 +85,24 @@ def parse_granule(text: str) -> Granule:
         raise AtlabError(f"unknown granule {text!r}; use 4K, 16K or 64K") from None
 
 
+def check_level(level: int, granule: Granule, *, stage: int = 1, ds: bool = False) -> None:
+    """Raise :class:`AtlabError` unless ``granule`` has lookup level ``level`` (-1..3) at
+    ``stage`` with the Effective value ``ds`` of TCR_ELx.DS/VTCR_EL2.DS: level -1 is the 4KB
+    granule's with DS=1 only (R_KSBQV, Table D8-16), a 64KB walk has levels 1 to 3
+    (R_MLLGN, Table D8-35), a 16KB stage 2 walk has level 0 with DS=1 only (R_VGVLD,
+    Table D8-26)."""
+    if not -1 <= level <= 3:
+        raise AtlabError(f"level must be -1..3, not {level}")
+    if level == -1 and (granule is not Granule.K4 or not ds):
+        where = "" if granule is Granule.K4 else f"; a {granule} walk has no level -1"
+        raise AtlabError("level -1 exists only with the 4KB granule and DS=1 (FEAT_LPA2, "
+                         f"52-bit addresses){where}")
+    if level == 0 and granule is Granule.K64:
+        raise AtlabError("a 64KB walk has no level 0: its lookups are levels 1 to 3")
+    if level == 0 and granule is Granule.K16 and stage == 2 and not ds:
+        raise AtlabError("a 16KB stage 2 walk has level 0 only with VTCR_EL2.DS=1 (FEAT_LPA2)")
+
+
 def decode_descriptor(
     desc: int,
     *,
@@ -97,13 +115,7 @@ def decode_descriptor(
 ) -> dict[str, object]:
     """The fields of a descriptor at ``level``, with its kind (invalid/table/block/page/
     reserved), in the Arm ARM's names."""
-    if not -1 <= level <= 3:
-        raise AtlabError(f"level must be -1..3, not {level}")
-    if level == -1 and granule is not Granule.K4:
-        # D8.2.9/D8.2.10: 16KB and 64KB walks start at level 0 at the lowest; level -1 is
-        # the 4KB granule's with FEAT_LPA2 (TCR_ELx.DS=1, D8.2.8).
-        raise AtlabError(f"level -1 exists only with the 4KB granule (FEAT_LPA2); a {granule} "
-                         "walk starts at level 0 or later")
+    check_level(level, granule, stage=stage, ds=ds)
     if desc >> 64 or desc < 0:
         raise AtlabError(f"descriptor {desc:#x} does not fit in 64 bits")
     features = features or FeatureSet.all()

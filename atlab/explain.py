@@ -26,15 +26,18 @@ AttrIndx: AttrIndx 0b000 → MAIR_EL1.Attr0 = 0xff (Normal iWB oWB)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from atlab.attrs import decode_mair_attr, mair_attr
 from atlab.descriptors import pi_index
+from atlab.regime import Regime
 from atlab.sysregs import LAYOUTS
 from atlab.trace import WalkStep
 from atlab.walk_s1 import S1WalkInfo, pir_name, pire0_name, por_name
 from atlab.walk_s2 import S2PI_TEXT, S2WalkInfo, s2_pi_index
 
-__all__ = ["indirection_in_force", "leaf_index_fields", "leaf_selections", "s1_leaf_selections",
-           "s2_leaf_selections"]
+__all__ = ["given_leaf_selections", "indirection_in_force", "leaf_index_fields",
+           "leaf_selections", "s1_leaf_selections", "s2_leaf_selections"]
 
 _PI_TEXT = LAYOUTS["PIR_EL1"][0].values
 _PO_TEXT = LAYOUTS["POR_EL1"][0].values
@@ -92,6 +95,52 @@ def s2_leaf_selections(desc: int, wi: S2WalkInfo) -> list[tuple[str, str]]:
     v = wi.s2pir >> 4 * idx & 0xF
     return [("PIIndex", _entry("S2PIR_EL2", idx, v, S2PI_TEXT[v], "PIIndex")),
             ("Dirty", f"Dirty {desc >> 7 & 1}")]
+
+
+def given_leaf_selections(desc: int, *, stage: int, regime: Regime, pie: bool = False,
+                          poe: bool = False, aie: bool = False,
+                          regs: Mapping[str, int] | None = None) -> list[tuple[str, str]]:
+    """For a decoder that has register values but no walk inputs (``atlab decode desc``):
+    (name, text) for each entry of a register in ``regs`` that the leaf ``desc`` selects
+    under the controls given, as :func:`s1_leaf_selections`/:func:`s2_leaf_selections` spell
+    them.  ``regs`` holds the registers of ``regime`` (PIR_ELx, PIRE0_ELx, POR_ELx, POR_EL0,
+    MAIR_ELx, MAIR2_ELx; S2PIR_EL2 at stage 2); an entry is given only for those present.
+
+    >>> desc = 0x4000_0000 | 1 << 53 | 1 << 6 | 1 << 10 | 3  # PIIndex 0b0101
+    >>> given_leaf_selections(desc, stage=1, regime=Regime.EL10, pie=True,
+    ...                       regs={"PIR_EL1": 0x0050_0000})
+    [('PIIndex', 'PIIndex 0b0101 → PIR_EL1[23:20] = 0b0101 (RW)')]
+    """
+    regs = regs or {}
+    out: list[tuple[str, str]] = []
+    if stage == 2:
+        if pie and "S2PIR_EL2" in regs:
+            idx = s2_pi_index(desc)
+            v = regs["S2PIR_EL2"] >> 4 * idx & 0xF
+            out.append(("PIIndex", _entry("S2PIR_EL2", idx, v, S2PI_TEXT[v], "PIIndex")))
+        return out
+    if pie:
+        idx = pi_index(desc)
+        for name in (pir_name(regime), pire0_name(regime)):
+            if name in regs:
+                v = regs[name] >> 4 * idx & 0xF
+                out.append(("PIIndex" if name.startswith("PIR_") else "PIRE0",
+                            _entry(name, idx, v, _PI_TEXT[v], "PIIndex")))
+    if poe:
+        po = desc >> 60 & 7
+        for name in (por_name(regime), "POR_EL0"):
+            if name in regs:
+                v = regs[name] >> 4 * po & 0xF
+                out.append(("POIndex" if name != "POR_EL0" else "POIndex EL0",
+                            _entry(name, po, v, _PO_TEXT.get(v, "reserved"), "POIndex", 3)))
+    idx = (desc >> 59 & 1) << 3 | (desc >> 2 & 7) if aie else desc >> 2 & 7
+    suffix = regime.suffix
+    reg = f"MAIR2_{suffix}" if idx >= 8 else f"MAIR_{suffix}"
+    if reg in regs:
+        attr = mair_attr(regs[reg], idx & 7)
+        out.append(("AttrIndx", f"AttrIndx {idx:#0{6 if aie else 5}b} → {reg}.Attr{idx & 7} = "
+                                f"{attr:#04x} ({decode_mair_attr(attr)})"))
+    return out
 
 
 def leaf_selections(step: WalkStep) -> list[tuple[str, str]]:

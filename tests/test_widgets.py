@@ -193,6 +193,25 @@ def test_walk_stepper_stage_1_mode_shows_no_descriptor_that_was_never_read() -> 
                                          for a in st.accesses)
     assert "never read its L0" not in st.ended_html.value
 
+def test_walk_stepper_decodes_with_the_walks_ds() -> None:
+    """A 52-bit walk (4KB, TCR_EL1.DS=1) starts at level -1 (R_KSBQV): the stepper decodes
+    each descriptor with the walk's DS (the leaf's OA[51:50] are bits [9:8], no SH field)."""
+    from atlab import run_at
+    from atlab.builder import S1Builder
+
+    b = S1Builder(Regime.EL10, va_bits=52, pa_bits=52, ds=True,
+                  tables=(0x4000_0000, 0x4010_0000))
+    b.map(0x8_0000_0000_0000, 0xC_0000_4567_8000, 0x1000)
+    res = run_at(AtOp.S1E1R, 0x8_0000_0000_0000, regs=b.regs(), mem=b.memory())
+    assert res.par is not None and not res.par.f
+    st = WalkStepper(res)
+    assert st.accesses[0].step.level == -1
+    assert "S1 L-1 descriptor" in st.descriptor_html.value
+    st.position.value = st.position.max
+    assert "0xc000045678000" in st.descriptor_html.value
+    assert "<td>SH</td>" not in st.descriptor_html.value
+
+
 def test_granule_of_steps() -> None:
     sc = SMOKE["a_el1_4k_48bit"]
     steps = sc.run_op(sc.ops[0]).trace.steps
@@ -233,16 +252,32 @@ def test_decoder_errors_inline() -> None:
 
 @pytest.mark.parametrize("granule", [Granule.K16, Granule.K64], ids=["16K", "64K"])
 def test_decoder_refuses_level_minus_1_outside_4k(granule: Granule) -> None:
-    """Level -1 is the 4KB granule's (FEAT_LPA2, D8.2.8); 16KB/64KB walks start at level 0
-    or later (D8.2.9, D8.2.10): the decoder says so instead of decoding."""
+    """Level -1 is the 4KB granule's with DS=1 (FEAT_LPA2, R_KSBQV); 16KB walks start at
+    level 0 (R_VGVLD), 64KB walks at level 1 (R_MLLGN): the decoder says so instead of
+    decoding."""
     d = Decoder("descriptor", 0x40200703)
     d.level.value = -1
-    assert d.error.message == "" and d.fields["kind"] == "table"  # 4KB: fine
+    assert "level -1 exists only with the 4KB granule and DS=1" in d.error.message
+    assert d.fields == {}
+    d.ds.value = True
+    assert d.error.message == "" and d.fields["kind"] == "table"  # 4KB, DS=1: fine
     d.granule.value = granule
-    assert "level -1 exists only with the 4KB granule" in d.error.message
+    assert f"a {granule} walk has no level -1" in d.error.message
     assert d.fields == {} and d.fields_html.value == ""
     d.level.value = 0
+    if granule is Granule.K64:
+        assert "a 64KB walk has no level 0" in d.error.message and d.fields == {}
+        d.level.value = 1
     assert d.error.message == "" and d.fields["kind"] == "table"
+
+
+def test_decoder_ds_reads_52_bit_output_addresses() -> None:
+    """With DS=1 a 4KB page descriptor holds OA[51:50] in bits [9:8] (no SH field there):
+    the DS box changes the OA the decoder shows."""
+    d = Decoder("descriptor", 0x4567_8703)
+    assert d.fields["OA"] == 0x4567_8000 and d.fields["SH"] == 3
+    d.ds.value = True
+    assert d.fields["OA"] == 0xC_0000_4567_8000 and "SH" not in d.fields
 
 
 # --- NV explorer --------------------------------------------------------------------------------

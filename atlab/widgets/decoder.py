@@ -35,6 +35,9 @@ class Decoder(w.VBox):  # type: ignore[misc]
                                 description="", layout=w.Layout(width="100px"))
         self.granule = w.Dropdown(options=list(_GRANULES), value=Granule.K4,
                                   description="granule", layout=w.Layout(width="170px"))
+        # TCR_ELx.DS / VTCR_EL2.DS (FEAT_LPA2): 52-bit OAs in the descriptor, level -1 (4KB)
+        self.ds = w.Checkbox(value=False, description="DS=1 (FEAT_LPA2)", indent=False,
+                             layout=w.Layout(width="150px"))
         # The controls that change what a leaf's bits mean (TCR2_ELx.PIE/POE/AIE, VTCR_EL2.S2PIE)
         self.pie = w.Checkbox(value=False, description="PIE (PIIndex)", indent=False,
                               layout=w.Layout(width="130px"))
@@ -52,14 +55,14 @@ class Decoder(w.VBox):  # type: ignore[misc]
         self.picture.add_class("atlab-decoder-picture")
         self.error = ErrorLine()
         self.fields: dict[str, object] = {}
-        self.desc_opts = w.VBox([w.HBox([self.level, self.stage, self.granule]),
+        self.desc_opts = w.VBox([w.HBox([self.level, self.stage, self.granule, self.ds]),
                                  w.HBox([self.pie, self.poe, self.aie])])
         self.reg_opts = w.HBox([self.register, self.e2h])
         super().__init__([w.HTML("<b>Decoder</b>"), self.kind, self.value, self.desc_opts,
                           self.reg_opts, self.error, self.fields_html, self.picture])
         self.add_class("atlab-decoder")
         for ctl in (self.kind, self.value, self.level, self.stage, self.granule, self.register,
-                    self.e2h, self.pie, self.poe, self.aie):
+                    self.e2h, self.ds, self.pie, self.poe, self.aie):
             ctl.observe(lambda _c: self.update(), names="value")
         self.update()
 
@@ -88,7 +91,8 @@ class Decoder(w.VBox):  # type: ignore[misc]
         elif kind == "descriptor":
             stage = int(self.stage.value)
             fields = decode_descriptor(value, level=int(self.level.value),
-                                       granule=self.granule.value, stage=stage)
+                                       granule=self.granule.value, stage=stage,
+                                       ds=bool(self.ds.value))
             if fields["kind"] in ("page", "block"):
                 # FEAT_S1PIE/S2PIE, S1POE, AIE: the index fields the controls make of the bits
                 fields.update(leaf_index_fields(value, stage=stage, pie=bool(self.pie.value),

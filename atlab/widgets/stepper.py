@@ -185,7 +185,10 @@ class WalkStepper(w.VBox):  # type: ignore[misc]
                 f" <code>{s.raw:#018x}</code>")
         if s.is_write or s.kind not in ("invalid", "table", "block", "page", "reserved"):
             return head + f"<div>{html.escape(s.kind)}: {html.escape(s.meaning)}</div>"
-        fields = decode_descriptor(s.raw, level=s.level, granule=granule_of(s), stage=s.stage)
+        # the walk's Effective TCR_ELx.DS/VTCR_EL2.DS: the OA bits and SH of its descriptors
+        ds = bool(getattr(s.decoder, "ds", s.level == -1))
+        fields = decode_descriptor(s.raw, level=s.level, granule=granule_of(s), stage=s.stage,
+                                   ds=ds)
         rows = [(k, f"{v:#x}" if isinstance(v, int) and k in ("OA", "next_table") else str(v))
                 for k, v in fields.items() if k != "value"]
         out = head + html_table(rows, ("field", "value"))

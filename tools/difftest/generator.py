@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atlab.descriptors import pi_index
+from atlab.sysregs import NOT_MODELLED_FIELDS
 from atlab.walk_s2 import s2_pi_index
 from tools.difftest.tables import Arena, TableBuilder, mask
 
@@ -1148,6 +1149,82 @@ def qemu11_profile(scn: dict[str, Any]) -> dict[str, Any]:
     if not only and r.random() < V94_SHARE:
         out = v94_variant(r, out)
     return out
+
+
+#: Share of the POE variants that also set a field of FEAT_THE/HAFT/D128, which atlab refuses
+#: (atlab.sysregs.NOT_MODELLED_FIELDS).
+NOT_MODELLED_SHARE = 0.05
+#: Share of the POE variants on a PE without FEAT_TCR2 (TCR2_ELx then counts as 0).
+TCR2_OFF_SHARE = 0.05
+
+
+def poe_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
+    """FEAT_S1POE/FEAT_S2POE, which no QEMU has (tests/test_pie.py checks them against
+    hand-derived cases), on a generated scenario (not atlab-only) as :func:`qemu11_profile`
+    makes it: an atlab-only scenario (tag ``atlab-only:poe``) for the coverage run
+    (:mod:`tools.difftest.covreport`), never sent to QEMU.
+
+    The Armv8.9 registers of :func:`v94_variant` (given here when the profile left them out;
+    PIE on in about 3/4 of them: overlays over both indirect and direct permissions), then
+    TCR2_ELx.POE (or TCR_EL3.POE) and, in the two-range regimes, TCR2_ELx.E0POE, each in about
+    4/5 of the scenarios (tags ``poe:<regime>``, ``e0poe``), random POR_EL0/EL1/EL2/EL3 (every
+    encoding, reserved ones included), a random POIndex (bits [62:60]) on about half of the
+    valid words, and with VTCR_EL2.S2PIE VTCR_EL2.S2POE (bit 37) with a random S2POR_EL1
+    (``s2poe``; the stage 2 POIndex is bits [62:59]).  About :data:`NOT_MODELLED_SHARE` of
+    them also set a TCR2_ELx/TCR_EL3/VTCR_EL2 bit of FEAT_THE/HAFT/D128
+    (``atlab.sysregs.NOT_MODELLED_FIELDS``; tag ``not-modelled:<register>.<field>``): atlab
+    refuses every op whose walk reads that register in force, and about
+    :data:`TCR2_OFF_SHARE` of them have no FEAT_TCR2 (``feature-off:TCR2``)."""
+    out = qemu11_profile(scn)
+    if out["sysregs"] == scn["sysregs"]:  # the profile left out the Armv8.9 registers
+        out = v94_variant(r, out)
+    tags = set(out["tags"]) | {ATLAB_ONLY + "poe"}
+    regs = dict(out["sysregs"])
+    primary = next(t for t in tags if t.startswith("regime:"))[7:]
+    poe, e0poe = r.random() < 0.8, r.random() < 0.8
+    if not (poe or e0poe):
+        poe = True
+    if primary == "EL3":
+        name = "TCR_EL3"  # the EL3 regime has no TCR2 (AArch64.S1TTWParamsEL3())
+        regs[name] = f"{int(regs.get(name, '0'), 16) | poe << 36:#x}"
+        e0poe = False
+    else:
+        name = "TCR2_EL1" if primary == "EL1&0" else "TCR2_EL2"
+        two = primary in ("EL1&0", "EL2&0")
+        e0poe = e0poe and two
+        regs[name] = f"{int(regs.get(name, '0'), 16) | poe << 3 | e0poe << 2:#x}"
+    if poe:
+        tags.add(f"poe:{primary}")
+    if e0poe:
+        tags.add("e0poe")
+    for por in ("POR_EL0", "POR_EL1", "POR_EL2", "POR_EL3"):
+        regs[por] = f"{sum(r.randrange(16) << 4 * m for m in range(16)):#x}"
+    s2poe = "s2pie" in tags and r.random() < 0.8
+    if s2poe:
+        regs["VTCR_EL2"] = f"{int(regs['VTCR_EL2'], 16) | 1 << 37:#x}"
+        regs["S2POR_EL1"] = f"{sum(r.randrange(16) << 4 * m for m in range(16)):#x}"
+        tags.add("s2poe")
+    memory = []
+    for word in out["memory"]:
+        value = int(word["u64"], 16)
+        if value & 1 and r.random() < 0.5:
+            value = value & ~(0xF << 59) | r.randrange(16) << 59  # POIndex (and bit 59)
+            word = {"pa": word["pa"], "u64": f"0x{value:016x}"}
+        memory.append(word)
+    if r.random() < NOT_MODELLED_SHARE:
+        # a field of FEAT_THE/HAFT/D128 in a register the ops' walks read
+        reg = name
+        if "stage2:vm" in tags and r.random() < 0.4:
+            reg = "VTCR_EL2"
+        fname, pos = r.choice(NOT_MODELLED_FIELDS[reg])
+        regs[reg] = f"{int(regs.get(reg, '0'), 16) | 1 << pos:#x}"
+        tags.add(f"not-modelled:{reg}.{fname}")
+    feats = dict(out.get("features", {}), FEAT_S1POE=True, FEAT_S2POE=True)
+    if r.random() < TCR2_OFF_SHARE:
+        feats["FEAT_TCR2"] = False  # TCR2_ELx is not in force (IsTCR2EL1Enabled() FALSE)
+        tags.add("feature-off:TCR2")
+    return dict(out, sysregs=dict(sorted(regs.items())), memory=memory, tags=sorted(tags),
+                features=feats)
 
 
 def atlab_only_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
