@@ -56,10 +56,17 @@ def _free_port() -> int:
         return port
 
 
+def _notebook_bytes() -> dict[str, bytes]:
+    return {str(p.relative_to(ROOT)): p.read_bytes()
+            for d in ("notebooks", "exercises") for p in sorted((ROOT / d).rglob("*.ipynb"))
+            if ".ipynb_checkpoints" not in p.parts}
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """JupyterLab on 127.0.0.1 with temporary settings/workspaces/runtime dirs, no token, the
-    news toast silenced and notebook windowing off (every widget is rendered)."""
+    news toast silenced, notebook windowing off (every widget is rendered) and autosave off (the
+    server's root is the checkout: a Run All must never write outputs into its notebooks)."""
     tmp = tmp_path_factory.mktemp("lab")
     settings = tmp / "settings"
     for rel, content in {
@@ -67,6 +74,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             {"fetchNews": "false", "checkForUpdates": False},
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings":
             {"windowingMode": "none"},
+        "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings":
+            {"autosave": False},
     }.items():
         path = settings / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +92,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
          "--LabApp.news_url=None"],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
+    saved = _notebook_bytes()
     try:
         deadline = time.monotonic() + 40
         while True:
@@ -94,6 +104,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     pytest.fail(f"JupyterLab did not start: {(tmp / 'lab.log').read_text()}")
                 time.sleep(0.3)
         yield url
+        changed = [p for p, b in _notebook_bytes().items() if saved.get(p) != b]
+        assert not changed, f"the browser tests wrote into the checkout's notebooks: {changed}"
     finally:
         proc.terminate()
         try:
