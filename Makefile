@@ -1,11 +1,12 @@
 # atlab: every target sets up what it needs in .venv (created with $(PYTHON) -m venv).
 #   make lab       JupyterLab on the course: notebooks/ and exercises/ (installs .[notebooks])
-#   make test      ruff, mypy, notebook hygiene, then pytest (installs .[dev,notebooks])
+#   make test      ruff, mypy, notebook hygiene, then pytest (installs .[dev,notebooks,hub])
 #   make workshop  Voila on notebooks/ for a room of learners (WORKSHOP_PORT, WORKSHOP_IP)
 #   make hub       JupyterHub for a room of learners (HUB_LEARNERS, HUB_PORT, HUB_MEM, ...; HUB_ARGS)
 #   make bench     python -m benchmarks
 #   make difftest  python -m tools.difftest (the model against QEMU)
 #   make fuzz      python -m tools.fuzz: 10,000 mutated inputs per command (FUZZ_ARGS)
+#   make realsys   boot Debian's arm64 kernel under QEMU, snapshot its tables, compare with QEMU
 #   make clean     remove caches and build output; `make distclean` removes .venv too
 # System packages (QEMU 10, aarch64 binutils, Chromium, gcc + linux-source-6.12 for tools/kvm)
 # come from tools/install-system-deps.sh.
@@ -27,7 +28,7 @@ STAMP_DEV := $(VENV)/.atlab-installed-dev
 STAMP_HUB := $(VENV)/.atlab-installed-hub
 
 .DEFAULT_GOAL := help
-.PHONY: help lab workshop hub test sysdeps bench difftest fuzz clean distclean
+.PHONY: help lab workshop hub test sysdeps bench difftest fuzz realsys clean distclean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -108,6 +109,16 @@ difftest: $(STAMP_DEV) sysdeps
 # runs, failure classes (inputs saved under artifacts/fuzz/) and figures; fails on a new class.
 fuzz: $(STAMP_DEV)
 	$(BIN)/python -m tools.fuzz $(FUZZ_ARGS)
+
+# Issue 17: Debian's arm64 kernels (6.1 VHE, 6.1 at EL1, 6.12 with LPA2) from packages under
+# QEMU; atlab's walks of their live tables against QEMU's gva2gpa, then a KVM guest's stage 2
+# inside the VHE host; figures printed, exit 1 on any difference.  Snapshots land in build/realsys.  REALSYS_ARGS is passed to each run.
+REALSYS_ARGS ?=
+realsys: $(STAMP_DEV) sysdeps
+	$(BIN)/python -m tools.realsys all $(REALSYS_ARGS)
+	$(BIN)/python -m tools.realsys compare --no-virtualization $(REALSYS_ARGS)
+	$(BIN)/python -m tools.realsys compare --kernel 6.12 $(REALSYS_ARGS)
+	$(BIN)/python -m tools.realsys kvm
 
 clean:
 	rm -rf build dist artifacts .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage htmlcov

@@ -17,6 +17,7 @@ from atlab.builder import S1Attrs, S1Builder, S2Attrs, S2Builder, TableAllocator
 from atlab.errors import AtlabError
 from atlab.faults import Fault, FaultKind
 from atlab.features import Feature, FeatureSet
+from atlab.granule import Granule
 from atlab.memory import PhysMem
 from atlab.par import Par
 from atlab.ptdump import MappedRange, PtDump, ptdump, ptdump_s2
@@ -25,7 +26,6 @@ from atlab.scenario import OpSpec, Scenario, load_scenarios, parse_scenario, sav
 from atlab.syndrome import TakenException
 from atlab.sysregs import SysRegs
 from atlab.trace import Trace, WalkStep
-from atlab.walk_s1 import Granule
 
 __all__ = [
     "AtOp",

@@ -1,9 +1,18 @@
 """The AT front end: execute an AT instruction and produce PAR_EL1 (or the exception).
 
-One phase per function, as in KVM's at.c: :func:`~atlab.regime.at_disposition` (does it
-execute?), :func:`~atlab.regime.compute_translation_regime`, :func:`~atlab.walk_s1.setup_s1_walk`,
-:func:`~atlab.walk_s1.walk_s1`, :func:`~atlab.perms.compute_s1_permissions`, then the stage 2
-walk of the final IPA for AT S12E* and the PAR (``AArch64.AT()``, ``AArch64.EncodePAR()``).
+One phase per function, in the order of ``AArch64.AT()`` and KVM's at.c ``handle_at_slow()``:
+
+- ``_plan`` (memoized per snapshot): the checks of ``AArch64.AT()`` and the regime
+  (at.c ``compute_translation_regime()``); ``_not_executed``: the AT is UNDEFINED or trapped;
+- ``_s1_disabled_output``: ``AArch64.S1DisabledOutput()`` (stage 1 off);
+- ``setup_s1_walk``: ``AArch64.GetS1TTWParams()`` and the level 0 checks (``setup_s1_walk()``);
+- ``walk_s1_leaf``: ``AArch64.S1Walk()`` (``walk_s1()``);
+- ``_s1_check_permissions``: ``AArch64.S1CheckPermissions()`` (``compute_s1_permissions()``);
+- ``_s1_set_access_flag``: ``AArch64.SetAccessFlag()`` (``__kvm_at_swap_desc()``);
+- ``_s2_translate_final``: ``AArch64.S2Translate()`` of the final IPA (``__kvm_at_s12()``);
+- ``_encode_par_s1``: ``AArch64.EncodePAR()`` (``compute_par_s1()``).
+
+:func:`_s1_translate` (``AArch64.S1Translate()``) strings the stage 1 phases together.
 
 >>> from atlab.scenario import load_scenarios
 >>> sc = load_scenarios("tests/data/conformance/smoke.json")[0]
@@ -189,139 +198,204 @@ def run_at(
     rt: int = DEFAULT_RT,
     cache: WalkCache | None = None,
 ) -> AtResult:
-    """Execute ``AT <op>, Xt`` with ``Xt = va`` at ``cur_el``.
+    """Execute ``AT <op>, Xt`` with ``Xt = va`` at ``cur_el`` (``AArch64.AT()``).
 
     ``pan`` overrides PSTATE.PAN (else ``PSTATE_PAN`` from ``regs``).  ``mem`` may be
     written: hardware Access-flag updates (see :data:`atlab.walk_s2.AT_UPDATES_AF`).
     ``cache`` supplies cached walk state (a TLB's walk cache and stage 2 entries, see
     :mod:`atlab.tlb`); without it every descriptor is read from ``mem``.
+
+    The body is the sequence of phases, as at.c's ``handle_at_slow()``: does the AT execute
+    and in which regime (:func:`_plan`), stage 1 (:func:`_s1_disabled_output` or
+    :func:`_s1_translate`), stage 2 of the final IPA for AT S12E* (:func:`_s2_translate_final`),
+    and the PAR (:func:`_encode_par_s1`).  Every phase that can fault returns the finished
+    :class:`AtResult` of the fault (:func:`_fault_result`); the next phase does not run.
     """
     features = _ALL_FEATURES if features is None else features
     va &= U64
     plan = _plan(op, cur_el, regs, features)
-    disp, choice = plan.disp, plan.choice
-    if choice is None:  # not executed
-        if disp.kind is Disposition.UNDEFINED:
-            exc = undefined(cur_el, disp.reason)
-        else:
-            info = op.info
-            exc = trapped_sys(info.op1, 7, info.crm, info.op2, rt, disp.reason)
-        return AtResult(op, va, cur_el, disp, exception=exc, trace=Trace(ended=disp.reason))
-    pan_eff = False
-    if plan.pan_op:  # only AT S1E1RP/WP look at PSTATE.PAN
-        pan_eff = bool(regs.field("PSTATE_PAN", "PAN") if pan is None else pan)
+    if plan.choice is None:
+        return _not_executed(op, va, cur_el, plan.disp, rt)
     steps: list[WalkStep] | None = None
     notes: list[str] = []
     if trace:
         steps = []
         notes += plan.notes
+    head: _Head = (op, va, cur_el, plan.disp, plan.choice, steps, notes)
     s2: Stage2Walker | None = None
     if plan.s2_info is not None:
         s2 = (Stage2Walker(plan.s2_info, mem, features) if cache is None
               else cache.stage2(plan.s2_info, mem, features))
-    walk = ""  # the walk inputs, described
-    perms: S1Perms | None = None
-    ipa: int | None = None
-    final: list[WalkStep] | None = None
 
-    head = (op, va, cur_el, disp, choice)  # what every result of this AT starts with
-
-    # --- stage 1 -------------------------------------------------------------------------
-    regime = choice.regime
-    if not plan.s1_enabled:
-        # AArch64.S1DisabledOutput(): flat mapping, default attributes; bits above PAMax
-        # (ignoring the top byte with TBI) give a level 0 Address size fault.
-        tbi = effective_tbi(regime, regs[s1_control_registers(regime)[0]], bool(va >> 55 & 1))
-        addrtop = 55 if tbi else 63
-        if bits(va, addrtop, features.pa_max):
-            return _fault_result(head, Fault(FaultKind.ADDRESS_SIZE, 0),
-                                 f"stage 1 disabled; VA bits [{addrtop}:{features.pa_max}] "
-                                 "are not zero: address size fault, level 0", ipa, perms, walk,
-                                 steps, final, notes)
-        ipa = va & mask(features.pa_max - 1, 0)
-        if regime is Regime.EL10 and bit(regs["HCR_EL2"], 12):
-            s1_attr, s1_sh = ATTR_NORMAL_WB_RWA, 0b00  # HCR_EL2.DC=1: Normal WB, NSH
-            why = "HCR_EL2.DC=1"
-        else:
-            s1_attr, s1_sh = ATTR_DEVICE_nGnRnE, 0b10  # Device-nGnRnE, Outer Shareable
-            why = _s1_off_reason(regime, regs)
-        notes.append(f"stage 1 disabled ({why}): VA maps flat to {ipa:#x}")
-        walk = f"stage 1 disabled ({why})"
+    if plan.s1_enabled:
+        s1 = _s1_translate(head, plan, regs, mem, features, pan, s2, cache, trace)
     else:
-        wi = setup_s1_walk(regs, features, regime, choice.el, va)
-        if isinstance(wi, Fault):
-            return _fault_result(head, wi, f"{wi} before the walk (TxSZ, VA range, EPD/E0PD or "
-                                 "TTBR)", ipa, perms, walk, steps, final, notes)
-        walk = wi.describe()  # computed once with the (memoized) walk inputs
-        if trace:
-            notes.append(walk)
-        start = None if cache is None else cache.s1_start(wi, va)
-        leaf = walk_s1_leaf(wi, mem, va, features, s2=s2, trace=steps, start=start)
-        if isinstance(leaf, S1WalkResult):
-            assert leaf.fault is not None
-            return _fault_result(head, leaf.fault, leaf.ended, ipa, perms, walk, steps, final,
-                                 notes)
-        level, desc, desc_addr, desc_pa, ipa, table_bits = leaf
-        # The rights depend only on the permission bits and the (immutable) configuration:
-        # computed once per register snapshot and combination.
-        pkey = ("perms", desc & LEAF_PERM_BITS, table_bits, choice.el, wi.unpriv, wi.nv1,
-                pan_eff, wi.epan, wi.wxn, wi.hd, plan.access, wi.pie, wi.pir, wi.pire0,
-                wi.poe, wi.e0poe, wi.por, wi.por_el0)
-        cached = regs.memo.get(pkey)
-        if cached is None:
-            rights = compute_s1_permissions(
-                s1_perm_bits(desc, table_bits, wi), has_unprivileged=wi.unpriv,
-                nv1=wi.nv1, el=choice.el, pan=pan_eff, epan=wi.epan, wxn=wi.wxn, hd=wi.hd)
-            cached = (rights, s1_access_allowed(rights, plan.access))
-            regs.memo[pkey] = cached
-        assert isinstance(cached, tuple)
-        perms, allowed = cached
-        # AArch64.S1Translate(): the Access flag is set (HA=1) before the permission fault
-        # is reported; under stage 2 the update needs stage 2 write permission.
-        if not desc >> 10 & 1 and wi.ha and AT_UPDATES_AF:
-            new = desc | (1 << 10)
-            target = desc_pa
-            if s2 is not None:
-                upd = s2.translate(desc_addr, write=True, s1ptw=True, for_at=False,
-                                   trace=steps)
-                if upd.fault is not None:
-                    return _fault_result(head, upd.fault, upd.ended, None, perms, walk, steps,
-                                         final, notes)
-                target = upd.pa
-            mem.write64(target, new, big_endian=wi.ee, purpose=f"S1 L{level} AF update")
-            if steps is not None:
-                steps.append(WalkStep(1, level, 0, 0, 0, desc_addr, target, new,
-                                      "update", "hardware sets AF", is_write=True))
-        if not allowed:
-            return _fault_result(head, Fault(FaultKind.PERMISSION, level),
-                                 f"permission fault, level {level}: {op} needs "
-                                 f"{plan.access.name.lower()} access, rights are {perms}",
-                                 None, perms, walk, steps, final, notes)
-        s1_attr = mair_attr(wi.mair, wi.attr_index(desc))  # AttrIndx (AttrIndx[3]: AIE)
-        s1_sh = wi.sh if wi.ds else desc >> 8 & 3
+        s1 = _s1_disabled_output(head, plan.choice.regime, regs, features)
+    if isinstance(s1, AtResult):  # the stage 1 fault
+        return s1
 
-    # --- stage 2 of the final IPA (AT S12E* only) ------------------------------------------
-    if choice.stage2 and s2 is not None:
-        final = [] if trace else None
-        res = s2.translate(ipa, write=plan.access is Access.WRITE, s1ptw=False, for_at=True,
-                           trace=final)
-        if res.fault is not None:
-            return _fault_result(head, res.fault, res.ended, ipa, perms, walk, steps, final,
-                                 notes)
-        assert isinstance(s2.info, S2WalkInfo)
-        attr, sh = s12_par_attrs(s1_attr, s1_sh, res.memattr, res.sh, fwb=s2.info.fwb,
-                                 cd=s2.info.cd)
-        par = Par.success(res.pa, attr, sh)
-        ended = f"{plan.op_text}: IPA {ipa:#x} -> PA {res.pa:#x} ({res.ended})" if trace else ""
-        return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk,
-                        _trace(steps, final, ended, notes))
+    if plan.choice.stage2 and s2 is not None:
+        return _s2_translate_final(head, plan, s1, s2, trace)
+    return _encode_par_s1(head, plan, s1, s2 is not None, trace)
 
-    # PAR_EL1.SH: 0b10 for Device and Normal Inner+Outer Non-cacheable memory.
-    par = Par.success(ipa, s1_attr, 0b10 if s1_attr in PAR_SH_IS_OSH else s1_sh)
-    ended = (f"{plan.op_text}: VA {va:#x} -> {'IPA' if s2 is not None else 'PA'} {ipa:#x}"
-             if trace else "")
+
+#: What every result of one AT starts with: (op, va, cur_el, disposition, regime choice, the
+#: stage 1 trace steps or None, the trace notes).
+_Head = tuple[AtOp, int, int, AtDisposition, RegimeChoice, list[WalkStep] | None, list[str]]
+
+#: The output of stage 1: (output address, MAIR attribute, shareability, the permissions
+#: (None with stage 1 disabled), the walk inputs described).
+_S1Out = tuple[int, int, int, S1Perms | None, str]
+
+
+def _not_executed(op: AtOp, va: int, cur_el: int, disp: AtDisposition, rt: int) -> AtResult:
+    """``AArch64.AT()`` before any translation: the AT is UNDEFINED at ``cur_el`` or trapped
+    to a higher EL (at.c leaves this to the trap handlers)."""
+    if disp.kind is Disposition.UNDEFINED:
+        exc = undefined(cur_el, disp.reason)
+    else:
+        info = op.info
+        exc = trapped_sys(info.op1, 7, info.crm, info.op2, rt, disp.reason)
+    return AtResult(op, va, cur_el, disp, exception=exc, trace=Trace(ended=disp.reason))
+
+
+def _s1_disabled_output(head: _Head, regime: Regime, regs: SysRegs,
+                        features: FeatureSet) -> _S1Out | AtResult:
+    """``AArch64.S1DisabledOutput()``: flat mapping, default attributes; bits above PAMax
+    (ignoring the top byte with TBI) give a level 0 Address size fault."""
+    va, notes = head[1], head[6]
+    tbi = effective_tbi(regime, regs[s1_control_registers(regime)[0]], bool(va >> 55 & 1))
+    addrtop = 55 if tbi else 63
+    if bits(va, addrtop, features.pa_max):
+        return _fault_result(head, Fault(FaultKind.ADDRESS_SIZE, 0),
+                             f"stage 1 disabled; VA bits [{addrtop}:{features.pa_max}] "
+                             "are not zero: address size fault, level 0", None, None, "")
+    ipa = va & mask(features.pa_max - 1, 0)
+    if regime is Regime.EL10 and bit(regs["HCR_EL2"], 12):
+        s1_attr, s1_sh = ATTR_NORMAL_WB_RWA, 0b00  # HCR_EL2.DC=1: Normal WB, NSH
+        why = "HCR_EL2.DC=1"
+    else:
+        s1_attr, s1_sh = ATTR_DEVICE_nGnRnE, 0b10  # Device-nGnRnE, Outer Shareable
+        why = _s1_off_reason(regime, regs)
+    notes.append(f"stage 1 disabled ({why}): VA maps flat to {ipa:#x}")
+    return ipa, s1_attr, s1_sh, None, f"stage 1 disabled ({why})"
+
+
+def _s1_translate(head: _Head, plan: _Plan, regs: SysRegs, mem: PhysMem,
+                  features: FeatureSet, pan: int | None, s2: Stage2Walker | None,
+                  cache: WalkCache | None, trace: bool) -> _S1Out | AtResult:
+    """``AArch64.S1Translate()`` with stage 1 enabled, as at.c's ``handle_at_slow()``: the
+    walk inputs (:func:`~atlab.walk_s1.setup_s1_walk`, ``AArch64.GetS1TTWParams()`` and the
+    level 0 checks), the walk (:func:`~atlab.walk_s1.walk_s1_leaf`, ``AArch64.S1Walk()``),
+    the permissions (:func:`_s1_check_permissions`), the Access flag update
+    (:func:`_s1_set_access_flag`) and then the permission fault, the attributes."""
+    op, va, _, _, choice, steps, notes = head
+    wi = setup_s1_walk(regs, features, choice.regime, choice.el, va)
+    if isinstance(wi, Fault):
+        return _fault_result(head, wi, f"{wi} before the walk (TxSZ, VA range, EPD/E0PD or "
+                             "TTBR)", None, None, "")
+    walk = wi.describe()  # computed once with the (memoized) walk inputs
+    if trace:
+        notes.append(walk)
+    start = None if cache is None else cache.s1_start(wi, va)
+    leaf = walk_s1_leaf(wi, mem, va, features, s2=s2, trace=steps, start=start)
+    if isinstance(leaf, S1WalkResult):
+        assert leaf.fault is not None
+        return _fault_result(head, leaf.fault, leaf.ended, None, None, walk)
+    level, desc, desc_addr, desc_pa, ipa, table_bits = leaf
+    perms, allowed = _s1_check_permissions(plan, choice.el, regs, wi, desc, table_bits, pan)
+    # AArch64.S1Translate(): the Access flag is set (HA=1) before the permission fault
+    # is reported.
+    if not desc >> 10 & 1 and wi.ha and AT_UPDATES_AF:
+        upd = _s1_set_access_flag(wi, mem, s2, level, desc, desc_addr, desc_pa, steps)
+        if upd is not None:  # stage 2 fault on the descriptor update
+            assert upd.fault is not None
+            return _fault_result(head, upd.fault, upd.ended, None, perms, walk)
+    if not allowed:
+        return _fault_result(head, Fault(FaultKind.PERMISSION, level),
+                             f"permission fault, level {level}: {op} needs "
+                             f"{plan.access.name.lower()} access, rights are {perms}",
+                             None, perms, walk)
+    # AArch64.S1Translate(): the memory attributes, AArch64.MAIRAttr() (AttrIndx[3]: AIE)
+    return (ipa, mair_attr(wi.mair, wi.attr_index(desc)), wi.sh if wi.ds else desc >> 8 & 3,
+            perms, walk)
+
+
+def _s1_check_permissions(plan: _Plan, el: int, regs: SysRegs, wi: S1WalkInfo, desc: int,
+                          table_bits: int, pan: int | None) -> tuple[S1Perms, bool]:
+    """``AArch64.S1CheckPermissions()`` (at.c ``compute_s1_permissions()``): the rights of
+    the leaf (:func:`~atlab.perms.compute_s1_permissions`) and whether the AT's access is
+    allowed.  They depend only on the permission bits and the (immutable) configuration:
+    computed once per register snapshot and combination."""
+    pan_eff = False
+    if plan.pan_op:  # only AT S1E1RP/WP look at PSTATE.PAN
+        pan_eff = bool(regs.field("PSTATE_PAN", "PAN") if pan is None else pan)
+    pkey = ("perms", desc & LEAF_PERM_BITS, table_bits, el, wi.unpriv, wi.nv1,
+            pan_eff, wi.epan, wi.wxn, wi.hd, plan.access, wi.pie, wi.pir, wi.pire0,
+            wi.poe, wi.e0poe, wi.por, wi.por_el0)
+    cached = regs.memo.get(pkey)
+    if cached is None:
+        rights = compute_s1_permissions(
+            s1_perm_bits(desc, table_bits, wi), has_unprivileged=wi.unpriv,
+            nv1=wi.nv1, el=el, pan=pan_eff, epan=wi.epan, wxn=wi.wxn, hd=wi.hd)
+        cached = (rights, s1_access_allowed(rights, plan.access))
+        regs.memo[pkey] = cached
+    assert isinstance(cached, tuple)
+    return cached
+
+
+def _s1_set_access_flag(wi: S1WalkInfo, mem: PhysMem, s2: Stage2Walker | None, level: int,
+                        desc: int, desc_addr: int, desc_pa: int,
+                        steps: list[WalkStep] | None) -> S2Result | None:
+    """``AArch64.SetAccessFlag()`` and ``AArch64.MemSwapTableDesc()``: the hardware sets
+    AF in the leaf (TCR_ELx.HA=1).  Under stage 2 the update is a write to the descriptor's
+    IPA and needs stage 2 write permission: returns the stage 2 result that faulted, or None
+    once the descriptor is written."""
+    new = desc | (1 << 10)
+    target = desc_pa
+    if s2 is not None:
+        upd = s2.translate(desc_addr, write=True, s1ptw=True, for_at=False, trace=steps)
+        if upd.fault is not None:
+            return upd
+        target = upd.pa
+    mem.write64(target, new, big_endian=wi.ee, purpose=f"S1 L{level} AF update")
+    if steps is not None:
+        steps.append(WalkStep(1, level, 0, 0, 0, desc_addr, target, new,
+                              "update", "hardware sets AF", is_write=True))
+    return None
+
+
+def _s2_translate_final(head: _Head, plan: _Plan, s1: _S1Out, s2: Stage2Walker,
+                        trace: bool) -> AtResult:
+    """AT S12E*: ``AArch64.S2Translate()`` of the final IPA (at.c ``__kvm_at_s12()``) and
+    the PAR of both stages (``AArch64.EncodePAR()``, at.c ``compute_par_s12()``)."""
+    op, va, cur_el, disp, choice, steps, notes = head
+    ipa, s1_attr, s1_sh, perms, walk = s1
+    final: list[WalkStep] | None = [] if trace else None
+    res = s2.translate(ipa, write=plan.access is Access.WRITE, s1ptw=False, for_at=True,
+                       trace=final)
+    if res.fault is not None:
+        return _fault_result(head, res.fault, res.ended, ipa, perms, walk, final)
+    assert isinstance(s2.info, S2WalkInfo)
+    attr, sh = s12_par_attrs(s1_attr, s1_sh, res.memattr, res.sh, fwb=s2.info.fwb,
+                             cd=s2.info.cd)
+    par = Par.success(res.pa, attr, sh)
+    ended = f"{plan.op_text}: IPA {ipa:#x} -> PA {res.pa:#x} ({res.ended})" if trace else ""
     return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk,
                     _trace(steps, final, ended, notes))
+
+
+def _encode_par_s1(head: _Head, plan: _Plan, s1: _S1Out, has_s2: bool,
+                   trace: bool) -> AtResult:
+    """The PAR of a stage 1 AT (``AArch64.EncodePAR()``, at.c ``compute_par_s1()``)."""
+    op, va, cur_el, disp, choice, steps, notes = head
+    ipa, s1_attr, s1_sh, perms, walk = s1
+    # PAR_EL1.SH: 0b10 for Device and Normal Inner+Outer Non-cacheable memory.
+    par = Par.success(ipa, s1_attr, 0b10 if s1_attr in PAR_SH_IS_OSH else s1_sh)
+    ended = (f"{plan.op_text}: VA {va:#x} -> {'IPA' if has_s2 else 'PA'} {ipa:#x}"
+             if trace else "")
+    return AtResult(op, va, cur_el, disp, par, None, choice, None, ipa, perms, walk,
+                    _trace(steps, None, ended, notes))
 
 
 def _trace(steps: list[WalkStep] | None, final: list[WalkStep] | None, ended: str,
@@ -331,13 +405,12 @@ def _trace(steps: list[WalkStep] | None, final: list[WalkStep] | None, ended: st
     return Trace(tuple(steps or ()), tuple(final or ()), ended, tuple(notes))
 
 
-def _fault_result(head: tuple[AtOp, int, int, AtDisposition, RegimeChoice], fault: Fault,
-                  ended: str, ipa: int | None, perms: S1Perms | None, walk: str,
-                  steps: list[WalkStep] | None, final: list[WalkStep] | None,
-                  notes: list[str]) -> AtResult:
+def _fault_result(head: _Head, fault: Fault, ended: str, ipa: int | None,
+                  perms: S1Perms | None, walk: str,
+                  final: list[WalkStep] | None = None) -> AtResult:
     """The PAR of a fault, or the exception an AT at EL1 takes instead: a stage 2 fault on its
     stage 1 walk goes to EL2 (``AArch64.AT()``)."""
-    op, va, cur_el, disp, choice = head
+    op, va, cur_el, disp, choice, steps, notes = head
     tr = _trace(steps, final, ended, notes)
     if cur_el == 1 and fault.stage == 2 and fault.s1ptw:
         exc = s2_abort_on_s1_walk(fault, va, "stage 2 fault on the stage 1 walk of an AT "
@@ -366,6 +439,11 @@ class _Plan:
 
 
 def _plan(op: AtOp, cur_el: int, regs: SysRegs, features: FeatureSet) -> _Plan:
+    """The VA-independent first phase of ``AArch64.AT()``, memoized per register snapshot:
+    whether the AT executes (:func:`~atlab.regime.at_disposition`), its translation regime
+    (:func:`~atlab.regime.compute_translation_regime`, at.c ``compute_translation_regime()``),
+    ``AArch64.S1Enabled()`` and, for the EL1&0 regime, the stage 2 walk inputs
+    (:func:`~atlab.walk_s2.setup_s2_walk`, ``AArch64.GetS2TTWParams()``)."""
     key = ("at-plan", op, cur_el, features)
     plan = regs.memo.get(key)
     if plan is None:

@@ -47,10 +47,7 @@ from typing import TypeVar
 from atlab.bits import bits, mask
 from atlab.errors import AtlabError, clip
 from atlab.features import Feature, FeatureSet
-from atlab.memory import PhysMem
-from atlab.regime import Regime
-from atlab.sysregs import SysRegs, encode
-from atlab.walk_s1 import (
+from atlab.granule import (
     FINAL_LEVEL,
     Granule,
     block_desc_supported,
@@ -58,6 +55,9 @@ from atlab.walk_s1 import (
     lpa_64k,
     start_level,
 )
+from atlab.memory import PhysMem
+from atlab.regime import Regime
+from atlab.sysregs import SysRegs, encode
 
 __all__ = [
     "MAIR_DEFAULT",

@@ -3,7 +3,9 @@
 ``atlab run FILE [--full] [--check]`` runs every AT op of a scenario file;
 ``atlab decode par|desc|reg ...`` decodes values; ``atlab ptdump FILE [--regime R] [--ttbr N]
 [--wx]`` lists the mapped ranges of a scenario's tables; ``atlab tlb run FILE [--check]``
-runs a scenario's ``program`` (stores, MSR, TLBI, DSB, ISB and AT through per-PE TLBs).  Bad
+runs a scenario's ``program`` (stores, MSR, TLBI, DSB, ISB and AT through per-PE TLBs);
+``atlab snapshot --gdb PORT -o FILE`` snapshots a live QEMU guest's tables
+(:mod:`atlab.snapshot`).  Bad
 input, usage errors included, gives one line on stderr and exit status 2 (the README's "Input
 guarantees"); ``--check`` mismatches give exit status 1.
 """
@@ -121,13 +123,66 @@ def cmd_decode(args: argparse.Namespace) -> int:
             print(json.dumps(decode(name, value, e2h=e2h)))
         return 0
     from atlab.descriptors import decode_descriptor, parse_granule
+    from atlab.explain import given_leaf_selections, leaf_index_fields
 
     value = parse_int(args.args[0] if args.args else "", what="descriptor")
+    regime = Regime[args.regime]
+    regs = _leaf_registers(args, regime)
     fields = decode_descriptor(value, level=args.level, granule=parse_granule(args.granule),
-                               stage=args.stage, regime=Regime[args.regime], ds=args.ds)
+                               stage=args.stage, regime=regime, ds=args.ds)
+    leaf = fields["kind"] in ("page", "block")
+    if leaf:
+        # FEAT_S1PIE/S2PIE, S1POE, AIE: the index fields the controls make of the bits
+        fields.update(leaf_index_fields(value, stage=args.stage, pie=args.pie, poe=args.poe,
+                                        aie=args.aie))
     print(" ".join(f"{k}={v:#x}" if isinstance(v, int) and k in ("OA", "next_table")
+                   else f"{k}={v:#06b}" if k == "PIIndex" and isinstance(v, int)
+                   else f"{k}={v:#05b}" if k == "POIndex" and isinstance(v, int)
                    else f"{k}={v}" for k, v in fields.items()))
+    if leaf:
+        for _name, text in given_leaf_selections(value, stage=args.stage, regime=regime,
+                                                 pie=args.pie, poe=args.poe, aie=args.aie,
+                                                 regs=regs):
+            print(text)
     return 0
+
+
+#: ``atlab decode desc`` register options: (option, the control a leaf needs to select an
+#: entry of that register; None: always).
+_LEAF_REGISTER_OPTIONS = (("pir", "pie"), ("pire0", "pie"), ("por", "poe"),
+                          ("por_el0", "poe"), ("mair", None), ("mair2", "aie"))
+
+
+def _leaf_registers(args: argparse.Namespace, regime: Regime) -> dict[str, int]:
+    """The register values ``atlab decode desc`` was given, by their names in ``regime``;
+    one-line errors for an option that cannot apply."""
+    from atlab.walk_s1 import pir_name, pire0_name, por_name
+
+    if args.stage == 2:
+        for flag, feat in (("poe", "FEAT_S1POE"), ("aie", "FEAT_AIE")):
+            if getattr(args, flag):
+                raise AtlabError(f"--{flag} reads a stage 1 leaf ({feat}); at stage 2 use "
+                                 "--pie (VTCR_EL2.S2PIE) and --pir (S2PIR_EL2)")
+    names = {"pir": "S2PIR_EL2" if args.stage == 2 else pir_name(regime),
+             "pire0": pire0_name(regime), "por": por_name(regime), "por_el0": "POR_EL0",
+             "mair": f"MAIR_{regime.suffix}", "mair2": f"MAIR2_{regime.suffix}"}
+    regs: dict[str, int] = {}
+    for opt, control in _LEAF_REGISTER_OPTIONS:
+        raw = getattr(args, opt)
+        if raw is None:
+            continue
+        flag = "--" + opt.replace("_", "-")
+        if args.stage == 2 and opt != "pir":
+            raise AtlabError(f"{flag} gives a stage 1 register; a stage 2 leaf reads only "
+                             "S2PIR_EL2 (--pir with --pie)")
+        if control is not None and not getattr(args, control):
+            raise AtlabError(f"{flag} gives {names[opt]}, which a leaf selects from only "
+                             f"with --{control}")
+        if opt in ("pire0", "por_el0") and not regime.has_unprivileged:
+            raise AtlabError(f"{flag}: the {regime.name} regime has no EL0 accesses, so no "
+                             f"{names[opt]}")
+        regs[names[opt]] = _u64(parse_int(raw, what=flag), flag)
+    return regs
 
 
 def cmd_nv_run(args: argparse.Namespace) -> int:
@@ -228,6 +283,41 @@ def cmd_ptdump(args: argparse.Namespace) -> int:
     return 1 if args.wx and wx_found else 0
 
 
+def _gdb_address(text: str) -> tuple[str, int]:
+    """``PORT`` or ``HOST:PORT`` of a QEMU gdbstub."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise AtlabError(f"--gdb {clip(text)}: expected PORT or HOST:PORT (e.g. 1234)")
+    if host and not all(c.isalnum() or c in ".-_[]:" for c in host):
+        raise AtlabError(f"--gdb {clip(text)}: {clip(host)} is not a host name")
+    return host or "127.0.0.1", int(port)
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from atlab.gdbstub import GdbStub
+    from atlab.snapshot import capture, save_snapshot
+
+    host, port = _gdb_address(args.gdb)
+    vas = [_u64(parse_int(v, what="--va"), "--va") for v in args.va]
+    with GdbStub(port, host=host) as stub:
+        cap = capture(stub, name=args.name or f"snapshot of {host}:{port}")
+        op = "S1E2R" if cap.el == 2 else "S1E1R"
+        cap.doc["ops"] = [{"op": op, "va": f"{va:#x}"} for va in vas]
+        answers = []
+        with stub.regime_view(cap.el):
+            for va in vas:
+                pa = stub.gva2gpa(va)
+                answers.append([f"{va:#x}", None if pa is None else f"{pa:#x}", "--va"])
+        meta = cap.doc["meta"]
+        assert isinstance(meta, dict)
+        meta["qemu_gva2gpa"] = answers
+    size = save_snapshot(args.output, cap.doc)
+    regimes = meta.get("regimes", [])
+    print(f"{args.output}: {len(cap.mem.pages)} table pages, {size} bytes; EL{cap.el}; "
+          + "; ".join(str(r) for r in regimes if isinstance(regimes, list)))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error: ``atlab: error: ... (try 'atlab run --help')``,
     exit status 2, like every other bad input (the README's "Input guarantees")."""
@@ -255,6 +345,19 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--stage", type=int, choices=[1, 2], default=1, help="stage (desc)")
     dec.add_argument("--regime", choices=[r.name for r in Regime], default="EL10")
     dec.add_argument("--ds", action="store_true", help="TCR_ELx.DS=1 (desc)")
+    dec.add_argument("--pie", action="store_true",
+                     help="TCR2_ELx.PIE=1 (VTCR_EL2.S2PIE=1 with --stage 2): print the leaf's "
+                          "PIIndex (desc)")
+    dec.add_argument("--poe", action="store_true",
+                     help="TCR2_ELx.POE/E0POE=1: print the leaf's POIndex, bits [62:60] (desc)")
+    dec.add_argument("--aie", action="store_true",
+                     help="TCR2_ELx.AIE=1: AttrIndx[3] is bit 59 (desc)")
+    for opt, what in (("--pir", "PIR_ELx (S2PIR_EL2 with --stage 2), with --pie"),
+                      ("--pire0", "PIRE0_ELx, with --pie"),
+                      ("--por", "POR_ELx, with --poe"), ("--por-el0", "POR_EL0, with --poe"),
+                      ("--mair", "MAIR_ELx"), ("--mair2", "MAIR2_ELx, with --aie")):
+        dec.add_argument(opt, metavar="VALUE",
+                         help=f"{what}: print the entry the leaf selects (desc)")
     dec.add_argument("--e2h", action="store_true", help="HCR_EL2.E2H=1 layout (TCR_EL2, TCR2_EL2)")
     dec.add_argument("--json", action="store_true", help="also print the fields as JSON (reg)")
     dec.set_defaults(func=cmd_decode)
@@ -268,6 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="check for writable+executable mappings; exit 1 if any")
     pt.add_argument("--scenario", help="only the scenario with this name")
     pt.set_defaults(func=cmd_ptdump)
+    snap = sub.add_parser("snapshot", help="snapshot a live QEMU guest's translation registers "
+                          "and table pages through its gdbstub (gzipped; loads as a scenario)")
+    snap.add_argument("--gdb", required=True, help="the gdbstub: PORT or HOST:PORT "
+                      "(QEMU -gdb tcp::PORT); needs gdb-multiarch and pygdbmi")
+    snap.add_argument("-o", "--output", required=True, help="the snapshot file (.json.gz)")
+    snap.add_argument("--name", help="the scenario name")
+    snap.add_argument("--va", action="append", default=[],
+                      help="a VA to record as an op, with QEMU's gva2gpa answer (repeatable)")
+    snap.set_defaults(func=cmd_snapshot)
     nv = sub.add_parser("nv", help="nested virtualization: emulate AT for a guest hypervisor")
     nv_sub = nv.add_subparsers(dest="nv_cmd", required=True)
     nv_run = nv_sub.add_parser("run", help="run the ops of an NV scenario file")

@@ -13,11 +13,66 @@
 
 from __future__ import annotations
 
-from atlab.bits import bit, bits
+import enum
+
+from atlab.bits import bit, bits, mask
 from atlab.errors import AtlabError
 from atlab.features import FeatureSet
+from atlab.granule import FINAL_LEVEL, Granule, block_desc_supported, level_lsb, lpa_64k
 from atlab.regime import Regime
-from atlab.walk_s1 import Granule, decode_desc_kind, leaf_base, lpa_64k, next_table_base
+
+
+class DescKind(enum.Enum):
+    """What a 64-bit descriptor is at its level (``AArch64.DecodeDescriptorType()``)."""
+
+    INVALID = "invalid"
+    TABLE = "table"
+    BLOCK = "block"
+    PAGE = "page"
+    RESERVED = "reserved"  # valid bit set but not a legal encoding at this level
+
+    __hash__ = object.__hash__  # identity (members are singletons): a C-level hash
+
+
+def decode_desc_kind(desc: int, level: int, granule: Granule, ds: bool,
+                     features: FeatureSet) -> DescKind:
+    """``AArch64.DecodeDescriptorType()`` for 64-bit descriptors."""
+    if not desc & 1:
+        return DescKind.INVALID
+    if desc & 2:
+        return DescKind.PAGE if level == FINAL_LEVEL else DescKind.TABLE
+    if level != FINAL_LEVEL and block_desc_supported(granule, level, ds, features):
+        return DescKind.BLOCK
+    return DescKind.RESERVED
+
+
+def desc_oa_high(desc: int, *, ds: bool, lpa_64k: bool) -> int:
+    """OA[51:48] carried by a descriptor: bits [15:12] (64KB, FEAT_LPA) or [9:8,49:48] (DS)."""
+    if lpa_64k:
+        return bits(desc, 15, 12) << 48
+    if ds:
+        return (bits(desc, 9, 8) << 50) | (bits(desc, 49, 48) << 48)
+    return 0
+
+
+def next_table_base(desc: int, granule: Granule, ds: bool, lpa_64k: bool) -> int:
+    """``AArch64.NextTableBase()``."""
+    return (desc & mask(47, granule.pgshift)) | desc_oa_high(desc, ds=ds, lpa_64k=lpa_64k)
+
+
+def leaf_base(desc: int, level: int, granule: Granule, ds: bool, lpa_64k: bool) -> int:
+    """``AArch64.S1LeafBase()``: the block or page address."""
+    leafsize = level_lsb(level, granule)
+    return (desc & mask(47, leafsize)) | desc_oa_high(desc, ds=ds, lpa_64k=lpa_64k)
+
+
+def pi_index(desc: int) -> int:
+    """PIIndex of a 64-bit stage 1 leaf: descriptor bits 54, 53, 51, 6
+    (``AArch64.S1ApplyOutputPerms()``)."""
+    return (desc >> 54 & 1) << 3 | (desc >> 53 & 1) << 2 | (desc >> 51 & 1) << 1 | (desc >> 6 & 1)
+
+
+DESC_KIND_TEXT = {k: k.value for k in DescKind}  # WalkStep.kind
 
 GRANULES = {"4K": Granule.K4, "4KB": Granule.K4, "16K": Granule.K16, "16KB": Granule.K16,
             "64K": Granule.K64, "64KB": Granule.K64}
@@ -28,6 +83,24 @@ def parse_granule(text: str) -> Granule:
         return GRANULES[text.upper()]
     except KeyError:
         raise AtlabError(f"unknown granule {text!r}; use 4K, 16K or 64K") from None
+
+
+def check_level(level: int, granule: Granule, *, stage: int = 1, ds: bool = False) -> None:
+    """Raise :class:`AtlabError` unless ``granule`` has lookup level ``level`` (-1..3) at
+    ``stage`` with the Effective value ``ds`` of TCR_ELx.DS/VTCR_EL2.DS: level -1 is the 4KB
+    granule's with DS=1 only (R_KSBQV, Table D8-16), a 64KB walk has levels 1 to 3
+    (R_MLLGN, Table D8-35), a 16KB stage 2 walk has level 0 with DS=1 only (R_VGVLD,
+    Table D8-26)."""
+    if not -1 <= level <= 3:
+        raise AtlabError(f"level must be -1..3, not {level}")
+    if level == -1 and (granule is not Granule.K4 or not ds):
+        where = "" if granule is Granule.K4 else f"; a {granule} walk has no level -1"
+        raise AtlabError("level -1 exists only with the 4KB granule and DS=1 (FEAT_LPA2, "
+                         f"52-bit addresses){where}")
+    if level == 0 and granule is Granule.K64:
+        raise AtlabError("a 64KB walk has no level 0: its lookups are levels 1 to 3")
+    if level == 0 and granule is Granule.K16 and stage == 2 and not ds:
+        raise AtlabError("a 16KB stage 2 walk has level 0 only with VTCR_EL2.DS=1 (FEAT_LPA2)")
 
 
 def decode_descriptor(
@@ -42,13 +115,7 @@ def decode_descriptor(
 ) -> dict[str, object]:
     """The fields of a descriptor at ``level``, with its kind (invalid/table/block/page/
     reserved), in the Arm ARM's names."""
-    if not -1 <= level <= 3:
-        raise AtlabError(f"level must be -1..3, not {level}")
-    if level == -1 and granule is not Granule.K4:
-        # D8.2.9/D8.2.10: 16KB and 64KB walks start at level 0 at the lowest; level -1 is
-        # the 4KB granule's with FEAT_LPA2 (TCR_ELx.DS=1, D8.2.8).
-        raise AtlabError(f"level -1 exists only with the 4KB granule (FEAT_LPA2); a {granule} "
-                         "walk starts at level 0 or later")
+    check_level(level, granule, stage=stage, ds=ds)
     if desc >> 64 or desc < 0:
         raise AtlabError(f"descriptor {desc:#x} does not fit in 64 bits")
     features = features or FeatureSet.all()

@@ -56,6 +56,10 @@ class Feature(enum.Enum):
         self.bit = 1 << len(type(self).__members__)
 
 
+#: Features atlab does not model (README, LIMITATIONS): a scenario may name them only to
+#: switch them off; asking for one raises AtlabError rather than giving output without it.
+NOT_MODELLED: frozenset[str] = frozenset({"FEAT_THE", "FEAT_HAFT", "FEAT_D128"})
+
 _BY_NAME: dict[str, Feature] = {}
 for _f in Feature:
     _BY_NAME[_f.value] = _f
@@ -118,6 +122,12 @@ class FeatureSet:
                     raise AtlabError(
                         f"PAMax must be one of 32, 36, 40, 42, 44, 48, 52, not {clip(value)}")
                 pa_max = value
+                continue
+            full = name if name.startswith("FEAT_") else f"FEAT_{name}"
+            if full in NOT_MODELLED:
+                if value is not False:
+                    raise AtlabError(f"{full} is not modelled by atlab (README, LIMITATIONS); "
+                                     "leave it out or set it to false")
                 continue
             feat = feature_by_name(name)
             if not isinstance(value, bool):

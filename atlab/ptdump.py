@@ -6,6 +6,14 @@ coalesced into one :class:`MappedRange`.  The dump reads only the tables that ex
 their non-zero words (``PhysMem.iter_range``), so its cost grows with the number of mapped
 entries, not with the size of the address space.
 
+Each range's rights come from the model's permission phase (:func:`~atlab.walk_s1.s1_perm_bits`,
+:func:`~atlab.perms.compute_s1_permissions`) for the regime's privileged EL and EL0: with
+FEAT_S1PIE (TCR2_ELx.PIE) the ``ap`` column is the leaf's PIIndex (``PI 0b0101``) and the
+rights are the PIR_ELx/PIRE0_ELx entries it selects; with FEAT_S1POE the ``PO 0b010`` flag is
+the POIndex whose POR_ELx/POR_EL0 overlay the rights include; with FEAT_AIE AttrIndx[3] (bit
+59) selects MAIR2_ELx; with FEAT_S2PIE (and FEAT_S2POE) the stage 2 rights come from
+S2PIR_EL2 (and the S2POR_EL1 overlay).
+
 >>> from atlab.builder import S1Builder
 >>> b = S1Builder(tables=(0x40200000, 0x40300000))
 >>> b.map(0x400000, 0x80000000, 0x400000, ap="EL1 RW / EL0 RW", uxn=True)
@@ -31,14 +39,16 @@ from typing import Protocol
 
 from atlab.attrs import SH_NAMES, decode_mair_attr, mair_attr
 from atlab.bits import bit, bits, mask
+from atlab.descriptors import pi_index
 from atlab.errors import AtlabError
 from atlab.faults import Fault
 from atlab.features import Feature, FeatureSet
-from atlab.perms import S1PermBits, compute_s1_permissions
+from atlab.granule import FINAL_LEVEL, Granule, block_desc_supported, level_lsb
+from atlab.perms import compute_s1_permissions
 from atlab.regime import Regime
 from atlab.sysregs import SysRegs
-from atlab.walk_s1 import FINAL_LEVEL, Granule, block_desc_supported, level_lsb, setup_s1_walk
-from atlab.walk_s2 import setup_s2_walk, stage2_enabled
+from atlab.walk_s1 import s1_perm_bits, setup_s1_walk
+from atlab.walk_s2 import S2PI_RW, s2_pi_index, setup_s2_walk, stage2_enabled
 
 __all__ = ["MAX_DESCRIPTORS", "MappedRange", "PtDump", "WordSource", "ptdump", "ptdump_s2"]
 
@@ -96,6 +106,13 @@ class MappedRange:
     rights: str  # effective rights per EL, e.g. "EL1:RW- EL0:---"
     wx: bool  # writable and executable at some EL
     attrs: int  # the descriptor bits other than the OA and the type
+    #: FEAT_S1PIE/S2PIE: the leaf's PIIndex (None when the permissions are direct); the
+    #: ``ap`` column then reads ``PI 0b0101`` and ``rights`` are the indirect permissions.
+    pi_index: int | None = None
+    #: FEAT_S1POE: the leaf's POIndex (None without overlays); ``rights`` include the overlay.
+    po_index: int | None = None
+    #: AttrIndx (0-15: bit 59 is AttrIndx[3] with FEAT_AIE; MemAttr for stage 2).
+    attr_index: int = 0
 
     @property
     def size(self) -> int:
@@ -324,50 +341,62 @@ def ptdump(regs: SysRegs, mem: WordSource, *, regime: Regime = Regime.EL10, ttbr
     runs, count, tnotes, read1 = _traverse(g, mem, features, table_pa, max_descriptors - read)
     title = (f"{name} ({wi.ttbr_name}), {wi.granule} granule, {wi.ia_bits}-bit VA, start level "
              f"{wi.sl}" + (", DS=1" if wi.ds else ""))
-    hd = wi.hd
     out = []
     two = regime.has_unprivileged and not wi.nv1
+    els = (1 if regime is Regime.EL10 else 2, 0) if regime.has_unprivileged else (
+        3 if regime is Regime.EL3 else 2,)
     for start, end, oa, level, key, tb, n in runs:
-        attr = mair_attr(wi.mair, bits(key, 4, 2))
+        # AArch64.S1NextWalkStateLeaf(): AttrIndx (bit 59 is AttrIndx[3] with AIE) selects
+        # MAIR_ELx, or MAIR2_ELx for 8-15 (AArch64.MAIRAttr()); AArch64.S1ApplyOutputPerms():
+        # the permission inputs, by PIIndex from PIR_ELx/PIRE0_ELx with S1PIE, with the
+        # POR_ELx entries POIndex selects with S1POE.
+        attr_index = wi.attr_index(key)
+        attr = mair_attr(wi.mair, attr_index)
         sh = wi.sh if wi.ds else bits(key, 9, 8)
-        ap = bits(key, 7, 6)
-        ap_table = tb >> 2 & 3
-        if two:
-            pb = S1PermBits(ap=ap, ap_table=ap_table, uxn=bit(key, 54), pxn=bit(key, 53),
-                            uxn_table=tb >> 1 & 1, pxn_table=tb & 1, dbm=bit(key, 51))
-            flags = [f for f, b in (("UXN", 54), ("PXN", 53)) if bit(key, b)]
-            ap_text = _AP_TEXT[ap]
+        pb = s1_perm_bits(key, tb, wi)
+        flags: list[str] = []
+        pi = pi_index(key) if wi.pie else None
+        po = key >> 60 & 7 if (wi.poe or wi.e0poe) else None
+        if pi is not None:
+            ap_text = f"PI {pi:#06b}"
+        elif two:
+            flags += [f for f, b in (("UXN", 54), ("PXN", 53)) if bit(key, b)]
+            ap_text = _AP_TEXT[bits(key, 7, 6)]
             if regime is Regime.EL20:
                 ap_text = ap_text.replace("EL1", "EL2")
         elif regime.has_unprivileged:  # NV1
-            pb = S1PermBits(ap=bit(key, 7) << 1, ap_table=ap_table & 2, pxn=bit(key, 54),
-                            pxn_table=tb & 1)
-            flags = ["PXN"] if bit(key, 54) else []
+            flags += ["PXN"] if bit(key, 54) else []
             ap_text = "EL1 RO" if bit(key, 7) else "EL1 RW"
         else:
-            pb = S1PermBits(ap=(bit(key, 7) << 1) | 1, ap_table=ap_table & 2, xn=bit(key, 54),
-                            xn_table=tb >> 1 & 1, dbm=bit(key, 51))
-            flags = ["XN"] if bit(key, 54) else []
+            flags += ["XN"] if bit(key, 54) else []
             ap_text = "RO" if bit(key, 7) else "RW"
         if tb and not wi.hpd:
             flags.append(f"T={tb:04b}")
-        flags += [f for f, b in (("AF", 10), ("nG", 11), ("DBM", 51))
-                  if bit(key, b) and (b != 11 or regime.has_unprivileged)]
+        flags += [f for f, b in (("AF", 10), ("nG", 11)) if bit(key, b)
+                  and (b != 11 or regime.has_unprivileged)]
+        if pi is None and bit(key, 51):
+            flags.append("DBM")
+        if pi is not None and bit(key, 7):
+            flags.append("nDirty")
+        if po is not None:
+            flags.append(f"PO {po:#05b}")
+        if wi.aie and attr_index >= 8:
+            flags.append(f"MAIR2.Attr{attr_index - 8}")
         rights = []
         wx = False
-        els = (1 if regime is Regime.EL10 else 2, 0) if regime.has_unprivileged else (
-            3 if regime is Regime.EL3 else 2,)
         for el in els:
+            # With PIE, bit 51 is PIIndex[1] (no DBM): dirty state is nDirty with TCR_ELx.HD.
+            hd = wi.hd if pi is not None else wi.hd or bool(bit(key, 51))
             p = compute_s1_permissions(pb, has_unprivileged=regime.has_unprivileged,
                                        nv1=wi.nv1, el=el, pan=False, epan=False, wxn=False,
-                                       hd=hd or bool(bit(key, 51)))
+                                       hd=hd)
             rights.append(f"EL{el}:" + ("R" if p.r else "-") + ("W" if p.w else "-")
                           + ("X" if p.x else "-"))
             wx |= p.w and p.x
         out.append(MappedRange(start, end, oa, level, "PTE" if level == FINAL_LEVEL else "BLK",
                                bool(bit(key, 52)), n, ap_text, tuple(flags),
                                str(decode_mair_attr(attr)), SH_NAMES[sh], " ".join(rights), wx,
-                               key & ~3))
+                               key & ~3, pi, po, attr_index))
     return PtDump(title, 1, tuple(out), count, tuple(notes + tnotes), read + read1)
 
 
@@ -380,6 +409,13 @@ def _s2_memattr_text(memattr: int) -> str:
     if outer is None or inner is None:
         return f"MemAttr={memattr:04b} (reserved)"
     return f"Normal i{inner} o{outer}"
+
+
+def _s2_execute(perm: int) -> tuple[bool, bool]:
+    """(EL1, EL0) execute of an S2PIR_EL2/S2POR_EL1 entry (``AArch64.S2IndirectBasePermissions()``,
+    ``AArch64.S2OverlayPermissions()``): px and ux are bits [1] and [0] of the 0b1xxx
+    encodings (Read or RW with Priv, Unpriv or All Execute)."""
+    return bool(perm >> 3 & perm >> 1 & 1), bool(perm >> 3 & perm & 1)
 
 
 def ptdump_s2(regs: SysRegs, mem: WordSource, *, features: FeatureSet | None = None,
@@ -395,19 +431,44 @@ def ptdump_s2(regs: SysRegs, mem: WordSource, *, features: FeatureSet | None = N
     xnx = features.has(Feature.XNX)
     out = []
     for start, end, oa, level, key, _tb, n in runs:
-        s2ap = bits(key, 7, 6)
-        xn = bits(key, 54, 53) if xnx else bit(key, 54) << 1
-        flags = [f"XN={xn:02b}"] if xn else []
-        flags += [f for f, b in (("AF", 10), ("DBM", 51)) if bit(key, b)]
-        w = bool(s2ap & 2) or (bool(bit(key, 51)) and wi.hd)
-        r = bool(s2ap & 1)
-        x1, x0 = xn in (0b00, 0b11), xn in (0b00, 0b01)  # XN[1:0] (FEAT_XNX), D8.4.2
+        pi: int | None = None
+        if wi.s2pie:
+            # AArch64.S2IndirectBasePermissions(): S2PIR_EL2.Perm<PIIndex>; r and w as the
+            # walker reads them (S2PI_RW), px/ux from _s2_execute().
+            pi = s2_pi_index(key)
+            s2pi = wi.s2pir >> 4 * pi & 0xF
+            r, w = bool(S2PI_RW[s2pi][0]), bool(S2PI_RW[s2pi][1])
+            x1, x0 = _s2_execute(s2pi)
+            ap_text = f"PI {pi:#06b}"
+            flags = [f"S2PIR={s2pi:#06b}"]
+            if wi.s2poe:
+                # AArch64.S2OverlayPermissions(): S2POR_EL1.Perm<POIndex> (POIndex is bits
+                # [62:59]), same encodings as S2PIR; the overlay only takes rights away.
+                po = key >> 59 & 0xF
+                s2po = wi.s2por >> 4 * po & 0xF
+                ox1, ox0 = _s2_execute(s2po)
+                r, w = r and bool(S2PI_RW[s2po][0]), w and bool(S2PI_RW[s2po][1])
+                x1, x0 = x1 and ox1, x0 and ox0
+                flags.append(f"PO {po:#06b}")
+            flags += [f for f, b in (("AF", 10),) if bit(key, b)]
+            if not bit(key, 7):
+                flags.append("clean")  # Dirty (bit 7) is 0: a write faults without VTCR_EL2.HD
+        else:
+            s2ap = bits(key, 7, 6)
+            ap_text = _S2AP_TEXT[s2ap]
+            xn = bits(key, 54, 53) if xnx else bit(key, 54) << 1
+            flags = [f"XN={xn:02b}"] if xn else []
+            flags += [f for f, b in (("AF", 10), ("DBM", 51)) if bit(key, b)]
+            w = bool(s2ap & 2) or (bool(bit(key, 51)) and wi.hd)
+            r = bool(s2ap & 1)
+            x1, x0 = xn in (0b00, 0b11), xn in (0b00, 0b01)  # XN[1:0] (FEAT_XNX), D8.4.2
         rights = (f"EL1:{'R' if r else '-'}{'W' if w else '-'}{'X' if x1 else '-'} "
                   f"EL0:{'R' if r else '-'}{'W' if w else '-'}{'X' if x0 else '-'}")
         sh = wi.sh if wi.ds else bits(key, 9, 8)
         out.append(MappedRange(start, end, oa, level, "PTE" if level == FINAL_LEVEL else "BLK",
-                               bool(bit(key, 52)), n, _S2AP_TEXT[s2ap], tuple(flags),
+                               bool(bit(key, 52)), n, ap_text, tuple(flags),
                                _s2_memattr_text(bits(key, 5, 2)), SH_NAMES[sh], rights,
-                               w and (x1 or x0), key & ~3))
+                               w and (x1 or x0), key & ~3, pi,
+                               (key >> 59 & 0xF) if wi.s2poe else None, bits(key, 5, 2)))
     title = wi.describe()
     return PtDump(title, 2, tuple(out), count, tuple(notes), read)

@@ -54,7 +54,7 @@ def _tlbi_for(kind: str) -> list[str]:
 
 
 def _granule(name: str) -> object:
-    from atlab.walk_s1 import Granule
+    from atlab.granule import Granule
 
     return Granule[name]
 
@@ -99,7 +99,7 @@ def _primer() -> Quiz:
 
 
 def _anatomy() -> Quiz:
-    from atlab.walk_s1 import Granule, decode_tg1, start_level
+    from atlab.granule import Granule, decode_tg1, start_level
 
     return Quiz("01_anatomy_of_a_va", (
         Question("How many VA bits does each level of a walk resolve with the 4KB granule?",
@@ -131,7 +131,7 @@ def _anatomy() -> Quiz:
 
 
 def _walk() -> Quiz:
-    from atlab.walk_s1 import Granule, level_lsb
+    from atlab.granule import Granule, level_lsb
 
     return Quiz("02_stage1_walk", (
         Question("A descriptor with bits [1:0] = 0b01 at level 3 is", (
@@ -391,9 +391,63 @@ def _tlb_quiz() -> Quiz:
     ))
 
 
+def _snapshot_rights(symbol_lo: str, symbol_hi: str) -> set[str]:
+    """The rights of the course snapshot's kernel ranges between two symbols."""
+    from atlab.ptdump import ptdump
+    from atlab.regime import Regime
+    from atlab.snapshot import course_snapshot
+
+    snap = course_snapshot()
+    sym = snap.symbols
+    sc = snap.scenario
+    dump = ptdump(sc.regs, sc.fresh_memory(), regime=Regime.EL20, ttbr=1, features=sc.features)
+    return {r.rights for r in dump.ranges
+            if r.start < sym[symbol_hi] and r.end > sym[symbol_lo]}
+
+
+def _snapshot_regime() -> str:
+    from atlab.snapshot import course_snapshot
+
+    sc = course_snapshot().scenario
+    return _regime("S1E2R", sc.regs["HCR_EL2"])
+
+
+def _real_quiz() -> Quiz:
+    return Quiz("11_real_tables", (
+        Question("Debian's kernel booted with virtualization=on on a CPU with FEAT_VHE: where "
+                 "are its tables?", ("TTBR0_EL1/TTBR1_EL1 (EL1&0)", "TTBR0_EL2/TTBR1_EL2: "
+                                     "it runs at EL2 with HCR_EL2.E2H=1, in the EL2&0 regime",
+                                     "TTBR0_EL2 only (the EL2 regime has one range)",
+                                     "VTTBR_EL2"), 1,
+                 "A VHE host keeps running at EL2; E2H=1 gives EL2 two VA ranges like EL1&0.",
+                 verify=lambda: _snapshot_regime() == "EL2&0"),
+        Question("What does the kernel's text look like in its tables?", (
+            "RWX, so it can patch itself", "Read-only and executable; rodata read-only; data "
+            "read-write and never executable", "Read-write, not executable",
+            "Not mapped after boot"), 1,
+            "W^X: no page is both writable and executable (the kernel checks it at boot, "
+            "CONFIG_DEBUG_WX; atlab's ptdump --wx agrees).",
+            verify=lambda: _snapshot_rights("_stext", "_etext") == {"EL2:R-X EL0:---"}
+            and _snapshot_rights("_sdata", "_end") == {"EL2:RW- EL0:---"}),
+        Question("Why does Linux map most of its linear map in 4KB pages rather than blocks?", (
+            "Blocks are not allowed at EL2", "So that the permissions of single pages can "
+            "change (read-only data, freed init memory) without splitting a live block",
+            "The 4KB granule has no blocks", "To save table memory"), 1,
+            "Splitting a live block needs break-before-make; mapping in pages from the start "
+            "avoids it. Where nothing needs finer control a block is still used."),
+        Question("QEMU's gva2gpa said every user page was unmapped while the CPU was at EL2. "
+                 "Why?", ("The user process had exited", "gva2gpa translates as the CPU "
+                          "would access memory now: at EL2 with PSTATE.PAN=1, privileged "
+                          "access to user pages is not allowed", "TTBR0_EL2 is not used at "
+                          "EL2", "QEMU has a bug"), 1,
+                 "With PAN cleared (and the CPU at EL2) QEMU gives the same PAs as atlab and "
+                 "as the kernel's /proc/PID/pagemap."),
+    ))
+
+
 #: Every chapter's quiz, by notebook name (without .ipynb).
 QUIZZES: dict[str, Quiz] = {q.chapter: q for q in (
     _primer(), _anatomy(), _walk(), _perms_quiz(), _attrs_quiz(), _regimes_quiz(),
-    _at_par_quiz(), _stage2_quiz(), _nv_quiz(), _validate_quiz(), _tlb_quiz())}
+    _at_par_quiz(), _stage2_quiz(), _nv_quiz(), _validate_quiz(), _tlb_quiz(), _real_quiz())}
 
 __all__ = ["QUIZZES"]

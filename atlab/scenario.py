@@ -368,14 +368,20 @@ def _check_yaml_events(path: str | Path, text: str) -> None:
 
 
 def read_file(path: str | Path) -> object:
-    """Load JSON or YAML (by extension; ``.json`` is JSON, anything else is tried as YAML).
+    """Load JSON or YAML (by extension; ``.json`` is JSON, anything else is tried as YAML),
+    or a gzipped snapshot of a real system (:mod:`atlab.snapshot`), as a scenario.
 
     Only regular files of at most :data:`MAX_FILE_BYTES`, UTF-8 text, nested at most
     :data:`MAX_DEPTH` deep, expanding to at most :data:`MAX_NODES` values through YAML aliases,
     with number literals of at most :data:`MAX_INT_DIGITS` characters; anything else is an
     :class:`AtlabError` with one line.
     """
-    text = _decode(path, _read_bytes(path))
+    data = _read_bytes(path)
+    if data[:2] == b"\x1f\x8b":  # gzip: a snapshot of a real system (atlab.snapshot)
+        from atlab.snapshot import read_snapshot_bytes, snapshot_to_scenario
+
+        return snapshot_to_scenario(read_snapshot_bytes(data, str(path)), str(path))
+    text = _decode(path, data)
     try:
         if Path(path).suffix.lower() == ".json":
             try:

@@ -92,7 +92,7 @@ _TCR_E2H1_LAYOUT: tuple[Field, ...] = (
     _f("MTX0", 60), _f("MTX1", 61),
 )
 
-# TCR_EL2 when HCR_EL2.E2H == 0, and TCR_EL3 (bits 31 and 23 are RES1).
+# TCR_EL2 when HCR_EL2.E2H == 0 (bits 31 and 23 are RES1); TCR_EL3 extends it below.
 _TCR_EL2_LAYOUT: tuple[Field, ...] = (
     _f("T0SZ", 5, 0, "size offset of the region: 2^(64-T0SZ) bytes"),
     _f("IRGN0", 9, 8, values=_RGN),
@@ -110,6 +110,19 @@ _TCR_EL2_LAYOUT: tuple[Field, ...] = (
     _f("RES1_31", 31, doc="RES1"),
     _f("DS", 32, doc="52-bit addresses with 4KB/16KB granules (FEAT_LPA2)"),
     _f("MTX", 33),
+)
+
+# D24.2.196 TCR_EL3: the EL2 layout, and bits [43:34] (the EL3 regime has no TCR2_EL3).
+_TCR_EL3_LAYOUT: tuple[Field, ...] = (
+    *_TCR_EL2_LAYOUT,
+    _f("PnCH", 34, doc="protected attribute (FEAT_THE; not modelled)"),
+    _f("PIE", 35, doc="stage 1 permission indirection (FEAT_S1PIE): PIR_EL3 gives the rights"),
+    _f("POE", 36, doc="permission overlays from POR_EL3 (FEAT_S1POE)"),
+    _f("AIE", 37, doc="AttrIndx[3] (descriptor bit 59) and MAIR2_EL3 (FEAT_AIE)"),
+    _f("D128", 38, doc="128-bit descriptors (FEAT_D128; not modelled)"),
+    _f("PTTWI", 41, doc="RCWS writes with Reduced Coherence (FEAT_THE)"),
+    _f("HAFT", 42, doc="hardware Access flag for tables (FEAT_HAFT; not modelled)"),
+    _f("DisCH0", 43, doc="no Contiguous bit in the start table (FEAT_D128)"),
 )
 
 _SCTLR_LAYOUT: tuple[Field, ...] = (
@@ -272,7 +285,8 @@ _S2PI_VALUES = {
     0b1100: "RW", 0b1101: "RW, EL0 X", 0b1110: "RW, EL1 X", 0b1111: "RW, X",
 }
 _PO_VALUES = {0: "no access", 1: "R", 2: "X", 3: "RX", 4: "W", 5: "RW", 6: "WX", 7: "RWX"}
-# D24.2.145-149 PIR_ELx / PIRE0_ELx and D24.2.166 S2PIR_EL2: Perm<m>, bits [4m+3:4m].
+# D24.2.145-149 PIR_ELx (EL1, EL2, EL3) / PIRE0_ELx and D24.2.166 S2PIR_EL2: Perm<m>,
+# bits [4m+3:4m].
 _PIR_LAYOUT: tuple[Field, ...] = tuple(
     _f(f"Perm{m}", 4 * m + 3, 4 * m, f"base permissions for PIIndex {m:#06b}", values=_PI_VALUES)
     for m in range(16)
@@ -282,12 +296,13 @@ _S2PIR_LAYOUT: tuple[Field, ...] = tuple(
        values=_S2PI_VALUES)
     for m in range(16)
 )
-# D24.2.150-152 POR_ELx: Perm<m>, bits [4m+3:4m] (D24.2.167 S2POR_EL1 uses the S2PIR encodings).
+# D24.2.150-153 POR_ELx (EL0 to EL3): Perm<m>, bits [4m+3:4m] (D24.2.167 S2POR_EL1 uses the
+# S2PIR encodings).
 _POR_LAYOUT: tuple[Field, ...] = tuple(
     _f(f"Perm{m}", 4 * m + 3, 4 * m, f"overlay permissions for POIndex {m}", values=_PO_VALUES)
     for m in range(16)
 )
-# D24.2.124-125 MAIR2_ELx: the attributes for AttrIndx 8-15 (FEAT_AIE).
+# D24.2.124-126 MAIR2_ELx (EL1, EL2, EL3): the attributes for AttrIndx 8-15 (FEAT_AIE).
 _MAIR2_LAYOUT: tuple[Field, ...] = tuple(
     _f(f"Attr{i + 8}", 8 * i + 7, 8 * i, f"memory attribute encoding for AttrIndx {i + 8}")
     for i in range(8)
@@ -307,7 +322,7 @@ LAYOUTS: Mapping[str, tuple[Field, ...]] = MappingProxyType({
     "SCTLR_EL3": _SCTLR_LAYOUT,
     "TCR_EL1": _TCR_E2H1_LAYOUT,
     "TCR_EL2": _TCR_EL2_LAYOUT,
-    "TCR_EL3": _TCR_EL2_LAYOUT,
+    "TCR_EL3": _TCR_EL3_LAYOUT,
     "TTBR0_EL1": _TTBR_LAYOUT,
     "TTBR1_EL1": _TTBR_LAYOUT,
     "TTBR0_EL2": _TTBR_LAYOUT,
@@ -330,15 +345,18 @@ LAYOUTS: Mapping[str, tuple[Field, ...]] = MappingProxyType({
     "TCR2_EL2": _TCR2_EL2_LAYOUT,
     "PIR_EL1": _PIR_LAYOUT,
     "PIR_EL2": _PIR_LAYOUT,
+    "PIR_EL3": _PIR_LAYOUT,
     "PIRE0_EL1": _PIR_LAYOUT,
     "PIRE0_EL2": _PIR_LAYOUT,
     "S2PIR_EL2": _S2PIR_LAYOUT,
     "POR_EL0": _POR_LAYOUT,
     "POR_EL1": _POR_LAYOUT,
     "POR_EL2": _POR_LAYOUT,
+    "POR_EL3": _POR_LAYOUT,
     "S2POR_EL1": _S2PIR_LAYOUT,
     "MAIR2_EL1": _MAIR2_LAYOUT,
     "MAIR2_EL2": _MAIR2_LAYOUT,
+    "MAIR2_EL3": _MAIR2_LAYOUT,
     "SCTLR2_EL1": _SCTLR2_LAYOUT,
     "SCTLR2_EL2": _SCTLR2_LAYOUT,
 })
@@ -428,6 +446,29 @@ def format_fields(name: str, value: int, *, e2h: int = 0, all_fields: bool = Fal
             if meaning and all_fields:
                 parts[-1] += f"({meaning})"
     return " ".join(parts)
+
+
+#: Fields of features the modelled PE lacks (FEAT_THE, FEAT_D128, FEAT_HAFT), by register:
+#: (name, bit).  Set in a register a walk uses, they raise AtlabError (see README LIMITATIONS)
+#: instead of being read as the RES0 they are on this PE.
+NOT_MODELLED_FIELDS: dict[str, tuple[tuple[str, int], ...]] = {
+    "TCR2_EL1": (("PnCH", 0), ("D128", 5), ("HAFT", 11)),
+    "TCR2_EL2": (("PnCH", 0), ("D128", 5), ("HAFT", 11)),
+    "TCR_EL3": (("PnCH", 34), ("D128", 38), ("HAFT", 42)),
+    "VTCR_EL2": (("AssuredOnly", 34), ("TL1", 35), ("D128", 38), ("TL0", 41), ("HAFT", 44)),
+}
+
+_FEATURE_OF = {"PnCH": "FEAT_THE", "AssuredOnly": "FEAT_THE", "TL0": "FEAT_THE",
+               "TL1": "FEAT_THE", "D128": "FEAT_D128", "HAFT": "FEAT_HAFT"}
+
+
+def refuse_not_modelled(name: str, value: int) -> None:
+    """Raise :class:`AtlabError` if ``value`` (register ``name``) sets a field of a feature
+    atlab does not model (:data:`NOT_MODELLED_FIELDS`)."""
+    for fname, pos in NOT_MODELLED_FIELDS.get(name, ()):
+        if value >> pos & 1:
+            raise AtlabError(f"{name}.{fname}=1 needs {_FEATURE_OF[fname]}, which atlab does "
+                             "not model (README, LIMITATIONS); clear the bit")
 
 
 def id_registers(features: FeatureSet) -> dict[str, int]:

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 
 from atlab.at import AtResult, Stage2Walker, run_at, s1_enabled
 from atlab.bits import bit, bits, mask
+from atlab.descriptors import next_table_base
 from atlab.errors import AtlabError, clip
 from atlab.faults import Fault, FaultKind
 from atlab.features import FeatureSet
@@ -80,7 +81,7 @@ from atlab.regime import (
 from atlab.syndrome import TakenException, trapped_sys, undefined
 from atlab.sysregs import SysRegs
 from atlab.trace import Trace, WalkStep
-from atlab.walk_s1 import S1Start, S1WalkInfo, next_table_base
+from atlab.walk_s1 import S1Start, S1WalkInfo
 from atlab.walk_s2 import S2Result, S2WalkInfo, setup_s2_walk, stage2_enabled, walk_s2
 
 __all__ = [

@@ -20,7 +20,7 @@ function                 picture
 :func:`translation_regimes`  the exception levels, who runs there, and the translation regimes
 =======================  ===================================================================
 
->>> from atlab.walk_s1 import Granule
+>>> from atlab.granule import Granule
 >>> fig = va_fields(0x123456789ABC, granule=Granule.K4, txsz=16)
 >>> [f["name"] for f in figure_meta(fig)["fields"]]
 ['TTBR select', 'L0 index', 'L1 index', 'L2 index', 'L3 index', 'page offset']
@@ -40,10 +40,11 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 from atlab.bits import bits
 from atlab.errors import AtlabError
+from atlab.explain import indirection_in_force, leaf_selections
 from atlab.faults import fst_name
+from atlab.granule import Granule, level_lsb, start_level
 from atlab.par import Par
 from atlab.trace import Trace, WalkStep
-from atlab.walk_s1 import Granule, level_lsb, start_level
 
 if TYPE_CHECKING:
     from atlab.nv.emulate import NvAtResult
@@ -215,6 +216,10 @@ def va_fields(va: int | None = None, *, granule: Granule = Granule.K4, txsz: int
 
 # --- a walk as a chain of tables --------------------------------------------------------------
 
+#: Lines of text under a leaf whose index fields select register entries (other steps: 7).
+_LEAF_LINES = 14
+
+
 def _wrap(meaning: str, width: int = 26) -> list[str]:
     return textwrap.wrap(meaning, width) or [""]
 
@@ -256,17 +261,26 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
         "labels": [], "title": title,
         "unread": None if unread is None else unread.level,
     }
+    # What the leaf's PIIndex/POIndex/AttrIndx select (FEAT_S1PIE/S2PIE, S1POE, AIE), drawn
+    # under its descriptor; the figure grows downwards to make room.
+    selects = leaf_selections(seq[-1]) if seq and indirection_in_force(seq[-1]) else []
+    meta["selections"] = [text for _name, text in selects]
+    sel_lines = [line for _name, text in selects for line in _wrap(text, 30)]
+    extra = 0.0
+    if sel_lines:
+        extra = 0.155 * max(0, min(len(sel_lines) + 4, _LEAF_LINES) - 7)
+    bottom = -extra
     # Five levels (LPA2) still fit 13.3 in, so a notebook shows the chain unscaled.
     pitch = min(2.75, (13.3 - 1.9) / max(n, 1))
     width = max(4.2, pitch * n + 1.9)
-    fig, ax = _figure(width, 4.1, th, meta)
+    fig, ax = _figure(width, 4.1 + extra, th, meta)
     ax.set_xlim(0, width)
-    ax.set_ylim(0, 4.1)
+    ax.set_ylim(bottom, 4.1)
     head = title or f"stage {stage} walk ({n} descriptor read{'s' if n != 1 else ''})"
     ax.text(0.2, 3.85, head, fontsize=10, color=th.ink, ha="left", va="center")
     if unread is not None:
-        ax.text(0.2, 0.2, f"S{unread.stage} L{unread.level} descriptor never read: the stage 2 "
-                f"walk of its table address faulted", fontsize=9, color=VERMILLION,
+        ax.text(0.2, bottom + 0.2, f"S{unread.stage} L{unread.level} descriptor never read: "
+                "the stage 2 walk of its table address faulted", fontsize=9, color=VERMILLION,
                 ha="left", va="center", gid="unread")
     if not seq:
         ax.text(0.2, 2.0, ended or "no descriptor was read", fontsize=9, color=th.ink)
@@ -305,11 +319,17 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
                     fontsize=9, color=ON_FILL, family=MONO, fontweight="bold")
             # decoded descriptor below the table
             lines = [f"VA[{step.ia_hi}:{step.ia_lo}] = {step.index}", f"{step.raw:#018x}",
-                     f"{step.kind}" + (" — FAULT" if is_fault else ""), *_wrap(step.meaning)]
+                     f"{step.kind}" + (" — FAULT" if is_fault else "")]
+            if last and sel_lines:
+                # the selections first: the decoded meaning repeats part of them
+                lines += sel_lines + _wrap(step.meaning)
+            else:
+                lines += _wrap(step.meaning)
             if step.perms:
                 lines.extend(_wrap(step.perms))
-            ax.text(x, y - 0.1, "\n".join(lines[:7]), ha="left", va="top", fontsize=9,
-                    color=th.ink, family=MONO)
+            limit = _LEAF_LINES if last and sel_lines else 7
+            ax.text(x, y - 0.1, "\n".join(lines[:limit]), ha="left", va="top", fontsize=9,
+                    color=th.ink, family=MONO, gid="selections" if last and sel_lines else None)
             if not last:
                 _arrow(ax, (x + tw - 0.05, sy + 0.225), (x + pitch, y + th_),
                        th.ink if i + 1 < shown else th.muted, gid=f"arrow-{i}",
@@ -324,7 +344,8 @@ def walk_chain(steps: Sequence[WalkStep] | Trace, *, current: int | None = None,
         ax.text(x, 1.15 + 2.3 + 0.12, "output", fontsize=9, color=th.ink, ha="left")
         meta["labels"].append("output")
     if shown == n and ended:
-        ax.text(0.2, 0.08, "\n".join(textwrap.wrap(ended, int(width * 14))[:2]), fontsize=9,
+        ax.text(0.2, bottom + 0.08, "\n".join(textwrap.wrap(ended, int(width * 14))[:2]),
+                fontsize=9,
                 color=VERMILLION if fault else th.ink, ha="left", va="bottom")
     return fig
 
@@ -645,7 +666,8 @@ def memory_map(dump: PtDump, *, theme: str = "light") -> Figure:
         meta["labels"].append(label)
         ax.text(0.2, y + 0.17, label, fontsize=9, color=ON_FILL, va="center", family=MONO)
         detail = (f"{human_size(r.size):>5} L{r.level} {r.kind} -> {r.oa:#x}  {r.memtype} "
-                  f"{r.sh}  {r.rights}" + ("  W+X" if r.wx else ""))
+                  f"{r.sh}  " + (f"{r.ap}: " if r.pi_index is not None else "")
+                  + r.rights + ("  W+X" if r.wx else ""))
         ax.text(4.55, y + 0.17, detail, fontsize=9, color=VERMILLION if r.wx else th.ink,
                 va="center", family=MONO)
     return fig

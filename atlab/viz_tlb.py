@@ -52,6 +52,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 
 from atlab.errors import AtlabError
 from atlab.memory import PhysMem
@@ -87,7 +88,7 @@ _FILL = {"hit": ORANGE, "used": SKY, "new": GREEN}
 
 # Layout, in inches (the axes span the figure and use inches as data units).
 _CHAR = 0.068  # one monospace character at 7.5 pt
-_PAD = 0.16
+_PAD = 0.09
 _ROW = 0.27
 _FONT = 7.5
 
@@ -224,7 +225,7 @@ def tlb_table(source: PeEvent | TlbLookup | Tlb, *,
     panel_w = 0.0
     if page_tables is not None:
         longest = max([len(line) for line in panel_lines] + [34])
-        panel_w = longest * _CHAR + 0.6
+        panel_w = longest * _CHAR + 0.4
     width = max(table_w + panel_w, 6.0)
     n_desc_lines = sum(2 if d["stale"] else 1 for d in desc_rows)
     body = max(len(view.rows), 1, n_desc_lines + 1)
@@ -294,6 +295,27 @@ def tlb_table(source: PeEvent | TlbLookup | Tlb, *,
     if view.note:
         ax.text(0.15, 0.1, textwrap.shorten(view.note, int(width * 14)), fontsize=7,
                 color=th.ink, ha="left", va="bottom", family=MONO)
+    return _legible(fig)
+
+
+#: The smallest text any figure may show (pt at the figure's own size; issue 16).
+MIN_PT = 9.0
+
+
+def _legible(fig: Figure) -> Figure:
+    """Scale the whole drawing -- figure size and every font -- so that its smallest text is
+    ``MIN_PT``: the table is laid out in a compact unit, and the axes span the figure in data
+    coordinates, so boxes, rows and columns grow with the text and nothing moves."""
+    texts = [t for t in fig.findobj(Text) if t.get_text()]
+    sizes = [float(t.get_fontsize()) for t in texts]  # points: every text here sets a number
+    smallest = min(sizes, default=MIN_PT)
+    if smallest >= MIN_PT:
+        return fig
+    k = MIN_PT / smallest
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w * k, h * k)
+    for t, size in zip(texts, sizes, strict=True):
+        t.set_fontsize(size * k)
     return fig
 
 

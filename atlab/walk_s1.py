@@ -8,21 +8,38 @@ The pseudocode functions each part follows are named in comments (Arm ARM J1.1.4
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from atlab.bits import align_down, bit, bits, mask
+from atlab.descriptors import (
+    DESC_KIND_TEXT,
+    DescKind,
+    decode_desc_kind,
+    desc_oa_high,
+    leaf_base,
+    next_table_base,
+    pi_index,
+)
 from atlab.errors import AtlabError
 from atlab.faults import Fault, FaultKind
 from atlab.features import Feature, FeatureSet
+from atlab.granule import (
+    FINAL_LEVEL,
+    Granule,
+    contiguous_bit,
+    decode_tg0,
+    decode_tg1,
+    index_slices,
+    lpa_64k,
+    physical_address_size,
+    start_level,
+)
 from atlab.memory import PhysMem
 from atlab.perms import S1PermBits
 from atlab.regime import Regime
-from atlab.sysregs import LAYOUTS, SysRegs
+from atlab.sysregs import LAYOUTS, SysRegs, refuse_not_modelled
 from atlab.trace import WalkStep
-
-FINAL_LEVEL = 3
 
 #: IMPLEMENTATION DEFINED: a TxSZ below the minimum without FEAT_LVA, or above the maximum
 #: without FEAT_TTST, gives a level 0 Translation fault (``AArch64.S1TxSZFaults()``) rather
@@ -31,84 +48,6 @@ IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS = True
 #: IMPLEMENTATION DEFINED: no Translation fault for a contiguous range larger than the input
 #: address range (``AArch64.ContiguousBitFaults()``).
 IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS = False
-
-
-class Granule(enum.Enum):
-    """Translation granule; the value is log2 of its size (``TGxGranuleBits()``)."""
-
-    K4 = 12
-    K16 = 14
-    K64 = 16
-
-    @property
-    def pgshift(self) -> int:
-        return self.value
-
-    @property
-    def stride(self) -> int:
-        """Index bits resolved per level (granule bits minus 3 for 8-byte descriptors)."""
-        return self.value - 3
-
-    @property
-    def feature(self) -> Feature:
-        return {Granule.K4: Feature.TGRAN4, Granule.K16: Feature.TGRAN16,
-                Granule.K64: Feature.TGRAN64}[self]
-
-    def __str__(self) -> str:
-        return {Granule.K4: "4KB", Granule.K16: "16KB", Granule.K64: "64KB"}[self]
-
-
-_TG0 = {0b00: Granule.K4, 0b01: Granule.K64, 0b10: Granule.K16}
-_TG1 = {0b10: Granule.K4, 0b11: Granule.K64, 0b01: Granule.K16}
-
-
-def decode_tg0(tg0: int, reg: str) -> Granule:
-    """``AArch64.S1DecodeTG0()`` / ``S2DecodeTG0()``; the reserved 0b11 raises."""
-    try:
-        return _TG0[tg0]
-    except KeyError:
-        raise AtlabError(f"{reg}.TG0=0b11 is a reserved granule encoding") from None
-
-
-def decode_tg1(tg1: int, reg: str) -> Granule:
-    """``AArch64.S1DecodeTG1()``: TG1 is encoded differently from TG0; 0b00 is reserved."""
-    try:
-        return _TG1[tg1]
-    except KeyError:
-        raise AtlabError(f"{reg}.TG1=0b00 is a reserved granule encoding") from None
-
-
-_PS_BITS = (32, 36, 40, 42, 44, 48, 52, 56)
-
-
-def physical_address_size(ps: int, granule: Granule, ds: bool, features: FeatureSet) -> int:
-    """``AArch64.PhysicalAddressSize()``: the configured size capped by what the PE supports."""
-    if features.has(Feature.LPA) and (granule is Granule.K64 or ds):
-        max_ps = min(52, features.pa_max)
-    else:
-        max_ps = min(48, features.pa_max)
-    return min(_PS_BITS[ps], max_ps)
-
-
-def start_level(ia_bits: int, granule: Granule) -> int:
-    """``AArch64.S1StartLevel()``: FINAL_LEVEL - ((iasize - 1 - granulebits) DIV stride)."""
-    return FINAL_LEVEL - (ia_bits - 1 - granule.pgshift) // granule.stride
-
-
-def level_lsb(level: int, granule: Granule) -> int:
-    """Lowest input-address bit resolved at ``level``."""
-    return (FINAL_LEVEL - level) * granule.stride + granule.pgshift
-
-
-def index_slices(ia_bits: int, sl: int, granule: Granule) -> tuple[tuple[int, int], ...]:
-    """(lowest bit, index mask) of the input-address slice that indexes the table at each
-    level from ``sl`` to level 3; the start level takes every bit up to ``ia_bits``."""
-    out = []
-    for level in range(sl, FINAL_LEVEL + 1):
-        lsb = level_lsb(level, granule)
-        hi = ia_bits if level == sl else lsb + granule.stride
-        out.append((lsb, (1 << (hi - lsb)) - 1))
-    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +230,26 @@ def tcr2_in_force(regs: SysRegs, features: FeatureSet, regime: Regime) -> int:
     return regs["TCR2_EL2"]
 
 
+#: TCR_EL3 bits [38:34]: PnCH, PIE, POE, AIE, D128 (D24.2.196); the EL3 regime has no TCR2.
+_TCR_EL3_PIE, _TCR_EL3_POE, _TCR_EL3_AIE = 35, 36, 37
+
+def s1_tcr2_controls(regs: SysRegs, features: FeatureSet, regime: Regime) -> int:
+    """The PIE (bit 1), E0POE (bit 2), POE (bit 3) and AIE (bit 4) controls of ``regime``'s
+    stage 1, as TCR2_ELx holds them; the features still gate them.
+
+    EL1&0, EL2, EL2&0: TCR2_ELx when in force (:func:`tcr2_in_force`).  EL3
+    (``AArch64.S1TTWParamsEL3()``, ``AArch64.S1POEnabled()``): TCR_EL3.PIE (bit 35), POE
+    (bit 36) and AIE (bit 37), with FEAT_S1PIE/FEAT_S1POE/FEAT_AIE only (no FEAT_TCR2 needed).
+    """
+    if regime is Regime.EL3:
+        tcr = regs["TCR_EL3"]
+        refuse_not_modelled("TCR_EL3", tcr)
+        return ((tcr >> _TCR_EL3_PIE & 1) << 1 | (tcr >> _TCR_EL3_POE & 1) << 3
+                | (tcr >> _TCR_EL3_AIE & 1) << 4)
+    tcr2 = tcr2_in_force(regs, features, regime)
+    if tcr2:
+        refuse_not_modelled("TCR2_EL1" if regime is Regime.EL10 else "TCR2_EL2", tcr2)
+    return tcr2
 
 
 def effective_tbi(regime: Regime, tcr: int, upper: bool) -> bool:
@@ -396,11 +355,10 @@ def _range_params(
         # EffectiveHCR_EL2_NVx(): NV1 counts only with NV=1 (NV=0, NV1=1 is CONSTRAINED
         # UNPREDICTABLE; atlab takes the '000' option).
         nv1 = bool(regs.field("HCR_EL2", "NV") and regs.field("HCR_EL2", "NV1"))
-    # AArch64.S1TTWParamsEL10()/EL20()/EL2(): TCR2_ELx.{PIE,AIE} with FEAT_S1PIE/FEAT_AIE
-    # when TCR2 is in force; either one makes the hierarchical permissions disabled (hpd=1).
-    tcr2 = tcr2_in_force(regs, features, regime)
-    # SIMPLIFIED: the modelled PE has no FEAT_THE, FEAT_D128 or FEAT_HAFT, so
-    # TCR2_ELx.{PnCH,D128,HAFT} are RES0 on it and read as 0.
+    # AArch64.S1TTWParamsEL10()/EL20()/EL2()/EL3(): the PIE, POE, E0POE and AIE controls
+    # (TCR2_ELx, or TCR_EL3 for the EL3 regime), in TCR2_ELx's bit positions; any of them
+    # makes the hierarchical permissions disabled (hpd=1).
+    tcr2 = s1_tcr2_controls(regs, features, regime)
     pie = bool(tcr2 >> 1 & 1) and has(Feature.S1PIE)
     aie = bool(tcr2 >> 4 & 1) and has(Feature.AIE)
     pir = pire0 = 0
@@ -434,71 +392,10 @@ def _range_params(
                         e0pd_applies, False, base_fault, info)
 
 
-class DescKind(enum.Enum):
-    INVALID = "invalid"
-    TABLE = "table"
-    BLOCK = "block"
-    PAGE = "page"
-    RESERVED = "reserved"  # valid bit set but not a legal encoding at this level
-
-    __hash__ = object.__hash__  # identity (members are singletons): a C-level hash
-
-
 # The walk loops use these names: an Enum member lookup (DescKind.TABLE) costs ~70 ns in
 # Python 3.11, a module global a few.
 _TABLE, _PAGE, _INVALID, _RESERVED = (DescKind.TABLE, DescKind.PAGE, DescKind.INVALID,
                                       DescKind.RESERVED)
-DESC_KIND_TEXT = {k: k.value for k in DescKind}  # WalkStep.kind
-
-
-def lpa_64k(granule: Granule, features: FeatureSet) -> bool:
-    """64KB-granule descriptors (and TTBRs) carry OA[51:48] in bits [15:12]: FEAT_LPA with
-    ``AArch64.PAMax() >= 52`` (``AArch64.S1LeafBase()``, ``AArch64.NextTableBase()``); the
-    same condition allows 64KB level 1 blocks (``AArch64.BlockDescSupported()``)."""
-    return granule is Granule.K64 and features.pa_max >= 52 and features.has(Feature.LPA)
-
-
-def block_desc_supported(granule: Granule, level: int, ds: bool, features: FeatureSet) -> bool:
-    """``AArch64.BlockDescSupported()``."""
-    if granule is Granule.K4:
-        return (level == 0 and ds) or level in (1, 2)
-    if granule is Granule.K16:
-        return (level == 1 and ds) or level == 2
-    return (level == 1 and lpa_64k(granule, features)) or level == 2
-
-
-def decode_desc_kind(desc: int, level: int, granule: Granule, ds: bool,
-                     features: FeatureSet) -> DescKind:
-    """``AArch64.DecodeDescriptorType()`` for 64-bit descriptors."""
-    if not desc & 1:
-        return DescKind.INVALID
-    if desc & 2:
-        return DescKind.PAGE if level == FINAL_LEVEL else DescKind.TABLE
-    if level != FINAL_LEVEL and block_desc_supported(granule, level, ds, features):
-        return DescKind.BLOCK
-    return DescKind.RESERVED
-
-
-def desc_oa_high(desc: int, *, ds: bool, lpa_64k: bool) -> int:
-    """OA[51:48] carried by a descriptor: bits [15:12] (64KB, FEAT_LPA) or [9:8,49:48] (DS)."""
-    if lpa_64k:
-        return bits(desc, 15, 12) << 48
-    if ds:
-        return (bits(desc, 9, 8) << 50) | (bits(desc, 49, 48) << 48)
-    return 0
-
-
-def next_table_base(desc: int, granule: Granule, ds: bool, lpa_64k: bool) -> int:
-    """``AArch64.NextTableBase()``."""
-    return (desc & mask(47, granule.pgshift)) | desc_oa_high(desc, ds=ds, lpa_64k=lpa_64k)
-
-
-def leaf_base(desc: int, level: int, granule: Granule, ds: bool, lpa_64k: bool) -> int:
-    """``AArch64.S1LeafBase()``: the block or page address."""
-    leafsize = level_lsb(level, granule)
-    return (desc & mask(47, leafsize)) | desc_oa_high(desc, ds=ds, lpa_64k=lpa_64k)
-
-
 class Stage2(Protocol):
     """What a stage 1 walk needs from stage 2: translate a table address (an IPA)."""
 
@@ -615,12 +512,6 @@ def describe_desc(desc: int, kind: DescKind, level: int, wi: S1WalkInfo) -> str:
     return text
 
 
-def pi_index(desc: int) -> int:
-    """PIIndex of a 64-bit stage 1 leaf: descriptor bits 54, 53, 51, 6
-    (``AArch64.S1ApplyOutputPerms()``)."""
-    return (desc >> 54 & 1) << 3 | (desc >> 53 & 1) << 2 | (desc >> 51 & 1) << 1 | (desc >> 6 & 1)
-
-
 def describe_pi_index(desc: int, wi: S1WalkInfo) -> str:
     """``PIIndex=0b0101 -> PIR_EL1[23:20]=0b0101 (RW) ... nDirty=1``: a leaf under S1PIE."""
     idx = pi_index(desc)
@@ -667,12 +558,6 @@ S1Leaf = tuple[int, int, int, int, int, int]
 #: Where a stage 1 walk resumes after a walk cache hit: (level, table address, the OR of the
 #: table descriptors read above it, unshifted as :func:`walk_s1_leaf` accumulates it).
 S1Start = tuple[int, int, int]
-
-
-def contiguous_bit(desc: int, level: int, granule: Granule) -> bool:
-    """``AArch64.ContiguousBit()``: RES0 for 4KB level 0, 16KB level 1 and 64KB level 1
-    blocks."""
-    return bool(desc >> 52 & 1) and level != (0 if granule is Granule.K4 else 1)
 
 
 def walk_s1_leaf(

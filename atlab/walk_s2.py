@@ -15,27 +15,29 @@ from atlab.attrs import (
     s2_memattr_to_attr,
 )
 from atlab.bits import bit, bits, mask
+from atlab.descriptors import (
+    DESC_KIND_TEXT,
+    DescKind,
+    decode_desc_kind,
+    desc_oa_high,
+    leaf_base,
+    next_table_base,
+)
 from atlab.errors import AtlabError
 from atlab.faults import Fault, FaultKind
 from atlab.features import Feature, FeatureSet
-from atlab.memory import PhysMem
-from atlab.sysregs import SysRegs
-from atlab.trace import WalkStep
-from atlab.walk_s1 import (
-    DESC_KIND_TEXT,
+from atlab.granule import (
     FINAL_LEVEL,
-    IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS,
-    DescKind,
     Granule,
-    decode_desc_kind,
     decode_tg0,
-    desc_oa_high,
     index_slices,
-    leaf_base,
     lpa_64k,
-    next_table_base,
     physical_address_size,
 )
+from atlab.memory import PhysMem
+from atlab.sysregs import SysRegs, refuse_not_modelled
+from atlab.trace import WalkStep
+from atlab.walk_s1 import IMPDEF_TXSZ_OUT_OF_RANGE_FAULTS
 
 #: IMPLEMENTATION DEFINED ("AT updates AF"): an AT instruction sets the Access flag of the
 #: descriptors it uses when hardware AF management is on (TCR_ELx.HA / VTCR_EL2.HA), as
@@ -147,6 +149,7 @@ def setup_s2_walk(regs: SysRegs, features: FeatureSet) -> S2WalkInfo | Fault:
     configuration gives (``AArch64.S2Translate()``)."""
     has = features.has
     vtcr = regs["VTCR_EL2"]
+    refuse_not_modelled("VTCR_EL2", vtcr)  # FEAT_THE, FEAT_D128, FEAT_HAFT fields
     granule = decode_tg0(bits(vtcr, 15, 14), "VTCR_EL2")
     if not has(granule.feature):
         raise AtlabError(f"VTCR_EL2 selects the {granule} granule, which this PE does not "
@@ -205,7 +208,6 @@ def setup_s2_walk(regs: SysRegs, features: FeatureSet) -> S2WalkInfo | Fault:
         fwb=bool(bit(hcr, 46)) and has(Feature.S2FWB),
         ptw=bool(bit(hcr, 2)) and not bit(hcr, 27), cd=bool(bit(hcr, 32)),
         sh=bits(vtcr, 13, 12), lpa_64k=lpa_64k(granule, features), baddr=baddr, concat=concat,
-        # SIMPLIFIED: no FEAT_THE (VTCR_EL2.{TL0,TL1}: RES0, read as 0).
         s2pie=s2pie, s2pir=regs["S2PIR_EL2"] if s2pie else 0,
         s2poe=s2poe, s2por=regs["S2POR_EL1"] if s2poe else 0,
     )

@@ -26,10 +26,10 @@ from atlab.builder import (
     scenario_dict,
 )
 from atlab.faults import Fault, FaultKind
+from atlab.granule import Granule
 from atlab.par import Par
 from atlab.regime import Regime
 from atlab.scenario import scenarios_to_yaml
-from atlab.walk_s1 import Granule
 
 HERE = Path(__file__).resolve().parent
 Op = dict[str, object]

@@ -56,10 +56,17 @@ def _free_port() -> int:
         return port
 
 
+def _notebook_bytes() -> dict[str, bytes]:
+    return {str(p.relative_to(ROOT)): p.read_bytes()
+            for d in ("notebooks", "exercises") for p in sorted((ROOT / d).rglob("*.ipynb"))
+            if ".ipynb_checkpoints" not in p.parts}
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """JupyterLab on 127.0.0.1 with temporary settings/workspaces/runtime dirs, no token, the
-    news toast silenced and notebook windowing off (every widget is rendered)."""
+    news toast silenced, notebook windowing off (every widget is rendered) and autosave off (the
+    server's root is the checkout: a Run All must never write outputs into its notebooks)."""
     tmp = tmp_path_factory.mktemp("lab")
     settings = tmp / "settings"
     for rel, content in {
@@ -67,6 +74,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             {"fetchNews": "false", "checkForUpdates": False},
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings":
             {"windowingMode": "none"},
+        "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings":
+            {"autosave": False},
     }.items():
         path = settings / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +92,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
          "--LabApp.news_url=None"],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
+    saved = _notebook_bytes()
     try:
         deadline = time.monotonic() + 40
         while True:
@@ -94,6 +104,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     pytest.fail(f"JupyterLab did not start: {(tmp / 'lab.log').read_text()}")
                 time.sleep(0.3)
         yield url
+        changed = [p for p, b in _notebook_bytes().items() if saved.get(p) != b]
+        assert not changed, f"the browser tests wrote into the checkout's notebooks: {changed}"
     finally:
         proc.terminate()
         try:
@@ -183,6 +195,18 @@ def _assert_legible(page: Any, selector: str) -> None:
     assert natural_w > 0 and shown_w >= 0.99 * natural_w, size
     assert shown_h >= 0.99 * natural_h, size
     assert 9 * IMAGE_DPI / 72 * shown_w / natural_w >= 9
+
+
+def _assert_inline_legible(page: Any) -> None:
+    """The chapter's opening picture, drawn inline by matplotlib at 100 dpi: its smallest text
+    (9 pt in the figure, tests/test_course.py) is >= 9 px as shown at 100 % zoom, scale-down to
+    the output area's width included."""
+    img = page.locator(".jp-OutputArea-output img").first
+    img.wait_for()
+    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=img.element_handle())
+    natural_w, shown_w = img.evaluate("i => [i.naturalWidth, i.clientWidth]")
+    assert natural_w > 0 and shown_w > 0
+    assert 9 * 100 / 72 * shown_w / natural_w >= 9, (natural_w, shown_w)
 
 
 def test_regime_explorer_in_the_browser(page: Any) -> None:
@@ -327,9 +351,9 @@ def course_page(page: Any) -> Iterator[Any]:
 
 @pytest.mark.parametrize(
     ("path", "expect"),
-    [("notebooks/00_start_here.ipynb", "PAR_EL1=0xff00000045678b80"),
+    [("notebooks/00a_primer.ipynb", "PAR_EL1=0xff00000045678b80"),
      ("exercises/09_predict_par.ipynb", "not attempted")],
-    ids=["start-here", "exercise-09-student-copy"],
+    ids=["primer", "exercise-09-student-copy"],
 )
 def test_course_notebook_runs_and_its_widget_answers(course_page: Any, lab: str, path: str,
                                                      expect: str) -> None:
@@ -342,9 +366,61 @@ def test_course_notebook_runs_and_its_widget_answers(course_page: Any, lab: str,
         pg.locator(".jp-OutputArea-output", has_text=expect).first.wait_for()
     finally:
         pg.screenshot(path=str(ARTIFACTS / f"course_{Path(path).stem}.png"))
+    if path.endswith("00a_primer.ipynb"):
+        _assert_inline_legible(pg)
     field = f"{root} .atlab-decoder-value input"
     pg.locator(field).first.fill("0xb0d")
     pg.locator(f"{root} .atlab-decoder-fields",
                has_text="PAR_EL1=0x0000000000000b0d").first.wait_for()
     pg.screenshot(path=str(ARTIFACTS / f"course_{Path(path).stem}.png"))
     assert pg.locator(".jp-OutputArea-output[data-mime-type*='error']").count() == 0
+
+
+# --- every chapter of the course, Run All in JupyterLab --------------------------------------
+
+CHAPTERS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+
+#: True once every code cell of the open notebook shows an execution count (none is "[*]" or
+#: empty): Run All has finished, whatever the status bar said in between.
+_ALL_CELLS_RAN = """() => {
+  const prompts = [...document.querySelectorAll(
+      '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt')];
+  return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+}"""
+
+
+#: Shuts every kernel down from inside the page (the server wants the page's XSRF cookie for a
+#: DELETE), so the chapters' kernels do not pile up on a 2-core machine.
+_SHUT_DOWN_KERNELS = """async () => {
+  const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || '';
+  const headers = {'X-XSRFToken': decodeURIComponent(xsrf)};
+  const kernels = await (await fetch('/api/kernels')).json();
+  for (const k of kernels) {
+    const r = await fetch('/api/kernels/' + k.id, {method: 'DELETE', headers});
+    if (!r.ok) throw new Error('kernel shutdown: HTTP ' + r.status);
+  }
+  return kernels.length;
+}"""
+
+
+def test_the_chapters_are_the_course() -> None:
+    """The list below is the course: the primer and chapters 01-11 (a rename must not empty it)."""
+    assert "notebooks/00a_primer.ipynb" in CHAPTERS
+    assert len(CHAPTERS) >= 13, CHAPTERS
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[Path(p).stem for p in CHAPTERS])
+def test_chapter_runs_in_chromium(course_page: Any, lab: str, path: str) -> None:
+    """Run All on the chapter in JupyterLab: every code cell runs (its sanity-check cells
+    included) and none shows an error output in the browser."""
+    pg = course_page
+    try:
+        _run_all(pg, lab, path)
+        pg.wait_for_function(_ALL_CELLS_RAN, timeout=240_000, polling=500)
+        errors = pg.locator(".jp-NotebookPanel:not(.lm-mod-hidden) "
+                            ".jp-OutputArea-output[data-mime-type*='error']")
+        text = errors.first.inner_text()[:300] if errors.count() else ""
+        assert errors.count() == 0, f"{path}: a cell raised in the browser: {text}"
+    finally:
+        pg.screenshot(path=str(ARTIFACTS / f"chapter_{Path(path).stem}.png"))
+        pg.evaluate(_SHUT_DOWN_KERNELS)

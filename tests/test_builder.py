@@ -27,8 +27,8 @@ from atlab.builder import (
     s2_geometry,
 )
 from atlab.features import FeatureSet
+from atlab.granule import Granule
 from atlab.par import Par
-from atlab.walk_s1 import Granule
 
 PGSHIFT = {Granule.K4: 12, Granule.K16: 14, Granule.K64: 16}
 STRIDE = {Granule.K4: 9, Granule.K16: 11, Granule.K64: 13}

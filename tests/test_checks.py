@@ -22,9 +22,9 @@ from atlab.checks import (
     e11_stage2_start_level,
     e14_emulate_at_for_a_guest,
 )
+from atlab.granule import Granule, start_level
 from atlab.nv import Context
 from atlab.perms import S1PermBits
-from atlab.walk_s1 import Granule, start_level
 
 EX_IDS = list(EXERCISES)
 MISTAKES = [(key, m) for key, ex in EXERCISES.items() for m in ex.mistakes]

@@ -111,6 +111,86 @@ def test_decode_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> N
     assert capsys.readouterr().err.startswith("atlab: error: ")
 
 
+# A stage 1 page: UXN=1, PXN=0, DBM=0, AP[1]=1 (PIIndex 0b1001), POIndex (bits [62:60])
+# 0b010, bit 59 set (AttrIndx[3] with AIE), AttrIndx[2:0]=0b011.
+LEAF = f"{1 << 54 | 0b010 << 60 | 1 << 59 | 1 << 6 | 0b011 << 2 | 0x4567_8703:#x}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "lines"),
+    [
+        # AArch64.S1IndirectBasePermissions(): PIIndex = UXN:PXN:DBM:AP[1] selects PIR/PIRE0
+        (["--pie", "--pir", "0x5" + "0" * 9, "--pire0", "0x1" + "0" * 9],
+         ["PIIndex=0b1001 nDirty=0",
+          "PIIndex 0b1001 → PIR_EL1[39:36] = 0b0101 (RW)",
+          "PIIndex 0b1001 → PIRE0_EL1[39:36] = 0b0001 (R)"]),
+        # AArch64.S1OverlayPermissions(): POIndex selects POR_EL1 (privileged), POR_EL0
+        (["--poe", "--por", "0x300", "--por-el0", "0x700"],
+         ["POIndex=0b010", "POIndex 0b010 → POR_EL1[11:8] = 0b0011 (RX)",
+          "POIndex 0b010 → POR_EL0[11:8] = 0b0111 (RWX)"]),
+        # AArch64.S1TTWParamsEL10(): with AIE, AttrIndx[3] is bit 59 and selects MAIR2_EL1
+        (["--aie", "--mair2", "0x44000000"],
+         ["AttrIndx=11", "AttrIndx 0b1011 → MAIR2_EL1.Attr3 = 0x44 (Normal iNC oNC)"]),
+        # without AIE bit 59 is PXNTable's place in a table, ignored in a leaf: MAIR_EL1
+        (["--mair", "0xff000000"], ["AttrIndx=3", "AttrIndx 0b011 → MAIR_EL1.Attr3 = 0xff"]),
+        # the EL2 regime: PIR_EL2, POR_EL2, MAIR_EL2
+        (["--regime", "EL2", "--pie", "--pir", "0x7" + "0" * 9, "--poe", "--por", "0x100"],
+         ["PIIndex 0b1001 → PIR_EL2[39:36] = 0b0111 (RWX)",
+          "POIndex 0b010 → POR_EL2[11:8] = 0b0001 (R)"]),
+        # AArch64.S2IndirectBasePermissions(): the stage 2 PIIndex selects S2PIR_EL2
+        (["--stage", "2", "--pie", "--pir", "0xf" + "0" * 9],
+         ["PIIndex=0b1001", "Dirty=0", "→ S2PIR_EL2[39:36] = 0b1111"]),
+    ],
+    ids=["S1PIE-PIR-PIRE0", "S1POE-POR-POR_EL0", "AIE-MAIR2", "no-AIE-MAIR", "EL2-PIE-POE",
+         "S2PIE-S2PIR"],
+)
+def test_decode_desc_pie_poe_aie(extra: list[str], lines: list[str],
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decode", "desc", LEAF, "--level", "3", *extra]) == 0
+    out = capsys.readouterr().out
+    for line in lines:
+        assert line in out, line
+
+
+def test_decode_desc_index_fields_only_with_their_controls(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --pie/--poe/--aie the bits keep their direct meaning (UXN, PXN, AttrIndx 0b011);
+    a table descriptor has no index fields."""
+    assert main(["decode", "desc", LEAF, "--level", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "UXN=1" in out and "AttrIndx=3" in out
+    assert "PIIndex" not in out and "POIndex" not in out and "→" not in out
+    assert main(["decode", "desc", "0x40201003", "--level", "0", "--pie", "--pir", "0x1"]) == 0
+    out = capsys.readouterr().out
+    assert "kind=table" in out and "PIIndex" not in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        (["--pir", "0x1"], "--pir gives PIR_EL1, which a leaf selects from only with --pie"),
+        (["--por", "0x1"], "--por gives POR_EL1, which a leaf selects from only with --poe"),
+        (["--mair2", "0x1"], "--mair2 gives MAIR2_EL1, which a leaf selects from only with --aie"),
+        (["--pie", "--pir", "0xzz"], "--pir: '0xzz' is not a number"),
+        (["--pie", "--pir", "0x1" + "0" * 16], "--pir: 0x1" + "0" * 16 + " does not fit"),
+        (["--regime", "EL2", "--pie", "--pire0", "0x1"], "the EL2 regime has no EL0 accesses"),
+        (["--stage", "2", "--poe"], "--poe reads a stage 1 leaf (FEAT_S1POE)"),
+        (["--stage", "2", "--aie"], "--aie reads a stage 1 leaf (FEAT_AIE)"),
+        (["--stage", "2", "--pie", "--mair", "0x1"], "--mair gives a stage 1 register"),
+        (["--level", "-1"], "level -1 exists only with the 4KB granule and DS=1"),
+        (["--level", "0", "--granule", "64K"], "a 64KB walk has no level 0"),
+    ],
+    ids=["pir-without-pie", "por-without-poe", "mair2-without-aie", "pir-not-a-number",
+         "pir-over-64-bits", "pire0-in-EL2", "poe-at-stage-2", "aie-at-stage-2",
+         "mair-at-stage-2", "level-minus-1-without-DS", "64K-level-0"],
+)
+def test_decode_desc_errors_are_one_line(extra: list[str], error: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decode", "desc", LEAF, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("atlab: error: ") and err.count("\n") == 1 and error in err, err
+
+
 NV_EXAMPLE = Path(__file__).parent.parent / "examples" / "nv_l1_guest_hypervisor.json"
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from atlab import AtlabError, FeatureSet, Regime
 from atlab.descriptors import decode_descriptor, encode_page, encode_table, parse_granule
-from atlab.walk_s1 import Granule
+from atlab.granule import Granule
 
 ALL = FeatureSet.all()
 
@@ -109,7 +109,74 @@ def test_decode_bad_input(desc: int, level: int) -> None:
         decode_descriptor(desc, level=level)
 
 
+@pytest.mark.parametrize(
+    ("level", "granule", "stage", "ds", "error"),
+    [
+        # R_KSBQV (Table D8-16): level -1 is the 4KB granule's, with DS=1 only
+        (-1, Granule.K4, 1, False, "level -1 exists only with the 4KB granule and DS=1"),
+        (-1, Granule.K4, 2, False, "level -1 exists only with the 4KB granule and DS=1"),
+        (-1, Granule.K4, 1, True, None),
+        (-1, Granule.K4, 2, True, None),
+        # R_VGVLD (Table D8-26): the 16KB granule starts at level 0 at the lowest, and at
+        # stage 2 has level 0 with DS=1 only
+        (-1, Granule.K16, 1, True, "a 16KB walk has no level -1"),
+        (0, Granule.K16, 1, False, None),
+        (0, Granule.K16, 2, False, "a 16KB stage 2 walk has level 0 only with VTCR_EL2.DS=1"),
+        (0, Granule.K16, 2, True, None),
+        # R_MLLGN (Table D8-35): the 64KB granule has levels 1 to 3
+        (-1, Granule.K64, 1, False, "a 64KB walk has no level -1"),
+        (0, Granule.K64, 1, False, "a 64KB walk has no level 0"),
+        (0, Granule.K64, 2, False, "a 64KB walk has no level 0"),
+        (1, Granule.K64, 2, False, None),
+    ],
+    ids=["4K-L-1-DS0-S1", "4K-L-1-DS0-S2", "4K-L-1-DS1-S1", "4K-L-1-DS1-S2", "16K-L-1",
+         "16K-L0-S1", "16K-L0-S2-DS0", "16K-L0-S2-DS1", "64K-L-1", "64K-L0-S1", "64K-L0-S2",
+         "64K-L1-S2"],
+)
+def test_decode_only_levels_the_granule_has(level: int, granule: Granule, stage: int, ds: bool,
+                                            error: str | None) -> None:
+    desc = 0x4020_1003  # a table descriptor at every level above 3
+    if error is None:
+        assert decode_descriptor(desc, level=level, granule=granule, stage=stage,
+                                 ds=ds)["kind"] == "table"
+    else:
+        with pytest.raises(AtlabError, match=error):
+            decode_descriptor(desc, level=level, granule=granule, stage=stage, ds=ds)
+
+
 def test_parse_granule() -> None:
     assert parse_granule("4k") is Granule.K4 and parse_granule("64KB") is Granule.K64
     with pytest.raises(AtlabError):
         parse_granule("8K")
+
+
+def _atlab_imports(module: str) -> set[str]:
+    """The ``atlab.*`` modules ``module``'s source imports (at any depth in the file)."""
+    import ast
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / module.replace(".", "/")
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("atlab"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("atlab"))
+    return found
+
+
+@pytest.mark.parametrize("module", ["atlab.descriptors", "atlab.granule"])
+def test_decoding_sits_below_the_walkers(module: str) -> None:
+    # The granule and descriptor decoding are below the walkers: neither module, nor anything
+    # it imports from atlab (followed to the end), imports a walker or the AT front end.
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.add(mod)
+        todo += sorted(_atlab_imports(mod))
+    assert "atlab.errors" in seen  # the closure was really followed
+    assert not seen & {"atlab.walk_s1", "atlab.walk_s2", "atlab.at", "atlab.tlb"}, sorted(seen)

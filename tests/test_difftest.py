@@ -19,6 +19,7 @@ from tools.difftest.generator import generate, is_atlab_only
 from tools.difftest.outcome import Outcome
 from tools.difftest.tlbi import HCR_BITS, compare_tlbi, generate_tlbi
 
+MEASURED_DIR = Path(__file__).resolve().parent.parent / "atlab"
 CORPUS = sorted((Path(__file__).parent / "data" / "difftest").glob("corpus-seed*.json"))
 LIVE_SEED = 4242
 LIVE_COUNT = 1000
@@ -232,21 +233,99 @@ def test_atlab_only_scenarios_are_not_compared(monkeypatch: pytest.MonkeyPatch) 
 def test_coverage_report_small() -> None:
     """``python -m tools.difftest --coverage`` on a small count: every measured file is
     reported with lines and branches, unreached lines carry a reason or NOT EXPLAINED, and
-    the per-tag table has a row per tag."""
+    the per-tag table has a row per tag; the QEMU 11 and POE profiles run too and reach the
+    overlay code (``perms._apply_overlay``) that no QEMU 10 scenario reaches."""
     rep = measure([1], 150)
     assert [f.name for f in rep.files] == list(MEASURED)
     for f in rep.files:
         assert 0 < f.covered <= f.statements and 0 <= f.covered_branches <= f.branches
     walk_s1 = rep.files[0]
     assert walk_s1.covered / walk_s1.statements > 0.8
-    assert rep.scenarios == 150 and not rep.differences
+    assert rep.tags["profile:qemu10"].scenarios == 150 and not rep.differences
+    assert rep.scenarios == sum(rep.tags[f"profile:{p}"].scenarios
+                                for p in ("qemu10", "qemu11", "poe"))
     text = rep.text()
-    for want in ("walk_s1.py", "walk_s2.py", "syndrome.py", "unreached (reason):",
-                 "lines only this tag reaches", "regime:EL1&0", "IMPDEF_TXSZ_OUT_OF_RANGE"):
+    for want in ("walk_s1.py", "walk_s2.py", "syndrome.py", "granule.py", "descriptors.py",
+                 "unreached (reason):", "lines only this tag reaches", "regime:EL1&0",
+                 "IMPDEF_TXSZ_OUT_OF_RANGE", "profile:qemu11", "profile:poe"):
         assert want in text, want
     # a per-tag row: scenarios carrying the tag and the lines they reach
     el3 = rep.tags["el:3"]
     assert el3.scenarios > 0 and el3.lines and el3.only <= el3.lines
+    # AArch64.S1OverlayPermissions() (FEAT_S1POE): only the POE profile reaches it
+    src = (Path(MEASURED_DIR) / "perms.py").read_text().splitlines()
+    overlay = next(n for n, line in enumerate(src, 1) if line.startswith("def _apply_overlay"))
+    body = {("perms", n) for n in range(overlay + 1, overlay + 20)}
+    assert body & rep.tags["profile:poe"].only
+    assert not body & rep.tags["profile:qemu10"].lines
+
+
+def test_profile_scenarios() -> None:
+    """The coverage run's scenarios: every generated one (QEMU 10), the QEMU 11 profile's
+    when it changes what runs (Armv8.9 registers, FEAT_ATS1A ops), and POE variants that are
+    atlab-only with FEAT_S1POE/S2POE on; names stay unique (one coverage context each)."""
+    from tools.difftest.covreport import POE_SHARE, profile_scenarios
+
+    scns = list(profile_scenarios(5, 400))
+    names = [s["name"] for s in scns]
+    assert len(set(names)) == len(names)
+    by = {p: [s for s in scns if f"profile:{p}" in s["tags"]] for p in ("qemu10", "qemu11",
+                                                                          "poe")}
+    assert len(by["qemu10"]) == 400 and len(by["qemu10"]) + len(by["qemu11"]) + len(
+        by["poe"]) == len(scns)
+    assert any(t.startswith(("pie:", "aie:")) for s in by["qemu11"] for t in s["tags"])
+    assert all(s["features"].get("FEAT_ATS1A") for s in by["qemu11"])
+    assert 0.5 * POE_SHARE * 400 < len(by["poe"]) < 2 * POE_SHARE * 400
+    for s in by["poe"]:
+        assert is_atlab_only(s) and "atlab-only:poe" in s["tags"]
+        assert s["features"]["FEAT_S1POE"] and s["features"]["FEAT_S2POE"]
+    poe_tags = {t for s in by["poe"] for t in s["tags"]}
+    assert {"poe:EL1&0", "e0poe"} <= poe_tags and any(t.startswith("poe:EL2") for t in poe_tags)
+
+
+def test_poe_variant_refuses_features_atlab_does_not_model() -> None:
+    """POE variants that set a FEAT_THE/HAFT/D128 bit (tag ``not-modelled:*``): atlab refuses
+    the ops whose walks read the register (``refuse_not_modelled``), and only those
+    variants meet that refusal."""
+    from tools.difftest.covreport import profile_scenarios
+
+    poe = [s for seed in (1, 2, 3) for s in profile_scenarios(seed, 600)
+           if "profile:poe" in s["tags"]]
+    marked = [s for s in poe if any(t.startswith("not-modelled:") for t in s["tags"])]
+    assert marked and len(marked) < len(poe) / 4
+    refused = 0
+    for s in poe:
+        outs = run_model(s)
+        hit = [o for o in outs if o.kind == "error" and "which atlab does not model" in o.text]
+        if s in marked:
+            refused += bool(hit)
+        else:
+            assert not hit, (s["name"], hit)
+    assert refused >= len(marked) / 3, (refused, len(marked))
+
+
+def test_unreachable_snippets_name_one_place() -> None:
+    """Every UNREACHABLE/UNREACHABLE_BRANCHES snippet occurs exactly once in its file, every
+    UNREACHABLE_FUNCTIONS name is a function of its file (an entry whose code moved away would
+    silently explain nothing)."""
+    from tools.difftest.covreport import (
+        UNREACHABLE,
+        UNREACHABLE_BRANCHES,
+        UNREACHABLE_FUNCTIONS,
+        _function_bodies,
+    )
+
+    for table in (UNREACHABLE, UNREACHABLE_BRANCHES):
+        for name, rows in table.items():
+            assert name in MEASURED, name
+            src = (Path(MEASURED_DIR) / f"{name}.py").read_text()
+            for snippet, why in rows:
+                assert src.count(snippet) == 1, (name, snippet[:60])
+                assert why, (name, snippet[:60])
+    for name, funcs in UNREACHABLE_FUNCTIONS.items():
+        bodies = _function_bodies(name)
+        for func, why in funcs:
+            assert func in bodies and why, (name, func)
 
 
 def test_coverage_cli(capsys: pytest.CaptureFixture[str]) -> None:
@@ -254,4 +333,33 @@ def test_coverage_cli(capsys: pytest.CaptureFixture[str]) -> None:
 
     main(["--coverage", "--seed", "2", "--count", "40"])
     out = capsys.readouterr().out
-    assert "atlab walker coverage: 40 scenarios" in out and "total" in out
+    assert "40 generated scenarios" in out and "total" in out
+
+
+def test_v94_lower_el_scenarios_keep_the_harness_running() -> None:
+    """QEMU 11 profile, ops at EL1/EL2 (tools/hw/README.md, "QEMU 11.1"): when that EL's own
+    translation maps the harness, the PIR/PIRE0 entry its blocks select leaves them
+    privileged-executable (``AArch64.S1IndirectBasePermissions()``), the S2PIR_EL2 entry of its
+    stage 2 blocks gives read and EL1 execute (``AArch64.S2IndirectBasePermissions()``), and AIE
+    leaves bit 59 (PXNTable, which QEMU 11 still applies with AIE) clear on its path."""
+    from atlab.scenario import parse_scenario
+    from atlab.walk_s2 import S2PI_RW, s2_pi_index
+    from tools.difftest.generator import harness_probe, qemu11_profile
+
+    scns = [qemu11_profile(s) for s in generate(21, 600)]
+    lower = [s for s in scns if "v94:lower-el" in s["tags"]]
+    mapped = [s for s in lower if "v94:harness-mapped" in s["tags"]]
+    assert len(lower) > 60 and len(mapped) > 40
+    assert {s["el"] for s in mapped} == {1, 2}
+    assert any(t.startswith("pie:") for s in mapped for t in s["tags"])
+    for s in mapped:
+        (res,) = parse_scenario(harness_probe(s)).run()
+        assert res.par is not None and res.par.f == 0, s["name"]
+        if res.perms is not None:  # the op's EL runs the harness with stage 1 on
+            assert res.perms.x, (s["name"], str(res.perms))
+            tables = [st.raw for st in res.trace.steps if st.stage == 1 and st.kind == "table"]
+            assert not any(raw >> 59 & 1 for raw in tables), s["name"]
+        s2pir = int(s["sysregs"].get("S2PIR_EL2", "0"), 16)
+        if s["el"] == 1 and res.trace.final_s2 and int(s["sysregs"]["VTCR_EL2"], 16) >> 36 & 1:
+            s2pi = s2pir >> 4 * s2_pi_index(res.trace.final_s2[-1].raw) & 0xF
+            assert S2PI_RW[s2pi][0] and s2pi >> 3 & s2pi >> 1 & 1, s["name"]

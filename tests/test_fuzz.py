@@ -93,3 +93,38 @@ def test_parsers_raise_only_atlab_error(doc: dict[str, Any]) -> None:
             parse(doc)
         except AtlabError as exc:
             assert "\n" not in str(exc) and len(str(exc)) <= 500
+
+
+@settings(deadline=None, max_examples=300)
+@given(text=st.text(max_size=40) | st.from_regex(r"[a-z0-9.\-]{0,12}:[0-9]{0,7}", fullmatch=True))
+def test_snapshot_gdb_address_is_parsed_or_refused_in_one_line(text: str) -> None:
+    """``atlab snapshot --gdb`` (issue 17): PORT or HOST:PORT, else one AtlabError line."""
+    from atlab.cli import _gdb_address
+
+    try:
+        host, port = _gdb_address(text)
+    except AtlabError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) <= 200
+        return
+    assert 0 < port < 65536 and host and text.endswith(str(port))
+
+
+_DECODE_VALUE = (st.integers(0, (1 << 64) - 1).map(hex)
+                 | st.sampled_from(["", "0x", "-1", "0x1" + "0" * 16, "0b101", "12", "zz", "0x-3",
+                                    "9" * 100, "\u00e9", "0x\u0663"]))
+_DECODE_FLAG = st.sampled_from(["--pie", "--poe", "--aie", "--ds"]).map(lambda o: [o])
+_DECODE_OPTION = _DECODE_FLAG | st.tuples(
+    st.sampled_from(["--pir", "--pire0", "--por", "--por-el0", "--mair", "--mair2", "--level",
+                     "--stage", "--granule", "--regime"]),
+    _DECODE_VALUE | st.sampled_from(["-1", "0", "2", "4", "16K", "64K", "EL2", "EL20", "EL3"]),
+).map(list)
+
+
+@settings(deadline=None, max_examples=300)
+@given(value=_DECODE_VALUE, options=st.lists(_DECODE_OPTION, max_size=6))
+def test_decode_desc_options_decode_or_refuse_in_one_line(value: str,
+                                                          options: list[list[str]]) -> None:
+    """``atlab decode desc VALUE`` with the PIE/POE/AIE flags and register values in any
+    combination: exit 0, or 2 with one line (the fuzzer's invariant, :func:`run_cli`)."""
+    o = run_cli(["decode", "desc", value, *(a for opt in options for a in opt)])
+    assert o.problem is None and o.rc in (0, 2), o.describe()

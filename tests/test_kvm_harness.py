@@ -277,10 +277,10 @@ def test_tlbi_without_ttl_unmaps_what_kvms_compute_tlb_inval_range_says(
     from the same tree): the size of the shadow range L0 unmaps for L1's TLBI IPAS2E1."""
     import random
 
+    from atlab.granule import Granule
     from atlab.nv import NvSystem
     from atlab.nv.shadow import _max_block, guest_mapping_size
     from atlab.sysregs import SysRegs
-    from atlab.walk_s1 import Granule
 
     g = Granule[granule]
     r = random.Random(vtcr)

@@ -268,8 +268,8 @@ def test_l2_walk_above_the_48bit_shadow_is_refused_with_one_line() -> None:
     # 64KB stage 2 maps, cannot be mapped in L0's 48-bit shadow stage 2; the emulation used to
     # loop and fail with "AssertionError: shadow stage 2 did not converge".
     from atlab.builder import S1Builder, S2Builder
+    from atlab.granule import Granule
     from atlab.regime import Regime
-    from atlab.walk_s1 import Granule
 
     high = 1 << 48
     s1 = S1Builder(Regime.EL10, granule=Granule.K64, va_bits=48, pa_bits=52,

@@ -10,11 +10,14 @@ Every expected value is derived by hand from the Arm ARM pseudocode named in eac
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from atlab import AtOp, Feature, FeatureSet, PhysMem, SysRegs, run_at
+from atlab import AtlabError, AtOp, Feature, FeatureSet, PhysMem, SysRegs, run_at
+from atlab.descriptors import pi_index
 from atlab.sysregs import decode, format_fields, id_registers
-from atlab.walk_s1 import pi_index
 from tests.helpers import AF, MAIR, SH_ISH, TableAlloc, build_s1, el1_regs, par_fault, par_ok, sh
 
 ALL = FeatureSet.all()
@@ -167,13 +170,14 @@ def test_aie_attrindx3_selects_mair2() -> None:
 
 def test_tcr2_fields_of_absent_features_read_as_zero() -> None:
     """Without FEAT_S1POE, TCR2_EL1.POE (bit 3) changes nothing (AArch64.S1POEnabled() is
-    FALSE); without FEAT_THE, PnCH (bit 0) neither."""
+    FALSE).  PnCH (bit 0, FEAT_THE) is not modelled: setting it is refused (LIMITATIONS)."""
     regs = {"PIR_EL1": perm(0, 0b0001), "PIRE0_EL1": 0}
     no_poe = ALL.without(Feature.S1POE)
     assert _run(AtOp.S1E1R, 0, **regs) == OK
     assert _run(AtOp.S1E1R, 0, TCR2_EL1=TCR2_PIE | 1 << 3, features=no_poe, **regs) == OK
     assert _run(AtOp.S1E1R, 0, TCR2_EL1=TCR2_PIE | 1 << 3, **regs) == PERM_L3  # POR_EL1=0
-    assert _run(AtOp.S1E1R, 0, TCR2_EL1=TCR2_PIE | 1, **regs) == OK
+    with pytest.raises(AtlabError, match=r"^TCR2_EL1\.PnCH=1 needs FEAT_THE"):
+        _run(AtOp.S1E1R, 0, TCR2_EL1=TCR2_PIE | 1, **regs)
 
 
 def test_register_tables() -> None:
@@ -401,3 +405,203 @@ def test_clean_stage1_table_update_sets_iss2_dirtybit() -> None:
     res = run_at(AtOp.S1E1R, va, regs=regs, mem=mem, cur_el=1)
     assert res.exception is not None
     assert res.exception.esr >> 37 & 1 and not res.exception.esr >> 38 & 1
+
+
+# --- The EL3 regime: TCR_EL3.{PIE,POE,AIE}, PIR_EL3, POR_EL3, MAIR2_EL3 -----------------------
+# AArch64.S1TTWParamsEL3(): walkparams.pie = TCR_EL3.PIE (bit 35) with FEAT_S1PIE, pir = PIR_EL3;
+# walkparams.aie = TCR_EL3.AIE (bit 37) with FEAT_AIE, mair2 = MAIR2_EL3; hpd = '1' when aie,
+# pie or AArch64.S1POEnabled(Regime_EL3) (TCR_EL3.POE, bit 36, with FEAT_S1POE); AArch64.S1POR()
+# returns POR_EL3.  None of it needs FEAT_TCR2: the EL3 regime has no TCR2 register.
+
+TCR_EL3_PIE = 1 << 35
+TCR_EL3_POE = 1 << 36
+TCR_EL3_AIE = 1 << 37
+
+
+def _run_el3(op: AtOp, desc_bits: int, *, table_bits: int = 0, features: FeatureSet = ALL,
+             tcr_bits: int = TCR_EL3_PIE, **regs: int) -> int:
+    """AT S1E3* at EL3 through a 4-level 4KB EL3 stage 1 (TTBR0_EL3, SCTLR_EL3.M=1)."""
+    from tests.helpers import sctlr, tcr_el2
+
+    mem = PhysMem()
+    root = build_s1(mem, "4K", 16, VA, PA, 3, AF | sh(SH_ISH) | desc_bits,
+                    table_bits=table_bits, alloc=TableAlloc())
+    values = {"SCTLR_EL3": sctlr(), "TCR_EL3": tcr_el2() | tcr_bits, "MAIR_EL3": MAIR,
+              "TTBR0_EL3": root}
+    values.update(regs)
+    res = run_at(op, VA, regs=SysRegs(values), mem=mem, features=features, cur_el=3)
+    assert res.par is not None, res
+    return res.par.value
+
+
+@pytest.mark.parametrize(("value", "rw"), PERMS, ids=[f"Perm{v:04b}" for v, _ in PERMS])
+def test_pir_el3_gives_el3_rights(value: int, rw: tuple[int, int]) -> None:
+    """AArch64.S1IndirectBasePermissions(): the EL3 regime has no unprivileged rights
+    (HasUnprivileged() is FALSE), so PIR_EL3.Perm<PIIndex> alone decides; the same encodings
+    as PIR_EL1 for EL1."""
+    index = 0b1010
+    assert _run_el3(AtOp.S1E3R, pi_bits(index), PIR_EL3=perm(index, value)) == (
+        OK if rw[0] else PERM_L3)
+    assert _run_el3(AtOp.S1E3W, pi_bits(index), PIR_EL3=perm(index, value)) == (
+        OK if rw[1] else PERM_L3)
+
+
+def test_tcr_el3_pie_gating() -> None:
+    """TCR_EL3.PIE counts with FEAT_S1PIE whatever FEAT_TCR2 says; without FEAT_S1PIE bit 35
+    is RES0 and the direct permissions apply (AP[2:1]=00 at EL3: AP[1] is RES1, read/write).
+    TCR2_EL2.PIE and PIR_EL2 never reach the EL3 regime."""
+    pir0 = {"PIR_EL3": 0}  # every PIIndex: no access
+    assert _run_el3(AtOp.S1E3R, 0, **pir0) == PERM_L3
+    assert _run_el3(AtOp.S1E3R, 0, features=ALL.without(Feature.TCR2), **pir0) == PERM_L3
+    assert _run_el3(AtOp.S1E3W, 0, features=ALL.without(Feature.S1PIE), **pir0) == OK
+    assert _run_el3(AtOp.S1E3W, 0, tcr_bits=0, TCR2_EL2=TCR2_PIE, PIR_EL2=0) == OK
+
+
+def test_tcr_el3_aie_selects_mair2_el3() -> None:
+    """AArch64.MAIRAttr(): AttrIndx = descriptor bit 59 : bits [4:2] with TCR_EL3.AIE; index
+    10 reads MAIR2_EL3.Attr10 (bits [23:16]); without FEAT_AIE, MAIR_EL3.Attr2."""
+    leaf = (1 << 59) | (2 << 2)
+    mair2 = 0x44 << 16  # Attr10: Normal Non-cacheable
+    got = _run_el3(AtOp.S1E3R, leaf, tcr_bits=TCR_EL3_AIE, MAIR2_EL3=mair2)
+    assert got == par_ok(PA | 0xABC, 0x44, 0b10)  # Non-cacheable: PAR.SH reads OSH
+    got = _run_el3(AtOp.S1E3R, leaf, tcr_bits=TCR_EL3_AIE, MAIR2_EL3=mair2,
+                   features=ALL.without(Feature.AIE))
+    assert got >> 56 == MAIR >> 16 & 0xFF and not got & 1
+
+
+@pytest.mark.parametrize(("value", "r", "w"), OVERLAYS,
+                         ids=[f"POR{v:04b}" for v, _, _ in OVERLAYS])
+def test_por_el3_overlay(value: int, r: int, w: int) -> None:
+    """AArch64.S1POEnabled(Regime_EL3) is TCR_EL3.POE; AArch64.S1POR() gives POR_EL3, and its
+    Perm<POIndex> is ANDed with the direct base permissions (AP[2:1]=00: EL3 read/write)."""
+    regs = {"POR_EL3": perm(3, value), "POR_EL2": perm(3, 0b0111), "POR_EL1": perm(3, 0b0111)}
+    assert _run_el3(AtOp.S1E3R, po_bits(3), tcr_bits=TCR_EL3_POE, **regs) == (
+        OK if r else PERM_L3)
+    assert _run_el3(AtOp.S1E3W, po_bits(3), tcr_bits=TCR_EL3_POE, **regs) == (
+        OK if w else PERM_L3)
+    no_poe = ALL.without(Feature.S1POE)  # bit 36 is RES0: no overlay
+    assert _run_el3(AtOp.S1E3W, po_bits(3), tcr_bits=TCR_EL3_POE, features=no_poe,
+                    **regs) == OK
+
+
+@pytest.mark.parametrize("tcr_bits", [TCR_EL3_PIE, TCR_EL3_AIE, TCR_EL3_POE],
+                         ids=["PIE", "AIE", "POE"])
+def test_tcr_el3_controls_disable_hierarchical_permissions(tcr_bits: int) -> None:
+    """AArch64.S1TTWParamsEL3(): hpd = '1' when aie, pie or S1POEnabled(); APTable=0b10 (bit
+    62: no writes below) then counts for nothing.  PIR_EL3/POR_EL3 allow read/write here."""
+    table_ro = 0b10 << 61
+    regs = {"PIR_EL3": perm(0, 0b0101), "POR_EL3": perm(0, 0b0101)}
+    assert _run_el3(AtOp.S1E3W, 0, table_bits=table_ro, tcr_bits=tcr_bits, **regs) == OK
+    assert _run_el3(AtOp.S1E3W, 0, table_bits=table_ro, tcr_bits=0, **regs) == PERM_L3
+
+
+def test_el3_walk_text_names_pir_el3() -> None:
+    from tests.helpers import sctlr, tcr_el2
+
+    mem = PhysMem()
+    root = build_s1(mem, "4K", 16, VA, PA, 3, AF | sh(SH_ISH) | pi_bits(5), alloc=TableAlloc())
+    regs = SysRegs({"SCTLR_EL3": sctlr(), "TCR_EL3": tcr_el2() | TCR_EL3_PIE | TCR_EL3_POE,
+                    "MAIR_EL3": MAIR, "TTBR0_EL3": root, "PIR_EL3": perm(5, 0b0101),
+                    "POR_EL3": 0x7})
+    res = run_at(AtOp.S1E3R, VA, regs=regs, mem=mem, cur_el=3)
+    assert "PIE=1 (PIR_EL3=0x500000)" in res.walk and "POE=1 (POR_EL3=0x7)" in res.walk
+    assert "PIRE0" not in res.walk
+    assert "PIIndex=0b0101 -> PIR_EL3[23:20]=0b0101 (RW)" in "\n".join(res.trace.lines())
+
+
+def test_el3_register_tables() -> None:
+    """D24.2.196 TCR_EL3: PnCH bit 34, PIE 35, POE 36, AIE 37, D128 38, HAFT 42; PIR_EL3,
+    POR_EL3 and MAIR2_EL3 have the layouts of their EL1 counterparts."""
+    fields = decode("TCR_EL3", TCR_EL3_PIE | TCR_EL3_AIE | 1 << 42)
+    assert (fields["PIE"], fields["POE"], fields["AIE"], fields["HAFT"]) == (1, 0, 1, 1)
+    assert decode("TCR_EL3", 1 << 38)["D128"] == 1 and decode("TCR_EL3", 1 << 34)["PnCH"] == 1
+    assert "PIE" not in decode("TCR_EL2", 0)  # TCR_EL2 (E2H=0) has no such bits: TCR2_EL2
+    assert decode("PIR_EL3", perm(5, 0b0110))["Perm5"] == 0b0110
+    assert decode("POR_EL3", perm(2, 0b0011))["Perm2"] == 0b0011
+    assert decode("MAIR2_EL3", 0x44 << 16)["Attr10"] == 0x44
+    SysRegs.from_mapping({"PIR_EL3": "0x1", "POR_EL3": "0x2", "MAIR2_EL3": "0x3"})
+
+
+def test_decode_reg_cli_for_el3(capsys: pytest.CaptureFixture[str]) -> None:
+    from atlab.cli import main
+
+    assert main(["decode", "reg", "TCR_EL3", hex(0x80803510 | TCR_EL3_PIE)]) == 0
+    out = capsys.readouterr().out
+    assert "PIE=1" in out and "AIE=0" in out and "TG0=0(4KB)" in out
+    assert main(["decode", "reg", "PIR_EL3", "0x60"]) == 0
+    assert "Perm1=6(RWX, WXN applies)" in capsys.readouterr().out
+
+
+# --- FEAT_THE / FEAT_HAFT / FEAT_D128: not modelled, refused --------------------------------
+
+@pytest.mark.parametrize(
+    ("regs", "message"),
+    [
+        pytest.param({"TCR2_EL1": TCR2_PIE | 1 << 11}, r"^TCR2_EL1\.HAFT=1 needs FEAT_HAFT",
+                     id="TCR2_EL1.HAFT"),
+        pytest.param({"TCR2_EL1": TCR2_PIE | 1 << 5}, r"^TCR2_EL1\.D128=1 needs FEAT_D128",
+                     id="TCR2_EL1.D128"),
+        pytest.param({"VTCR_EL2": 1 << 38, "HCR_EL2": 1 << 31 | 1},
+                     r"^VTCR_EL2\.D128=1 needs FEAT_D128", id="VTCR_EL2.D128"),
+        pytest.param({"VTCR_EL2": 1 << 44, "HCR_EL2": 1 << 31 | 1},
+                     r"^VTCR_EL2\.HAFT=1 needs FEAT_HAFT", id="VTCR_EL2.HAFT"),
+        pytest.param({"VTCR_EL2": 1 << 41, "HCR_EL2": 1 << 31 | 1},
+                     r"^VTCR_EL2\.TL0=1 needs FEAT_THE", id="VTCR_EL2.TL0"),
+    ],
+)
+def test_not_modelled_fields_are_refused(regs: dict[str, int], message: str) -> None:
+    """A register a walk uses with a FEAT_THE/FEAT_HAFT/FEAT_D128 field set: one-line
+    AtlabError, never output that silently ignores the field."""
+    values = {"TCR2_EL1": TCR2_PIE, "HCRX_EL2": HCRX_TCR2EN, "PIR_EL1": perm(0, 0b0101)}
+    values.update(regs)
+    with pytest.raises(AtlabError, match=message) as err:
+        _run(AtOp.S1E1R, 0, **values)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("bit", [34, 38, 42], ids=["PnCH", "D128", "HAFT"])
+def test_not_modelled_tcr_el3_fields_are_refused(bit: int) -> None:
+    with pytest.raises(AtlabError, match=r"^TCR_EL3\.(PnCH|D128|HAFT)=1 needs FEAT_"):
+        _run_el3(AtOp.S1E3R, 0, tcr_bits=TCR_EL3_PIE | 1 << bit, PIR_EL3=perm(0, 1))
+
+
+def test_unused_registers_with_not_modelled_fields_are_ignored() -> None:
+    """TCR2_EL1 not in force (HCRX_EL2.TCR2En=0, IsTCR2EL1Enabled() FALSE): its HAFT bit
+    cannot change the walk, so it is not refused."""
+    assert _run(AtOp.S1E1R, 0, TCR2_EL1=TCR2_PIE | 1 << 11, HCRX_EL2=0) == OK
+
+
+@pytest.mark.parametrize("name", ["FEAT_THE", "FEAT_HAFT", "FEAT_D128", "D128"])
+def test_not_modelled_features_are_refused(name: str) -> None:
+    full = name if name.startswith("FEAT_") else f"FEAT_{name}"
+    with pytest.raises(AtlabError, match=rf"^{full} is not modelled by atlab"):
+        FeatureSet.from_mapping({name: True})
+    assert FeatureSet.from_mapping({name: False}) == ALL  # off is what atlab models
+    with pytest.raises(AtlabError):
+        FeatureSet.from_mapping({name: "yes"})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param({"features": {"FEAT_D128": True}}, "FEAT_D128 is not modelled",
+                     id="features-D128"),
+        pytest.param({"sysregs": {"TCR2_EL1": "0x802", "HCRX_EL2": "0x4000"}},
+                     "TCR2_EL1.HAFT=1 needs FEAT_HAFT", id="TCR2_EL1.HAFT"),
+    ],
+)
+def test_scenario_file_asking_for_unmodelled_features(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        change: dict[str, dict[str, object]], message: str) -> None:
+    """From a scenario file, `atlab run` stops with one error line (exit status 2)."""
+    from atlab.cli import main
+
+    smoke = json.loads((Path(__file__).parent / "data/conformance/smoke.json").read_text())
+    scn = dict(smoke[0])
+    for key, value in change.items():
+        scn[key] = {**scn.get(key, {}), **value}
+    path = tmp_path / "scn.json"
+    path.write_text(json.dumps([scn]))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err

@@ -300,3 +300,29 @@ def test_every_text_in_every_figure_is_at_least_9_pt() -> None:
         # <= 13.4 in: shown unscaled (widget PNGs at 72 dpi) in a ~965 px output area, so
         # 9 pt stays 9 px (tests/test_browser.py measures it).
         assert fig.get_size_inches()[0] <= 13.4, name
+
+
+def test_walk_chain_shows_what_a_pie_leaf_selects() -> None:
+    """With TCR2_EL1.PIE the leaf's column names the PIR/PIRE0 entries its PIIndex selects
+    (AArch64.S1ApplyOutputPerms(), AArch64.S1IndirectBasePermissions()) and the figure grows to
+    hold them; a walk without PIE keeps the usual height."""
+    from atlab import AtOp, PhysMem, Regime, run_at
+    from atlab.builder import S1Builder
+
+    b = S1Builder(Regime.EL10, tables=(0x4020_0000, 0x4040_0000))
+    b.map(0x50_0000, 0x4B00_0000, 0x1000, ap="EL1 RW / EL0 RW", pxn=True)  # PIIndex 0b0101
+    mem = b.memory()
+    assert isinstance(mem, PhysMem)
+    pie = b.regs().replace(HCRX_EL2=1 << 14, TCR2_EL1=1 << 1, PIR_EL1=0b0101 << 20,
+                           PIRE0_EL1=0b0001 << 20)
+    fig = viz.walk_chain(run_at(AtOp.S1E1R, 0x50_0000, regs=pie, mem=mem).trace)
+    meta = viz.figure_meta(fig)
+    assert meta["selections"][:2] == ["PIIndex 0b0101 → PIR_EL1[23:20] = 0b0101 (RW)",
+                                      "PIIndex 0b0101 → PIRE0_EL1[23:20] = 0b0001 (R)"]
+    (text,) = viz.artists_with_gid(fig, "selections")
+    assert "PIR_EL1[23:20]" in text.get_text() and "PIRE0_EL1[23:20]" in text.get_text()
+    plain = viz.walk_chain(run_at(AtOp.S1E1R, 0x50_0000, regs=b.regs(), mem=mem).trace)
+    assert fig.get_figheight() > plain.get_figheight() == 4.1
+    assert viz.figure_meta(plain)["selections"] == []  # no PIE/POE/AIE: the usual picture
+    assert not viz.artists_with_gid(plain, "selections")
+    viz.to_png(fig)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from atlab import AtlabError, AtOp, AtResult, Feature, FeatureSet, PhysMem, Regime, run_at
-from atlab.walk_s1 import Granule, setup_s1_walk, start_level, walk_s1
+from atlab.granule import Granule, start_level
+from atlab.walk_s1 import setup_s1_walk, walk_s1
 from tests.helpers import (
     AF,
     CONTIG,

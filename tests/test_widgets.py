@@ -110,11 +110,12 @@ def test_regime_explorer_undefined_op_shows_no_regime() -> None:
     rx.el.value = 1
     assert rx.result is not None and rx.result.par is None
     text = rx.regime_html.value
-    assert "UNDEFINED at EL1" in text and "no regime" in text
+    assert "UNDEFINED at EL1 — no regime" in text and rx.choice is None
     assert "EL2&amp;0" not in text and "permissions of" not in text
     assert "UNDEFINED" in rx.par_html.value
     rx.el.value = 2  # back at EL2 the regime returns
     assert "EL2&amp;0" in rx.regime_html.value and "permissions of EL2" in rx.regime_html.value
+    assert rx.choice is not None and rx.choice.regime is Regime.EL20
 
 # --- walk stepper -------------------------------------------------------------------------------
 def test_walk_stepper_nested_step_back() -> None:
@@ -192,6 +193,25 @@ def test_walk_stepper_stage_1_mode_shows_no_descriptor_that_was_never_read() -> 
                                          for a in st.accesses)
     assert "never read its L0" not in st.ended_html.value
 
+def test_walk_stepper_decodes_with_the_walks_ds() -> None:
+    """A 52-bit walk (4KB, TCR_EL1.DS=1) starts at level -1 (R_KSBQV): the stepper decodes
+    each descriptor with the walk's DS (the leaf's OA[51:50] are bits [9:8], no SH field)."""
+    from atlab import run_at
+    from atlab.builder import S1Builder
+
+    b = S1Builder(Regime.EL10, va_bits=52, pa_bits=52, ds=True,
+                  tables=(0x4000_0000, 0x4010_0000))
+    b.map(0x8_0000_0000_0000, 0xC_0000_4567_8000, 0x1000)
+    res = run_at(AtOp.S1E1R, 0x8_0000_0000_0000, regs=b.regs(), mem=b.memory())
+    assert res.par is not None and not res.par.f
+    st = WalkStepper(res)
+    assert st.accesses[0].step.level == -1
+    assert "S1 L-1 descriptor" in st.descriptor_html.value
+    st.position.value = st.position.max
+    assert "0xc000045678000" in st.descriptor_html.value
+    assert "<td>SH</td>" not in st.descriptor_html.value
+
+
 def test_granule_of_steps() -> None:
     sc = SMOKE["a_el1_4k_48bit"]
     steps = sc.run_op(sc.ops[0]).trace.steps
@@ -232,16 +252,32 @@ def test_decoder_errors_inline() -> None:
 
 @pytest.mark.parametrize("granule", [Granule.K16, Granule.K64], ids=["16K", "64K"])
 def test_decoder_refuses_level_minus_1_outside_4k(granule: Granule) -> None:
-    """Level -1 is the 4KB granule's (FEAT_LPA2, D8.2.8); 16KB/64KB walks start at level 0
-    or later (D8.2.9, D8.2.10): the decoder says so instead of decoding."""
+    """Level -1 is the 4KB granule's with DS=1 (FEAT_LPA2, R_KSBQV); 16KB walks start at
+    level 0 (R_VGVLD), 64KB walks at level 1 (R_MLLGN): the decoder says so instead of
+    decoding."""
     d = Decoder("descriptor", 0x40200703)
     d.level.value = -1
-    assert d.error.message == "" and d.fields["kind"] == "table"  # 4KB: fine
+    assert "level -1 exists only with the 4KB granule and DS=1" in d.error.message
+    assert d.fields == {}
+    d.ds.value = True
+    assert d.error.message == "" and d.fields["kind"] == "table"  # 4KB, DS=1: fine
     d.granule.value = granule
-    assert "level -1 exists only with the 4KB granule" in d.error.message
+    assert f"a {granule} walk has no level -1" in d.error.message
     assert d.fields == {} and d.fields_html.value == ""
     d.level.value = 0
+    if granule is Granule.K64:
+        assert "a 64KB walk has no level 0" in d.error.message and d.fields == {}
+        d.level.value = 1
     assert d.error.message == "" and d.fields["kind"] == "table"
+
+
+def test_decoder_ds_reads_52_bit_output_addresses() -> None:
+    """With DS=1 a 4KB page descriptor holds OA[51:50] in bits [9:8] (no SH field there):
+    the DS box changes the OA the decoder shows."""
+    d = Decoder("descriptor", 0x4567_8703)
+    assert d.fields["OA"] == 0x4567_8000 and d.fields["SH"] == 3
+    d.ds.value = True
+    assert d.fields["OA"] == 0xC_0000_4567_8000 and "SH" not in d.fields
 
 
 # --- NV explorer --------------------------------------------------------------------------------
@@ -346,7 +382,7 @@ def test_page_table_builder_errors_inline() -> None:
 def test_permission_views_toggle() -> None:
     from atlab import PhysMem, run_at
     from atlab.builder import S1Builder
-    from atlab.walk_s1 import pi_index
+    from atlab.descriptors import pi_index
     from atlab.widgets import make_permission_views
 
     b = S1Builder(Regime.EL10, va_bits=48, tables=(0x4020_0000, 0x4040_0000))
@@ -362,3 +398,69 @@ def test_permission_views_toggle() -> None:
     views.view.value = "PIE"
     assert [r[1] for r in views.rows] == ["ok", "ok", "fault", "fault"]
     assert "PIIndex" in views.leaf.value and "PIRE0_EL1" in views.leaf.value
+
+
+def _pie_page() -> tuple[object, object, object]:
+    """One EL1&0 page (AP=01, PXN: PIIndex 0b0101), its registers without and with S1PIE."""
+    from atlab import PhysMem
+    from atlab.builder import S1Builder
+
+    b = S1Builder(Regime.EL10, va_bits=48, tables=(0x4020_0000, 0x4040_0000))
+    b.map(0x50_0000, 0x4B00_0000, 0x1000, ap="EL1 RW / EL0 RW", pxn=True)
+    mem = b.memory()
+    assert isinstance(mem, PhysMem)
+    pie = b.regs().replace(HCRX_EL2=1 << 14, TCR2_EL1=1 << 1, PIR_EL1=0b0101 << 20,
+                           PIRE0_EL1=0b0010 << 20)
+    return b.regs(), pie, mem
+
+
+def test_stepper_explains_an_indirect_permission() -> None:
+    """AArch64.S1IndirectBasePermissions(): at the leaf the stepper names the PIR/PIRE0 entry
+    the PIIndex selects, and the leaf's descriptor panel lists what each index selects."""
+    from atlab import run_at
+
+    _plain, pie, mem = _pie_page()
+    res = run_at(AtOp.S1E1R, 0x50_0000, regs=pie, mem=mem)  # type: ignore[arg-type]
+    st = make_walk_stepper(res, mode="stage 1")
+    assert "PIR_EL1" not in st.perms_html.value  # L0: nothing selected yet
+    st.position.value = st.position.max
+    text = html.unescape(st.perms_html.value)
+    assert "S1 L3: PIIndex 0b0101 → PIR_EL1[23:20] = 0b0101 (RW)" in text
+    assert "PIIndex 0b0101 → PIRE0_EL1[23:20] = 0b0010 (X)" in text
+    assert "effective stage 1 rights: RW-" in text
+    assert "atlab-stepper-selects" in st.descriptor_html.value
+    assert "PIRE0_EL1[23:20]" in html.unescape(st.descriptor_html.value)
+    assert "form the PIIndex, bit 7 is nDirty" in st.descriptor_html.value
+
+
+def test_decoder_reads_a_leaf_through_pie_poe_aie() -> None:
+    d = make_decoder("descriptor", 0x4B00_0000 | 0b101 << 60 | 1 << 59 | 1 << 54 | 1 << 51
+                     | 1 << 7 | 0b010 << 2 | 0x703)
+    assert "PIIndex" not in d.fields and d.fields["AttrIndx"] == 0b010
+    d.pie.value = True
+    d.poe.value = True
+    d.aie.value = True
+    assert (d.fields["PIIndex"], d.fields["nDirty"], d.fields["POIndex"],
+            d.fields["AttrIndx"]) == (0b1010, 1, 0b101, 0b1010)
+    assert "0b1010" in d.fields_html.value and d.error.message == ""
+    d.stage.value = 2  # S2PIE: PIIndex from the same bits, Dirty is bit 7
+    assert d.fields["PIIndex"] == 0b1010 and d.fields["Dirty"] == 1 and "POIndex" not in d.fields
+
+
+def test_permission_views_misuse_is_an_atlab_error() -> None:
+    from atlab import AtlabError, PhysMem
+    from atlab.widgets import make_permission_views
+
+    plain, pie, mem = _pie_page()
+    for views, m, va in (({}, mem, 0), ({"x": {"TCR_EL1": 0}}, mem, 0),
+                         ({"AP": plain}, {}, 0), ({"AP": plain}, mem, -1),
+                         ({"AP": plain}, mem, 1 << 64)):
+        with pytest.raises(AtlabError) as err:
+            make_permission_views(views, m, va)  # type: ignore[arg-type]
+        assert "\n" not in str(err.value)
+    v = make_permission_views({"AP": plain, "PIE": pie}, mem, 0x50_0000)  # type: ignore[dict-item,arg-type]
+    assert isinstance(mem, PhysMem) and v.selections[0][0] == "AttrIndx"
+    v.view.value = "PIE"
+    assert [r[1] for r in v.rows] == ["ok", "ok", "fault", "fault"]  # EL0: PIRE0 X only
+    assert v.selections[0] == ("PIIndex", "PIIndex 0b0101 → PIR_EL1[23:20] = 0b0101 (RW)")
+    assert "atlab-perms-selects" in v.leaf.value

@@ -23,7 +23,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_voila_renders_start_here_with_its_results(tmp_path: Path) -> None:
+def test_voila_renders_the_primer_with_its_results(tmp_path: Path) -> None:
     port = _free_port()
     cmd = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}",
            "--Voila.ip=127.0.0.1", "--VoilaConfiguration.show_tracebacks=False",
@@ -32,7 +32,7 @@ def test_voila_renders_start_here_with_its_results(tmp_path: Path) -> None:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, **env_dirs})
     try:
-        url = f"http://127.0.0.1:{port}/voila/render/00_start_here.ipynb"
+        url = f"http://127.0.0.1:{port}/voila/render/00a_primer.ipynb"
         deadline = time.monotonic() + 90
         html = ""
         while time.monotonic() < deadline:

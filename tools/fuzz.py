@@ -1,7 +1,10 @@
-"""A fuzzer for atlab's input paths: the CLI's four file commands and the library calls.
+"""A fuzzer for atlab's input paths: the CLI's four file commands, snapshots and the library
+calls.
 
 Usage: ``python -m tools.fuzz [--runs N] [--jobs J] [--seed S] [--timeout T] [COMMAND ...]``
-(COMMANDs: ``run``, ``ptdump``, ``nv``, ``tlb``, ``lib``; default: all).  ``make fuzz`` runs
+(COMMANDs: ``run``, ``ptdump``, ``nv``, ``tlb``, ``snapshot``, ``lib``; default: all).
+``snapshot`` mutates a gzipped snapshot of a real system (its JSON or its gzip bytes) and
+runs ``atlab run``/``atlab ptdump`` on it.  ``make fuzz`` runs
 it with ``--runs 10000``.
 
 Each CLI run takes a valid example file (``examples/*.yaml``, ``examples/*.json``,
@@ -35,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import gzip
 import io
 import json
 import os
@@ -62,6 +66,8 @@ SEEDS: dict[str, list[Path]] = {
     "ptdump": sorted(p for p in (ROOT / "examples").glob("*.yaml")),
     "nv": sorted((ROOT / "examples").glob("nv_*.json")),
     "tlb": sorted((ROOT / "examples" / "tlb").glob("*.yaml")),
+    # gzipped snapshots of a real system (atlab.snapshot), read by run and ptdump
+    "snapshot": [ROOT / "tests" / "data" / "realsys" / "fuzz-seed-snapshot.json.gz"],
 }
 COMMANDS = (*SEEDS, "lib")
 
@@ -72,8 +78,11 @@ _VARIANTS: dict[str, list[list[str]]] = {
                ["--regime", "EL2"]],
     "nv": [[], ["--full"], ["--kvm"]],
     "tlb": [[], ["--json"], ["--check"]],
+    "snapshot": [["run"], ["run", "--full"], ["ptdump", "--regime", "EL20", "--ttbr", "1"],
+                 ["ptdump", "--regime", "EL20", "--wx"]],
 }
-_ARGV0 = {"run": ["run"], "ptdump": ["ptdump"], "nv": ["nv", "run"], "tlb": ["tlb", "run"]}
+_ARGV0 = {"run": ["run"], "ptdump": ["ptdump"], "nv": ["nv", "run"], "tlb": ["tlb", "run"],
+          "snapshot": []}
 
 #: Failure classes that are known and fixed elsewhere: reported, not counted as crashes.
 #: Failure classes known and not counted (none: the NV "shadow stage 2 did not converge"
@@ -373,6 +382,8 @@ def check_outcome(argv: list[str], rc: int | None, out: str, err: str) -> str | 
 def cli_input(command: str, rng: random.Random) -> tuple[bytes, str, list[str]]:
     """A mutated input for ``command``: (file bytes, extension, extra arguments)."""
     seed = rng.choice(SEEDS[command])
+    if command == "snapshot":
+        return snapshot_input(seed.read_bytes(), rng), ".gz", rng.choice(_VARIANTS[command])
     text = seed.read_text(encoding="utf-8")
     ext = seed.suffix
     how = rng.random()
@@ -393,6 +404,19 @@ def cli_input(command: str, rng: random.Random) -> tuple[bytes, str, list[str]]:
     else:  # byte level
         data = mutate_bytes(text.encode(), rng)
     return data, ext, rng.choice(_VARIANTS[command])
+
+
+def snapshot_input(raw: bytes, rng: random.Random) -> bytes:
+    """A mutated snapshot: its JSON changed structurally or byte by byte and gzipped again, or
+    the gzip bytes themselves mutated (bad CRC, cut short, not gzip at all)."""
+    how = rng.random()
+    if how < 0.6:
+        doc = json.loads(gzip.decompress(raw))
+        doc = flip_values(doc, rng) if how < 0.3 else mutate_doc(doc, rng, sorted(_keys(doc)))
+        return gzip.compress(json.dumps(doc).encode(), 1)
+    if how < 0.85:
+        return gzip.compress(mutate_bytes(gzip.decompress(raw), rng), 1)
+    return mutate_bytes(raw, rng)
 
 
 def fuzz_cli_once(command: str, rng: random.Random, workdir: Path, *,

@@ -4,6 +4,9 @@
 #     see README "Validation against QEMU"),
 #   - binutils-aarch64-linux-gnu (assembler/linker for the bare-metal harness),
 #   - chromium (browser tests of the widgets),
+#   - gdb-multiarch (tools/realsys reads a booted Linux's registers and memory through QEMU's
+#     gdbstub with it, driven by pygdbmi) and gcc-aarch64-linux-gnu (the tiny static KVM
+#     guest program tools/realsys/kvmguest.c),
 #   - linux-source-6.12 (bookworm-security: /usr/src/linux-source-6.12.tar.xz, the kernel tree
 #     tools/kvm builds KVM's AT emulation from) and what that build needs: gcc, tar, xz-utils,
 #     mawk.
@@ -95,10 +98,11 @@ if command -v qemu-system-aarch64 >/dev/null 2>&1; then
 fi
 need_as=1; command -v aarch64-linux-gnu-as >/dev/null 2>&1 && need_as=0
 need_chromium=1; command -v chromium >/dev/null 2>&1 && need_chromium=0
+need_gdb=1; command -v gdb-multiarch >/dev/null 2>&1 && command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && need_gdb=0
 need_ksrc=1; [ -f /usr/src/linux-source-6.12.tar.xz ] && need_ksrc=0
 need_cc=0
 for tool in gcc tar xz mawk; do command -v "$tool" >/dev/null 2>&1 || need_cc=1; done
-if [ "$need_qemu$need_as$need_chromium$need_ksrc$need_cc" = "00000" ]; then
+if [ "$need_qemu$need_as$need_chromium$need_ksrc$need_cc$need_gdb" = "000000" ]; then
     exit 0
 fi
 
@@ -121,6 +125,7 @@ $SUDO apt-get update -qq
 pkgs=""
 [ "$need_as" = 1 ] && pkgs="$pkgs binutils-aarch64-linux-gnu"
 [ "$need_chromium" = 1 ] && pkgs="$pkgs chromium"
+[ "$need_gdb" = 1 ] && pkgs="$pkgs gdb-multiarch gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
 [ "$need_ksrc" = 1 ] && pkgs="$pkgs linux-source-6.12"
 [ "$need_cc" = 1 ] && pkgs="$pkgs gcc tar xz-utils mawk"
 if [ -n "$pkgs" ]; then

@@ -140,6 +140,11 @@ from atlab.checks.e16_execute_only_el0 import (
     check_execute_only_el0,
     reference_execute_only_el0,
 )
+from atlab.checks.e17_pa_from_a_snapshot import (
+    PA_FROM_SNAPSHOT,
+    check_snapshot_pa,
+    reference_snapshot_pa,
+)
 
 __all__ = [
     "EXERCISES",
@@ -172,6 +177,7 @@ __all__ = [
     "check_s1e1r_in_el20",
     "check_s2_fault_during_s1",
     "check_s2_start",
+    "check_snapshot_pa",
     "check_tables_for_par",
     "check_tlb_maintenance",
     "check_translate",
@@ -188,6 +194,7 @@ __all__ = [
     "reference_s1e1r_in_el20",
     "reference_s2_fault_during_s1",
     "reference_s2_start",
+    "reference_snapshot_pa",
     "reference_tables_for_par",
     "reference_tlb_maintenance",
     "reference_translate",
@@ -217,4 +224,5 @@ EXERCISES: dict[str, Exercise] = {
     "14_emulate_at_for_a_guest": NV_PATH,
     "15_tlb_maintenance": TLB_MAINTENANCE,
     "16_execute_only_el0": EXECUTE_ONLY_EL0,
+    "17_pa_from_a_snapshot": PA_FROM_SNAPSHOT,
 }

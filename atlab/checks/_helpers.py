@@ -7,9 +7,9 @@ from typing import Any
 from atlab.bits import bits, mask
 from atlab.errors import AtlabError
 from atlab.features import FeatureSet
+from atlab.granule import Granule, level_lsb, start_level
 from atlab.par import Par
 from atlab.sysregs import encode
-from atlab.walk_s1 import Granule, level_lsb, start_level
 
 _FEATS = FeatureSet.all()
 #: A PE with 48-bit physical addresses (no 52-bit OA in 64KB descriptors).

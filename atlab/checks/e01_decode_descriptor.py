@@ -10,7 +10,7 @@ from atlab.bits import bit, bits, mask
 from atlab.checks._helpers import _FEATS_48, _GRANULES
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _case, check
 from atlab.descriptors import decode_descriptor
-from atlab.walk_s1 import Granule, level_lsb
+from atlab.granule import Granule, level_lsb
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +154,23 @@ DECODE = Exercise(
              "not 12")),
     "compare with atlab.descriptors.decode_descriptor(desc, level=..., granule=...)",
     reference_decode_descriptor,
+    # most instructive first: leaves of the granule the course starts with, then the other
+    # granules' leaves (their OA masks differ), then the reserved level 3 encoding, tables and
+    # invalid entries
+    group_order=(
+        "4KB page",
+        "4KB block",
+        "16KB page",
+        "16KB block",
+        "64KB page",
+        "64KB block",
+        "4KB reserved",
+        "16KB reserved",
+        "64KB reserved",
+        "4KB table",
+        "16KB table",
+        "64KB table",
+    ),
 )
 
 

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 from atlab.bits import bits, mask
 from atlab.checks._helpers import _GRANULES
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _case, check
-from atlab.walk_s1 import Granule, level_lsb, start_level
+from atlab.granule import Granule, level_lsb, start_level
 
 
 def reference_walk_geometry(granule: Granule, txsz: int, va: int) -> tuple[int, list[int]]:
@@ -102,6 +102,13 @@ GEOMETRY = Exercise(
              "stride; the bits above the range are not part of it (they are all ones for TTBR1)")),
     "indices come from VA[hi:lsb] with lsb = (3 - level) * stride + pgshift",
     reference_walk_geometry,
+    # most instructive first: the 4KB granule first (chapter 01's base case), then 64KB and 16KB,
+    # whose start levels and strides the 4KB rule gets wrong
+    group_order=(
+        "4KB granule",
+        "64KB granule",
+        "16KB granule",
+    ),
 )
 
 

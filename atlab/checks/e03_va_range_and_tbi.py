@@ -82,6 +82,15 @@ VA_RANGE = Exercise(
     "bit 55 selects the range; bits [addrtop:iasize] must all equal bit 55, with addrtop 55 "
     "when TBI applies and 63 otherwise",
     reference_va_range,
+    # most instructive first: the plain 48-bit ranges first, then TBI one range at a time, then
+    # unequal range sizes
+    group_order=(
+        "T0SZ=16 T1SZ=16 TBI0=0 TBI1=0",
+        "T0SZ=16 T1SZ=16 TBI0=1 TBI1=0",
+        "T0SZ=16 T1SZ=16 TBI0=0 TBI1=1",
+        "T0SZ=20 T1SZ=33 TBI0=0 TBI1=0",
+        "T0SZ=39 T1SZ=16 TBI0=0 TBI1=0",
+    ),
 )
 
 

@@ -10,10 +10,10 @@ from atlab.at import run_at
 from atlab.bits import bit, bits, mask
 from atlab.checks._helpers import _RW, _TG0_ENC, _TG1_ENC, _hex, _Tables, _tcr_el1
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _identity, check
+from atlab.granule import Granule, decode_tg0, decode_tg1, level_lsb
 from atlab.memory import PhysMem
 from atlab.regime import AtOp
 from atlab.sysregs import SysRegs
-from atlab.walk_s1 import Granule, decode_tg0, decode_tg1, level_lsb
 
 _WALK_BASE_REGS = {"HCR_EL2": _RW, "SCTLR_EL1": 1, "MAIR_EL1": 0xFF}
 
@@ -158,6 +158,13 @@ TRANSLATE = Exercise(
     "walk from TTBRn_EL1: check the VA range, index each level, follow tables, stop at a "
     "block or page (AF must be 1)",
     reference_translate,
+    # most instructive first: the 4KB walks first (chapter 02's base case), then the 64KB and 16KB
+    # ones
+    group_order=(
+        "4KB T0SZ=16 T1SZ=25 TBI0=1 TBI1=0",
+        "4KB T0SZ=25 T1SZ=16 TBI0=0 TBI1=1",
+        "64KB T0SZ=16 T1SZ=34 TBI0=0 TBI1=0",
+    ),
 )
 
 

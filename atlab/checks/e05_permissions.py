@@ -81,6 +81,16 @@ PERMS = Exercise(
              "SCTLR_EL1.WXN=1: writable memory is execute-never")),
     "AP[2:1]: 00 EL1 RW, 01 EL1+EL0 RW, 10 EL1 RO, 11 EL1+EL0 RO; then APTable, XN, PAN, WXN",
     reference_s1_permissions,
+    # most instructive first: AP[2:1] and XN alone (PAN=0, WXN=0) for EL1 then EL0, then PAN, then
+    # WXN
+    group_order=(
+        "EL1 PAN=0 WXN=0",
+        "EL0 PAN=0 WXN=0",
+        "EL1 PAN=1 WXN=0",
+        "EL0 PAN=1 WXN=0",
+        "EL1 PAN=0 WXN=1",
+        "EL0 PAN=0 WXN=1",
+    ),
 )
 
 

@@ -9,8 +9,8 @@ from atlab.bits import bit, bits
 from atlab.checks._helpers import _GRANULES, _TG0_ENC, _TG1_ENC
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _case, check
 from atlab.errors import AtlabError
+from atlab.granule import Granule, decode_tg0, decode_tg1
 from atlab.sysregs import encode, layout
-from atlab.walk_s1 import Granule, decode_tg0, decode_tg1
 
 
 def _tg_encoding(decode: Callable[[int, str], Granule], granule: Granule) -> int:
@@ -105,6 +105,13 @@ MAKE_TCR = Exercise(
              "0b101=48 bits")),
     "print(atlab.sysregs.format_fields('TCR_EL1', value, all_fields=True)) shows what you built",
     reference_make_tcr_el1,
+    # most instructive first: one granule for both ranges first (a TG1 encoded like TG0 shows at
+    # once), then mixed granules
+    group_order=(
+        "TG0=4KB TG1=4KB",
+        "TG0=16KB TG1=16KB",
+        "TG0=64KB TG1=64KB",
+    ),
 )
 
 

@@ -113,6 +113,19 @@ PREDICT_PAR = Exercise(
     "bits that may differ between implementations (NS, bit 10, bit 11 of a success, [63:48] "
     "of a fault) are ignored by this checker",
     reference_encode_par,
+    # most instructive first: the common faults first (FST = kind + level), then successes whose
+    # SH the memory type overrides (Non-cacheable, Device), then the rarer faults
+    group_order=(
+        "translation faults",
+        "permission faults",
+        "access flag faults",
+        "address size faults",
+        "success, attr 0x44",
+        "success, attr 0x00",
+        "success, attr 0xff",
+        "faults at level -1",
+        "synchronous external abort on walk faults",
+    ),
 )
 
 

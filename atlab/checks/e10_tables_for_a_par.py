@@ -10,11 +10,11 @@ from atlab.bits import bits
 from atlab.checks._helpers import _RW, _par_text, _Tables
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _case, check
 from atlab.faults import Fault, FaultKind
+from atlab.granule import Granule
 from atlab.memory import PhysMem
 from atlab.par import Par
 from atlab.regime import AtOp
 from atlab.sysregs import SysRegs, encode
-from atlab.walk_s1 import Granule
 
 #: The registers of the "build tables" exercise: EL1&0, 4KB granule, T0SZ=25 (39-bit VA,
 #: start level 1), TTBR1 walks disabled, 48-bit IPS; MAIR Attr0=Normal WB, Attr1=Normal NC,
@@ -106,6 +106,11 @@ TABLES_FOR_PAR = Exercise(
     "run atlab.run_at(TABLES_OP, va, regs=TABLES_REGS, mem=your_mem, cur_el=2) and read its "
     "trace",
     reference_tables_for_par,
+    # most instructive first: a translation first (the tables must walk at all), then the faults
+    group_order=(
+        "translations",
+        "faults",
+    ),
 )
 
 

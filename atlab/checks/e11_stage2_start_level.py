@@ -9,8 +9,8 @@ from atlab.bits import bits
 from atlab.checks._helpers import _FEATS, _GRANULES, _TG0_ENC
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, _case, check
 from atlab.faults import Fault
+from atlab.granule import Granule, decode_tg0, start_level
 from atlab.sysregs import SysRegs, encode
-from atlab.walk_s1 import Granule, decode_tg0, start_level
 from atlab.walk_s2 import setup_s2_walk
 
 
@@ -87,6 +87,13 @@ S2_START = Exercise(
     "levels = 3 - start level; the start level resolves IPA bits [iasize-1:lsb]; more than "
     "one table's worth of bits means concatenated tables",
     reference_s2_start,
+    # most instructive first: the 4KB granule first (SL0 and concatenation as chapter 07 shows
+    # them), then 16KB and 64KB
+    group_order=(
+        "4KB granule",
+        "16KB granule",
+        "64KB granule",
+    ),
 )
 
 

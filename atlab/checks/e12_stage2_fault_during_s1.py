@@ -10,10 +10,10 @@ from atlab.at import run_at
 from atlab.bits import bits
 from atlab.checks._helpers import _RW, _Tables
 from atlab.checks.core import Case, CheckResult, Exercise, Mistake, check
+from atlab.granule import Granule, level_lsb
 from atlab.memory import PhysMem
 from atlab.regime import AtOp
 from atlab.sysregs import SysRegs, encode
-from atlab.walk_s1 import Granule, level_lsb
 
 _S2_PAGE = 0b11 | 0b1111 << 2 | 0b11 << 6 | 0b11 << 8 | 1 << 10  # Normal WB, RW, ISH, AF
 _S2_OFFSET = 0x1_0000_0000  # PA = IPA + offset
@@ -150,6 +150,13 @@ S2_FAULT = Exercise(
     "for each stage 1 level, translate the table's IPA through stage 2 "
     "(atlab.walk_s2.walk_s2 with s1ptw=True) before reading the descriptor",
     reference_s2_fault_during_s1,
+    # most instructive first: chapter 07's configuration first (start level 1), then concatenated
+    # start tables, then a level 0 start
+    group_order=(
+        "VTCR 4KB T0SZ=25 SL0=1 (start level 1)",
+        "VTCR 4KB T0SZ=32 SL0=0 (start level 2, 4 tables)",
+        "VTCR 4KB T0SZ=16 SL0=2 (start level 0)",
+    ),
 )
 
 

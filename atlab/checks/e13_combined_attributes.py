@@ -70,6 +70,14 @@ COMBINE_ATTRS = Exercise(
              "Device at both stages: nGnRnE < nGnRE < nGRE < GRE, the more restrictive wins")),
     "Device beats Normal; Non-cacheable beats Write-Through beats Write-Back, per half",
     reference_combine_attrs,
+    # most instructive first: the plain cases first (Write-Back and Device-nGnRnE at stage 1),
+    # then Non-cacheable and Write-Through, then mixed inner/outer and the other Device types
+    group_order=(
+        "stage 1 Normal iWB oWB",
+        "stage 1 Device-nGnRnE",
+        "stage 1 Normal iNC oNC",
+        "stage 1 Normal iWT oWT",
+    ),
 )
 
 

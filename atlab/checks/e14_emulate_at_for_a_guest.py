@@ -162,6 +162,13 @@ NV_PATH = Exercise(
         "abort into L1 (EC 0x24, at its vEL2): \"injected into L1\"")),
     "L1 at vEL2 runs at EL1 with HCR_EL2.NV=1 and AT=1: every AT it executes traps to L0",
     reference_nv_at_path,
+    # most instructive first: L1's own AT first (what chapter 08 starts with), then its guest's at
+    # EL1 and EL0
+    group_order=(
+        "L1 at vEL2",
+        "L2 at EL1",
+        "L2 at EL0",
+    ),
 )
 
 

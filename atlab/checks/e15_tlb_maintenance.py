@@ -291,6 +291,14 @@ TLB_MAINTENANCE = Exercise(
     "after the change and your sequence, every PE must see the tables as they are now, and "
     "entries the change does not affect should stay",
     reference_tlb_maintenance,
+    # most instructive first: a leaf remap first (the basic TLBI; DSB; ISB), then unmaps, table
+    # descriptors (the walk cache) and stage 2
+    group_order=(
+        "leaf remaps",
+        "unmaps",
+        "table descriptors",
+        "stage 2",
+    ),
 )
 
 

@@ -91,6 +91,12 @@ EXECUTE_ONLY_EL0 = Exercise(
              "keep the other 15 entries of PIRE0_EL1: other pages use them")),
     "EL0's rights come from PIRE0_EL1.Perm<PIIndex>; execute-only is 0b0010",
     reference_execute_only_el0,
+    # most instructive first: making a page execute-only first, then replacing an EL0 RW entry
+    # without side effects
+    group_order=(
+        "execute-only for EL0",
+        "replace an EL0 RW entry",
+    ),
 )
 
 

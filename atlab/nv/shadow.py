@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from atlab.errors import AtlabError
 from atlab.features import Feature, FeatureSet
+from atlab.granule import Granule, block_desc_supported, level_lsb
 from atlab.nv.emulate import emulate_at
 from atlab.nv.model import S2_ATTR_BITS, L0Event, NvSystem, page_of, shadow_attrs
 from atlab.nv.routing import Context, loaded_hcr_el2
 from atlab.regime import AtOp
 from atlab.syndrome import TakenException
 from atlab.tlb import TlbiOp, TlbiScope, size_text, tlbi_route
-from atlab.walk_s1 import Granule, block_desc_supported, level_lsb
 from atlab.walk_s2 import S2WalkInfo, setup_s2_walk, stage2_enabled, walk_s2
 
 __all__ = ["L1Tlbi", "L2Access", "ShadowCheck", "l0_handle_tlbi", "l1_tlbi", "l2_access",

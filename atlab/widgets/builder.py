@@ -11,10 +11,10 @@ import ipywidgets as w
 
 from atlab.builder import MEM_TYPES, S1Builder
 from atlab.errors import AtlabError
+from atlab.granule import Granule
 from atlab.ptdump import PtDump, ptdump
 from atlab.regime import Regime
 from atlab.viz import memory_map
-from atlab.walk_s1 import Granule
 from atlab.widgets._common import ErrorLine, guarded, image, parse_hex, png_of
 
 #: Where the builder puts its tables (a PA range of the QEMU virt machine's RAM).

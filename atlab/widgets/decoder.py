@@ -6,9 +6,10 @@ import ipywidgets as w
 
 from atlab import sysregs
 from atlab.descriptors import decode_descriptor
+from atlab.explain import leaf_index_fields
+from atlab.granule import Granule
 from atlab.par import Par
 from atlab.viz import par_fields
-from atlab.walk_s1 import Granule
 from atlab.widgets._common import ErrorLine, guarded, html_table, image, parse_hex, png_of
 
 KINDS = ("PAR_EL1", "descriptor", "register")
@@ -34,6 +35,16 @@ class Decoder(w.VBox):  # type: ignore[misc]
                                 description="", layout=w.Layout(width="100px"))
         self.granule = w.Dropdown(options=list(_GRANULES), value=Granule.K4,
                                   description="granule", layout=w.Layout(width="170px"))
+        # TCR_ELx.DS / VTCR_EL2.DS (FEAT_LPA2): 52-bit OAs in the descriptor, level -1 (4KB)
+        self.ds = w.Checkbox(value=False, description="DS=1 (FEAT_LPA2)", indent=False,
+                             layout=w.Layout(width="150px"))
+        # The controls that change what a leaf's bits mean (TCR2_ELx.PIE/POE/AIE, VTCR_EL2.S2PIE)
+        self.pie = w.Checkbox(value=False, description="PIE (PIIndex)", indent=False,
+                              layout=w.Layout(width="130px"))
+        self.poe = w.Checkbox(value=False, description="POE (POIndex)", indent=False,
+                              layout=w.Layout(width="130px"))
+        self.aie = w.Checkbox(value=False, description="AIE (AttrIndx[3])", indent=False,
+                              layout=w.Layout(width="150px"))
         self.register = w.Dropdown(options=list(REGISTERS), value="TCR_EL1",
                                    description="register", layout=w.Layout(width="240px"))
         self.e2h = w.Checkbox(value=False, description="HCR_EL2.E2H=1 (TCR_EL2 layout)",
@@ -44,13 +55,14 @@ class Decoder(w.VBox):  # type: ignore[misc]
         self.picture.add_class("atlab-decoder-picture")
         self.error = ErrorLine()
         self.fields: dict[str, object] = {}
-        self.desc_opts = w.HBox([self.level, self.stage, self.granule])
+        self.desc_opts = w.VBox([w.HBox([self.level, self.stage, self.granule, self.ds]),
+                                 w.HBox([self.pie, self.poe, self.aie])])
         self.reg_opts = w.HBox([self.register, self.e2h])
         super().__init__([w.HTML("<b>Decoder</b>"), self.kind, self.value, self.desc_opts,
                           self.reg_opts, self.error, self.fields_html, self.picture])
         self.add_class("atlab-decoder")
         for ctl in (self.kind, self.value, self.level, self.stage, self.granule, self.register,
-                    self.e2h):
+                    self.e2h, self.ds, self.pie, self.poe, self.aie):
             ctl.observe(lambda _c: self.update(), names="value")
         self.update()
 
@@ -77,9 +89,18 @@ class Decoder(w.VBox):  # type: ignore[misc]
             self.picture.value = png_of(par_fields(par))
             self.picture.layout.display = ""
         elif kind == "descriptor":
+            stage = int(self.stage.value)
             fields = decode_descriptor(value, level=int(self.level.value),
-                                       granule=self.granule.value, stage=int(self.stage.value))
+                                       granule=self.granule.value, stage=stage,
+                                       ds=bool(self.ds.value))
+            if fields["kind"] in ("page", "block"):
+                # FEAT_S1PIE/S2PIE, S1POE, AIE: the index fields the controls make of the bits
+                fields.update(leaf_index_fields(value, stage=stage, pie=bool(self.pie.value),
+                                                poe=bool(self.poe.value),
+                                                aie=bool(self.aie.value)))
             rows = [(k, f"{v:#x}" if k in ("OA", "next_table") and isinstance(v, int)
+                     else f"{v:#06b}" if k == "PIIndex" and isinstance(v, int)
+                     else f"{v:#05b}" if k == "POIndex" and isinstance(v, int)
                      else str(v)) for k, v in fields.items()]
             text = html_table(rows, ("field", "value"))
             self.picture.layout.display = "none"

@@ -3,11 +3,14 @@ overlays), a toggle between them and the rights each gives EL1 and EL0."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 
 import ipywidgets as w
 
 from atlab.at import run_at
+from atlab.errors import AtlabError
+from atlab.explain import leaf_selections
 from atlab.memory import PhysMem
 from atlab.regime import AtOp
 from atlab.sysregs import SysRegs
@@ -19,11 +22,20 @@ OPS = (AtOp.S1E1R, AtOp.S1E1W, AtOp.S1E0R, AtOp.S1E0W)
 class PermissionViews(w.VBox):  # type: ignore[misc]
     """Toggle between named register settings (``views``) for the same page ``va`` in ``mem``;
     :attr:`rows` holds, for the view shown, each op's outcome and the leaf's meaning (with
-    PIE: ``PIIndex=... -> PIR_EL1[..]=...``)."""
+    PIE: ``PIIndex=... -> PIR_EL1[..]=...``); :attr:`selections` what the leaf's PIIndex,
+    POIndex and AttrIndx select (:func:`atlab.explain.leaf_selections`).  Misuse (no view, a
+    view that is not a SysRegs, a bad VA) raises :class:`~atlab.errors.AtlabError`."""
 
     def __init__(self, views: Mapping[str, SysRegs], mem: PhysMem, va: int) -> None:
         if not views:
-            raise ValueError("PermissionViews needs at least one view")
+            raise AtlabError("PermissionViews needs at least one view (a name -> SysRegs)")
+        bad = [name for name, regs in views.items() if not isinstance(regs, SysRegs)]
+        if bad:
+            raise AtlabError(f"PermissionViews: view {bad[0]!r} is not a SysRegs")
+        if not isinstance(mem, PhysMem):
+            raise AtlabError("PermissionViews: mem must be a PhysMem")
+        if not isinstance(va, int) or not 0 <= va < 1 << 64:
+            raise AtlabError(f"PermissionViews: VA {va!r} is not a 64-bit address")
         self.views, self.mem, self.va = dict(views), mem, va
         self.view = w.ToggleButtons(options=list(self.views), value=next(iter(self.views)),
                                     description="registers")
@@ -33,6 +45,7 @@ class PermissionViews(w.VBox):  # type: ignore[misc]
         self.leaf = w.HTML()
         self.error = ErrorLine()
         self.rows: list[tuple[str, str, str]] = []
+        self.selections: list[tuple[str, str]] = []
         super().__init__([w.HTML(f"<b>Permissions of VA {va:#x}</b>"), self.view, self.error,
                           self.table, self.leaf])
         self.add_class("atlab-perms")
@@ -44,6 +57,7 @@ class PermissionViews(w.VBox):  # type: ignore[misc]
         regs = self.views[self.view.value]
         rows = []
         leaf = ""
+        selects: list[tuple[str, str]] = []
         for op in OPS:
             res = run_at(op, self.va, regs=regs, mem=self.mem.copy())
             outcome = "ok" if res.par is not None and res.par.f == 0 else "fault"
@@ -51,9 +65,15 @@ class PermissionViews(w.VBox):  # type: ignore[misc]
             steps = [s for s in res.trace.steps if s.stage == 1 and not s.is_write]
             if steps and not leaf:
                 leaf = steps[-1].meaning
+                selects = leaf_selections(steps[-1])
         self.rows = rows
+        self.selections = selects
         self.table.value = html_table(rows, ("AT", "outcome", "rights (EL of the op)"))
-        self.leaf.value = f"<small><code>{leaf}</code></small>"
+        # what the leaf's PIIndex / POIndex / AttrIndx select in this view's registers
+        items = "".join(f"<li><code>{html.escape(text)}</code></li>" for _n, text in selects
+                        if _n != "AttrIndx")
+        self.leaf.value = (f"<small><code>{html.escape(leaf)}</code></small>"
+                           + (f"<ul class='atlab-perms-selects'>{items}</ul>" if items else ""))
 
 
 def make_permission_views(views: Mapping[str, SysRegs], mem: PhysMem, va: int

@@ -90,7 +90,8 @@ class RegimeExplorer(w.VBox):  # type: ignore[misc]
     """Toggle HCR_EL2.E2H and TGE, the EL and the AT op; see the regime, its registers, the PAR
     the op returns on ``scenario`` and the {E2H,TGE} x op table with the current cell lit.
 
-    State after each interaction: :attr:`choice` (a :class:`RegimeChoice` or None),
+    State after each interaction: :attr:`choice` (a :class:`RegimeChoice`, or None when the
+    op is UNDEFINED or trapped at the chosen EL: it translates in no regime there),
     :attr:`result` (the :class:`AtResult`, or None), :attr:`registers`."""
 
     def __init__(self, scenario: Scenario, *, op: AtOp | None = None,
@@ -198,9 +199,10 @@ class RegimeExplorer(w.VBox):  # type: ignore[misc]
         else:  # the op translates nothing at this EL: no regime to show
             what = ("UNDEFINED" if disp.kind is Disposition.UNDEFINED
                     else "trapped to EL2")
+            self.choice = None
             self.regime_html.value = (
                 f"<b>regime:</b> <span class='atlab-regime-name'>none</span> — {op} is "
-                f"{what} at EL{int(self.el.value)}, no regime ({html.escape(disp.reason)})")
+                f"{what} at EL{int(self.el.value)} — no regime ({html.escape(disp.reason)})")
         return problem
 
     def _table(self, regs: SysRegs, op: AtOp) -> str:

@@ -11,9 +11,10 @@ import ipywidgets as w
 from atlab.at import AtResult
 from atlab.descriptors import decode_descriptor
 from atlab.errors import AtlabError
+from atlab.explain import leaf_selections
+from atlab.granule import Granule
 from atlab.trace import Trace, WalkStep
 from atlab.viz import Access, nested_grid, walk_accesses, walk_chain
-from atlab.walk_s1 import Granule
 from atlab.widgets._common import ErrorLine, guarded, html_table, image, png_of
 
 MODES = ("stage 1", "stage 2", "nested 2-D")
@@ -184,15 +185,35 @@ class WalkStepper(w.VBox):  # type: ignore[misc]
                 f" <code>{s.raw:#018x}</code>")
         if s.is_write or s.kind not in ("invalid", "table", "block", "page", "reserved"):
             return head + f"<div>{html.escape(s.kind)}: {html.escape(s.meaning)}</div>"
-        fields = decode_descriptor(s.raw, level=s.level, granule=granule_of(s), stage=s.stage)
+        # the walk's Effective TCR_ELx.DS/VTCR_EL2.DS: the OA bits and SH of its descriptors
+        ds = bool(getattr(s.decoder, "ds", s.level == -1))
+        fields = decode_descriptor(s.raw, level=s.level, granule=granule_of(s), stage=s.stage,
+                                   ds=ds)
         rows = [(k, f"{v:#x}" if isinstance(v, int) and k in ("OA", "next_table") else str(v))
                 for k, v in fields.items() if k != "value"]
-        return head + html_table(rows, ("field", "value"))
+        out = head + html_table(rows, ("field", "value"))
+        selects = leaf_selections(s)
+        if selects:
+            # FEAT_S1PIE/S2PIE, S1POE, AIE: which register entry each index field selects
+            note = ""
+            if any(name == "PIIndex" for name, _t in selects):
+                note = ("<div><small>permission indirection: bits 54, 53, 51 and 6 (read "
+                        "above as UXN/XN, PXN, DBM, AP) form the PIIndex"
+                        + (", bit 7 is nDirty" if s.stage == 1 else ", bit 7 is Dirty")
+                        + "</small></div>")
+            out += ("<div class='atlab-stepper-selects'><b>what the leaf selects</b>" + note
+                    + html_table(selects, ("field", "register entry")) + "</div>")
+        return out
 
     def _perms(self, k: int) -> str:
         """Hierarchical (table) permissions met so far, and the final rights at the end."""
         seen = [a.step for a in self.accesses[: k + 1] if a.step.stage == 1 and a.step.perms]
         lines = [f"S1 L{s.level}: {s.perms}" for s in seen]
+        # An indirect permission (or overlay) is explained at its leaf: "PIIndex 0b0101 ->
+        # PIR_EL1[23:20] = 0b0101 (RW)".
+        cur = self.accesses[k].step
+        lines += [f"S{cur.stage} L{cur.level}: {text}" for name, text in leaf_selections(cur)
+                  if name.startswith(("PIIndex", "PIRE0", "POIndex"))]
         if not lines:
             lines = ["no table limits so far"]
         if self.at_end and self.result is not None and self.result.perms is not None:

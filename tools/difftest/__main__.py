@@ -14,7 +14,9 @@
 - ``--tlbi``: the TLBI scenarios instead (:mod:`tools.difftest.tlbi`): which TLB maintenance
   instructions trap, are UNDEFINED or execute under generated HCR_EL2 values.
 - ``--coverage``: atlab only (no QEMU needed): run the generated scenarios under coverage.py
-  (trace on and off) and print lines/branches reached per walker file, the unreached lines
+  (trace on and off) as both QEMU profiles get them (QEMU 10, and QEMU 11's TCR2/PIE/AIE/
+  FEAT_ATS1A registers and ops) plus FEAT_S1POE/S2POE variants (atlab-only: no QEMU has
+  them), and print lines/branches reached per walker file, the unreached lines
   with the reason, and a per-tag table of the lines each tag reaches and the lines only that
   tag reaches; ``--coverage-html`` also writes ``artifacts/difftest/coverage/index.html``
   (:mod:`tools.difftest.covreport`).  Exit status 1 when a line is unreached without a
@@ -57,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-shrink", action="store_true", help="write unshrunk reproducers")
     p.add_argument("--all-tags", action="store_true", help="print every tag row")
     p.add_argument("--coverage", action="store_true",
-                   help="atlab only: walker line/branch coverage by tag (no QEMU)")
+                   help="atlab only: walker line/branch coverage by tag (no QEMU), over the "
+                        "QEMU 10 and QEMU 11 profiles and FEAT_S1POE/S2POE variants")
     p.add_argument("--coverage-html", action="store_true",
                    help=f"with --coverage: also write an HTML report to {HTML_DIR}/")
     p.add_argument("--kvm", action="store_true",

@@ -424,8 +424,9 @@ QEMU11_CHANGES = {
         "1 && permissions.s2dirty == 0', AT included: a QEMU 11 departure, atlab follows the "
         "pseudocode"),
     "qemu11-aie-keeps-hierarchical-permissions": (
-        "TCR2_ELx.AIE=1 (PIE=0) with APTable/XNTable bits in the table descriptors: QEMU "
-        "11.1 still applies them; AArch64.S1TTWParamsEL10()/EL20()/EL2() set walkparams.hpd "
+        "TCR2_ELx.AIE=1 or TCR_EL3.AIE=1 (PIE=0) with APTable/XNTable bits in the table "
+        "descriptors: QEMU 11.1 still applies them; AArch64.S1TTWParamsEL10()/EL20()/EL2()/"
+        "EL3() set walkparams.hpd "
         "to 1 when walkparams.aie is 1 (hierarchical permissions disabled), as atlab does"),
     "qemu11-pie-pan-reserved-upi": (
         "AT S1E1RP/WP with PSTATE.PAN=1, S1PIE, and a PIRE0_ELx entry that is a reserved "
@@ -524,15 +525,16 @@ def _at_write_on_writable_clean(scn: Mapping[str, Any], i: int, q11: Outcome) ->
 
 
 def _aie_hierarchical(scn: Mapping[str, Any], i: int, q11: Outcome) -> bool:
-    """QEMU 11 faults where atlab, with TCR2_ELx.AIE=1 (and PIE=0), ignores the hierarchical
-    permissions: the same scenario with AIE cleared gives QEMU's fault."""
+    """QEMU 11 faults where atlab, with TCR2_ELx.AIE=1 or TCR_EL3.AIE=1 (and PIE=0), ignores
+    the hierarchical permissions: the same scenario with AIE cleared gives QEMU's fault."""
     regs = scn.get("sysregs", {})
     if q11.kind != "par":
         return False
-    for name in ("TCR2_EL1", "TCR2_EL2"):
+    # (register, AIE bit, PIE bit): TCR2_ELx, and TCR_EL3 for the EL3 regime
+    for name, aie, pie in (("TCR2_EL1", 4, 1), ("TCR2_EL2", 4, 1), ("TCR_EL3", 37, 35)):
         v = int(str(regs.get(name, "0")), 0)
-        if v >> 4 & 1 and not v >> 1 & 1:
-            other = run_model(dict(scn, sysregs={**regs, name: f"{v & ~(1 << 4):#x}"}))[i]
+        if v >> aie & 1 and not v >> pie & 1:
+            other = run_model(dict(scn, sysregs={**regs, name: f"{v & ~(1 << aie):#x}"}))[i]
             if other.key() == q11.key():
                 return True
             # a translation: AttrIndx[3] no longer counts without AIE, compare all but ATTR
@@ -552,7 +554,7 @@ def _pie_pan_reserved_upi(scn: Mapping[str, Any], i: int, q11: Outcome) -> bool:
     if not (str(op["op"]).upper().endswith(("RP", "WP")) and int(op.get("pan", 0))):
         return False
     from atlab import parse_scenario
-    from atlab.walk_s1 import pi_index
+    from atlab.descriptors import pi_index
 
     res = parse_scenario(scn).run(trace=True)[i]
     leaves = [st for st in res.trace.steps if st.stage == 1 and not st.is_write]

@@ -19,7 +19,16 @@ model and the benchmarks use).  The three must give the same outcome; a differen
 
 The measurement runs in fresh interpreters (one per seed, two at a time) that start coverage
 before importing atlab, so module-level lines count as reached wherever this is called from.
-Lines that no scenario can reach are listed with the reason in :data:`UNREACHABLE`.
+Lines that no scenario can reach are listed with the reason in :data:`UNREACHABLE` (by their
+source text), whole functions beside the AT path in :data:`UNREACHABLE_FUNCTIONS`, branches in
+:data:`UNREACHABLE_BRANCHES`.
+
+The scenarios are those the project checks (:func:`profile_scenarios`): every generated
+scenario as ``python -m tools.difftest`` sends it to QEMU 10, the same scenario as the QEMU 11
+profile (``--qemu 11``: FEAT_ATS1A, TCR2, S1PIE, S2PIE, AIE, EL3's PIE/AIE) changes it, and a
+share of FEAT_S1POE/S2POE variants, which no QEMU has (their check is the hand-derived cases
+of tests/test_pie.py; these variants make the overlay code count as reached by generated
+input).  Tags ``profile:qemu10``, ``profile:qemu11``, ``profile:poe`` say which.
 """
 
 from __future__ import annotations
@@ -31,13 +40,14 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-MEASURED = ("walk_s1", "walk_s2", "at", "perms", "attrs", "regime", "par", "syndrome")
+MEASURED = ("walk_s1", "walk_s2", "at", "perms", "attrs", "regime", "par", "syndrome",
+            "granule", "descriptors")
 HTML_DIR = Path("artifacts/difftest/coverage")
 
 #: Lines no generated scenario reaches, by file and the source text that identifies them
@@ -54,9 +64,6 @@ UNREACHABLE: dict[str, list[tuple[str, str]]] = {
         ("span = lsb + {", "IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS is False: no fault for a "
          "contiguous range beyond the input range"),
         ("if span > wi.ia_bits:", "IMPDEF_CONTIGUOUS_MISPROGRAM_FAULTS is False (as above)"),
-        ("        return DescKind.PAGE if level == FINAL_LEVEL else DescKind.TABLE",
-         "decode_desc_kind() of a table or page descriptor: the walk loops decode those inline "
-         "(the line serves atlab.descriptors and atlab.ptdump)"),
         ("    res = walk_s1_leaf(wi, mem, va, features, s2=s2, trace=trace)\n"
          "    if isinstance(res, S1WalkResult):\n        return res\n"
          "    level, desc, desc_addr, desc_pa, oa, table_bits = res\n"
@@ -98,8 +105,18 @@ UNREACHABLE: dict[str, list[tuple[str, str]]] = {
          "PAR or an exception"),
     ],
     "perms": [
-        ("        return (f\"AP={self.ap:02b} APTable=", "S1PermBits.__str__: a printing helper "
-         "for notebooks and exercises (05_permissions); AtResult reports S1Perms"),
+        ("    def __str__(self) -> str:\n        if self.pie:\n            return f\"PIE ppi="
+         "{self.ppi:04b} upi={self.upi:04b} nDirty={self.ndirty}\"\n        return (f\"AP="
+         "{self.ap:02b} APTable=", "S1PermBits.__str__: a printing helper for notebooks and "
+         "exercises (05_permissions); AtResult reports S1Perms"),
+        ("    r, w, x, _gcs = _INDIRECT[pi]\n    return bool(r), bool(w), bool(x)",
+         "indirect_rwx(): a lookup helper for readers (the module's doctest); the permission "
+         "phase reads the PIR entry table directly"),
+    ],
+    "descriptors": [
+        ("        return DescKind.PAGE if level == FINAL_LEVEL else DescKind.TABLE",
+         "decode_desc_kind() of a table or page descriptor: the walk loops decode those inline "
+         "(the line serves decode_descriptor(), atlab.ptdump and the widgets)"),
     ],
     "regime": [
         ("        return self.value.stages == 12", "AtOp.is_s12: used by atlab.nv and "
@@ -115,16 +132,30 @@ UNREACHABLE: dict[str, list[tuple[str, str]]] = {
          "input validation: parse_scenario already refuses an 'el' other than 1, 2, 3"),
     ],
 }
+#: Whole functions no generated scenario calls (helpers beside the AT path), by file:
+#: (name, or "Class.name" for a method; the reason).  Every line of the body counts as listed.
+_DECODER = ("the field decoder of `atlab decode desc`, the decoder widget and the walk stepper, "
+            "not the AT path (tests/test_descriptors.py, tests/test_cli.py, tests/test_widgets.py)")
+UNREACHABLE_FUNCTIONS: dict[str, list[tuple[str, str]]] = {
+    "descriptors": [
+        ("parse_granule", "parses `atlab decode desc --granule` (tests/test_descriptors.py)"),
+        ("check_level", _DECODER),
+        ("decode_descriptor", _DECODER),
+        ("encode_page", "a descriptor encoder for tests, notebooks and exercises; generated "
+         "scenarios carry raw memory words"),
+        ("encode_table", "a descriptor encoder (as above)"),
+    ],
+}
 #: Branches (from line, to line; -1 is the function exit) no scenario can take, with the reason.
 _LOOP_ENDS = ("    for lsb, imask in shifts:  # from the start level to level 3",
               "the walk loop never runs out: level 3 always ends it (a page breaks out, "
               "anything else returns a fault)")
 UNREACHABLE_BRANCHES: dict[str, list[tuple[str, str]]] = {
+    "descriptors": [("    if desc & 2:\n        return DescKind.PAGE", "decode_desc_kind() of "
+                     "a table or page descriptor (as above)")],
     "walk_s1": [
         ("    if addrtop >= ia_bits:", "ia_bits <= 52 < 55 <= addrtop: the VA range check always "
          "has bits above the range"),
-        ("    if desc & 2:\n        return DescKind.PAGE", "decode_desc_kind() of a table or page "
-         "descriptor (as above)"),
         _LOOP_ENDS,
         ("    if start is not None:\n        level, table, table_bits = start", _RESUMED),
     ],
@@ -174,6 +205,47 @@ def _run_scenario(scn: Mapping[str, Any]) -> str | None:
     return f"{scn['name']}: trace {outs[0]} / plain {outs[1]} / lean {outs[2]}"
 
 
+#: Share of the generated scenarios (not atlab-only) that also run as a FEAT_S1POE/S2POE
+#: variant (:func:`tools.difftest.generator.poe_variant`).
+POE_SHARE = 0.15
+
+
+def profile_scenarios(seed: int, count: int) -> Iterator[dict[str, Any]]:
+    """The scenarios the project checks, from ``generate(seed, count)``, each tagged with its
+    profile:
+
+    - ``profile:qemu10``: every generated scenario, as ``python -m tools.difftest`` sends it
+      to QEMU 10 (atlab-only variants included);
+    - ``profile:qemu11``: the scenario as ``--qemu 11`` sends it (:func:`qemu11_profile`), when
+      that changes what runs: the TCR2/S1PIE/S2PIE/AIE registers of :func:`v94_variant` or
+      :func:`v94_el3_variant`, or FEAT_ATS1A ops that now execute (a scenario that only gains
+      the FEAT_ATS1A switch runs as its QEMU 10 self and is not repeated);
+    - ``profile:poe``: for :data:`POE_SHARE` of them, the FEAT_S1POE/S2POE variant
+      (:func:`poe_variant`, tagged ``atlab-only:poe``): no QEMU has those features, the
+      hand-derived cases of tests/test_pie.py are their check, and these scenarios make the
+      overlay code of the walkers count as reached by generated input, not only by them.
+    """
+    import random
+
+    from tools.difftest.generator import generate, is_atlab_only, poe_variant, qemu11_profile
+
+    def tagged(scn: dict[str, Any], profile: str, suffix: str = "") -> dict[str, Any]:
+        return dict(scn, name=scn["name"] + suffix,
+                    tags=sorted({*scn["tags"], f"profile:{profile}"}))
+
+    for scn in generate(seed, count):
+        yield tagged(scn, "qemu10")
+        q11 = qemu11_profile(scn)
+        if (q11["tags"] != scn["tags"] or q11["sysregs"] != scn["sysregs"]
+                or q11["memory"] != scn["memory"]):
+            yield tagged(q11, "qemu11", ":q11")
+        if is_atlab_only(scn):
+            continue
+        r = random.Random(f"atlab-difftest-poe:{scn['name']}")
+        if r.random() < POE_SHARE:
+            yield tagged(poe_variant(r, scn), "poe", ":poe")
+
+
 def worker(seed: int, count: int, data_file: str, meta_file: str) -> None:
     """Generate and run seed ``seed`` under coverage (contexts = scenario names)."""
     import coverage
@@ -182,10 +254,9 @@ def worker(seed: int, count: int, data_file: str, meta_file: str) -> None:
                             config_file=False)
     cov.start()
     import atlab  # noqa: F401  (module-level lines belong to no scenario)
-    from tools.difftest.generator import generate
 
     meta: dict[str, Any] = {"tags": {}, "differences": []}
-    for scn in generate(seed, count):
+    for scn in profile_scenarios(seed, count):
         cov.switch_context(scn["name"])
         meta["tags"][scn["name"]] = scn["tags"]
         diff = _run_scenario(scn)
@@ -261,9 +332,16 @@ class CoverageReport:
     def unreachable_table(self) -> str:
         rows = []
         for f in self.files:
-            for n in f.missing:
+            # consecutive unreached lines with one reason: one row (a range)
+            runs: list[tuple[int, int, str]] = []
+            for n in sorted(f.missing):
                 why = f.unreachable.get(n, "NOT EXPLAINED")
-                rows.append(f"  {f.name}.py:{n}: {why}")
+                if runs and runs[-1][1] + 1 == n and runs[-1][2] == why != "NOT EXPLAINED":
+                    runs[-1] = (runs[-1][0], n, why)
+                else:
+                    runs.append((n, n, why))
+            for a, b, why in runs:
+                rows.append(f"  {f.name}.py:{a if a == b else f'{a}-{b}'}: {why}")
             for a, b in f.missing_branches:
                 if a in f.missing or a in f.unreachable:
                     continue
@@ -297,8 +375,12 @@ class CoverageReport:
                          for n, ks in sorted(by_n.items()))
 
     def text(self) -> str:
+        n = {p: self.tags[f"profile:{p}"].scenarios if f"profile:{p}" in self.tags else 0
+             for p in ("qemu10", "qemu11", "poe")}
         parts = [
-            f"atlab walker coverage: {self.scenarios} scenarios, each run with trace=True, "
+            f"atlab walker coverage: {self.scenarios} scenarios ({n['qemu10']} generated "
+            f"scenarios as QEMU 10 gets them, {n['qemu11']} as the QEMU 11 profile changes "
+            f"them, {n['poe']} FEAT_S1POE/S2POE variants), each run with trace=True, "
             f"trace=False and trace=False on unlogged memory ({self.seconds:.1f} s)",
             "", self.file_table(), "", "unreached (reason):", self.unreachable_table(), "",
             "lines few scenarios reach:", self.rare_table(), "", self.tag_table(),
@@ -345,6 +427,35 @@ def _unreachable_lines(name: str, table: Mapping[str, list[tuple[str, str]]] | N
         first = src.count("\n", 0, at) + 1
         for k in range(snippet.count("\n") + 1):
             out[first + k] = why
+    return out
+
+
+def _function_bodies(name: str) -> dict[str, tuple[int, int]]:
+    """The first and last body line of every function and method of ``atlab/<name>.py``, by
+    name ("Class.name" for a method)."""
+    import ast
+
+    tree = ast.parse((ROOT / "atlab" / f"{name}.py").read_text())
+    out: dict[str, tuple[int, int]] = {}
+    for node in tree.body:
+        defs = [(node.name, node)] if isinstance(node, ast.FunctionDef) else []
+        if isinstance(node, ast.ClassDef):
+            defs = [(f"{node.name}.{n.name}", n) for n in node.body
+                    if isinstance(n, ast.FunctionDef)]
+        for qual, fn in defs:
+            out[qual] = (fn.body[0].lineno, fn.end_lineno or fn.body[-1].lineno)
+    return out
+
+
+def _unreachable_functions(name: str) -> dict[int, str]:
+    """:data:`UNREACHABLE_FUNCTIONS` resolved to line numbers."""
+    rows = UNREACHABLE_FUNCTIONS.get(name, [])
+    bodies = _function_bodies(name) if rows else {}
+    out: dict[int, str] = {}
+    for func, why in rows:
+        if func in bodies:
+            first, last = bodies[func]
+            out.update(dict.fromkeys(range(first, last + 1), why))
     return out
 
 
@@ -399,7 +510,7 @@ def measure(seeds: Sequence[int], count: int, *, html: Path | None = None,
         for name in MEASURED:
             path = str(ROOT / "atlab" / f"{name}.py")
             fs = _file_summary(summary, path)
-            unreach = _unreachable_lines(name)
+            unreach = _unreachable_lines(name) | _unreachable_functions(name)
             files.append(FileCoverage(
                 name, fs["summary"]["num_statements"], fs["summary"]["covered_lines"],
                 fs["summary"].get("num_branches", 0), fs["summary"].get("covered_branches", 0),

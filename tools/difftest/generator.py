@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from atlab.descriptors import pi_index
+from atlab.sysregs import NOT_MODELLED_FIELDS
+from atlab.walk_s2 import s2_pi_index
 from tools.difftest.tables import Arena, TableBuilder, mask
 
 PAGE = {"4K": 12, "16K": 14, "64K": 16}
@@ -25,6 +28,7 @@ TG0 = {"4K": 0b00, "64K": 0b01, "16K": 0b10}
 TG1 = {"4K": 0b10, "64K": 0b11, "16K": 0b01}  # TCR_ELx.TG1 is encoded differently
 PS_BITS = (32, 36, 40, 42, 44, 48, 52)
 HARNESS_LO, HARNESS_HI = 0x4000_0000, 0x8000_0000  # mapped flat when the MMU runs the harness
+HARNESS_CODE = 0x4010_0000  # tools/hw: the harness's code, vectors and EL3 scratch
 
 SCTLR_EL1_BASE = 0x30D0_0800  # RES1 bits
 SCTLR_EL2_BASE = 0x30C5_0830
@@ -249,20 +253,22 @@ def _leaf_attrs(c: Ctx, reg: S1Regime, ds: bool) -> int:
     return a
 
 
+def harness_leaf_attrs(*, s2: bool, two_ranges: bool) -> int:
+    """The attributes of the blocks that map the harness (:func:`_harness_map`): stage 2
+    MemAttr 0b0111 (Normal, outer NC, inner WB with FWB=0; stage 1 attributes with FWB=1),
+    S2AP=11; stage 1 AttrIndx 7, AP=00 and, in a two-range regime, UXN (bit 54 is XN in the
+    EL2 and EL3 regimes).  SH=11 (the caller clears it with DS=1), AF=1."""
+    if s2:
+        return (0x7 << 2) | (0b11 << 6) | (3 << 8) | (1 << 10)
+    return (7 << 2) | (3 << 8) | (1 << 10) | (int(two_ranges) << 54)
+
+
 def _harness_map(c: Ctx, b: TableBuilder, gran: str, s2: bool = False,
                  two_ranges: bool = True) -> None:
     """Map RAM 0x4000_0000-0x7fff_ffff flat, RWX at the privileged EL, Normal WB."""
-    if s2:
-        # MemAttr 0b0111: Normal (outer NC, inner WB) with FWB=0, stage 1 attributes with FWB=1
-        attrs = (0x7 << 2) | (0b11 << 6) | (3 << 8) | (1 << 10)
-        if b.ds:
-            attrs &= ~(3 << 8)
-    else:
-        attrs = (7 << 2) | (3 << 8) | (1 << 10)  # AttrIndx 7, AP=00
-        if two_ranges:
-            attrs |= 1 << 54  # UXN (bit 54 is XN in the EL2 and EL3 regimes)
-        if b.ds:
-            attrs &= ~(3 << 8)
+    attrs = harness_leaf_attrs(s2=s2, two_ranges=two_ranges)
+    if b.ds:
+        attrs &= ~(3 << 8)
     level = {"4K": 1, "16K": 2, "64K": 2}[gran]
     assert b.sl <= level, "the harness needs a start level that allows its block size"
     step = 1 << b.lsb(level)
@@ -946,15 +952,19 @@ def _pir(r: random.Random) -> int:
 
 
 def v94_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
-    """The Armv8.9 translation controls QEMU 11.1 implements, on a scenario whose ops run at
-    EL3 (so the harness's own execution never depends on them) and whose regime is not EL3
-    (atlab has no TCR2 for EL3): FEAT_TCR2 (HCRX_EL2.TCR2En gating TCR2_EL1), FEAT_S1PIE
-    (TCR2_ELx.PIE, random PIR_ELx/PIRE0_ELx: tags ``pie:EL1&0``/``pie:EL2``), FEAT_AIE
-    (TCR2_ELx.AIE, MAIR2_ELx, descriptor bit 59 set on some valid words: ``aie:...``),
-    FEAT_S2PIE (VTCR_EL2.S2PIE, random S2PIR_EL2: ``s2pie``)."""
+    """The Armv8.9 translation controls QEMU 11.1 implements, on a scenario whose regime is
+    not EL3 (the EL3 regime has no TCR2; EL3-regime scenarios get its own controls from
+    :func:`v94_el3_variant`): FEAT_TCR2 (HCRX_EL2.TCR2En gating TCR2_EL1),
+    FEAT_S1PIE (TCR2_ELx.PIE, random PIR_ELx/PIRE0_ELx: tags ``pie:EL1&0``/``pie:EL2``),
+    FEAT_AIE (TCR2_ELx.AIE, MAIR2_ELx, descriptor bit 59 set on some valid words:
+    ``aie:...``), FEAT_S2PIE (VTCR_EL2.S2PIE, random S2PIR_EL2: ``s2pie``).
+
+    Ops at EL1 or EL2 run the harness with that EL's MMU on when the scenario's tables map it
+    (tools/hw/README.md): :func:`_keep_harness_running` then fixes the few register entries
+    the harness's own blocks select, and the scenario is tagged ``v94:harness-mapped``."""
     tags = set(scn["tags"])
-    if scn["el"] != 3 or "regime:EL3" in tags:
-        return scn
+    if "regime:EL3" in tags:
+        return v94_el3_variant(r, scn)
     regs = dict(scn["sysregs"])
     if ("stage2:vm" in tags or "hcr:dc" in tags) and r.random() < 0.6:
         # FEAT_S2PIE: VTCR_EL2.S2PIE, S2PIR_EL2 (S2PIR weights: every encoding)
@@ -985,12 +995,136 @@ def v94_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
         pool = MAIR_NORMAL + MAIR_DEVICE
         regs[f"MAIR2_{suffix}"] = f"{sum(r.choice(pool) << 8 * i for i in range(8)):#x}"
         memory = []
+        keep = _harness_path(scn)
         for word in scn["memory"]:
             value = int(word["u64"], 16)
-            if value & 1 and r.random() < 0.5:
+            if value & 1 and r.random() < 0.5 and int(word["pa"], 16) not in keep:
                 value |= 1 << 59  # AttrIndx[3] in a stage 1 leaf of the AIE regime
                 word = {"pa": word["pa"], "u64": f"0x{value:016x}"}
             memory.append(word)
+    if scn["el"] != 3:
+        tags.add("v94:lower-el")
+    _keep_harness_running(r, scn["el"], regs, tags)
+    return dict(scn, sysregs=dict(sorted(regs.items())), memory=memory, tags=sorted(tags))
+
+
+#: Entries that keep the harness's blocks usable by the EL that runs it: PIR_ELx values that
+#: are privileged-executable (RX 0b0011/0b1010, RWX 0b0111/0b1110; not 0b0110, which WXN
+#: makes non-executable), PIRE0_ELx values that EL0 cannot write and that are not GCS (a
+#: privileged-executable location writable at EL0 gives no access at all:
+#: ``AArch64.S1IndirectBasePermissions()``), S2PIR_EL2 values with read (the stage 1 walk
+#: reads the harness's tables through it) and EL1 execute (``AArch64.S2IndirectBasePermissions()``).
+HARNESS_PIR = (0b0011, 0b0111, 0b1010, 0b1110)
+HARNESS_PIRE0 = (0b0000, 0b0001, 0b0010, 0b0011, 0b1000, 0b1010)
+HARNESS_S2PIR = (0b1010, 0b1011, 0b1110, 0b1111)
+
+
+def _harness_path(scn: dict[str, Any]) -> set[int]:
+    """The PAs of the stage 1 descriptors that translate the harness's code for the EL that
+    runs the ops, when that EL's MMU is on (atlab's own walk of AT S1E1R/S1E2R on it).
+
+    AIE sets bit 59 on random valid words; on a table descriptor that is PXNTable, which the
+    Arm ARM ignores with AIE (``AArch64.S1TTWParamsEL10()``: hpd is 1 when aie is 1) but QEMU
+    11.1 applies (``qemu11-aie-keeps-hierarchical-permissions``): on the harness's own path it
+    would stop the harness, so these words keep bit 59 clear."""
+    from atlab.scenario import parse_scenario
+
+    if scn["el"] == 3:
+        return set()
+    (res,) = parse_scenario(harness_probe(scn)).run(trace=True)
+    return {s.desc_pa for s in res.trace.steps if s.stage == 1 and not s.is_write}
+
+
+def harness_probe(scn: dict[str, Any]) -> dict[str, Any]:
+    """``scn`` with one op: the AT that translates the harness's code as the EL running the
+    ops fetches it (S1E1R for EL1, S1E2R for EL2), issued from EL3 so that no HCR_EL2.AT/NV
+    trap stops it."""
+    op = "S1E1R" if scn["el"] == 1 else "S1E2R"
+    return dict(scn, el=3, ops=[{"op": op, "va": f"{HARNESS_CODE:#x}", "pan": 0}])
+
+
+def _set_entry(regs: dict[str, str], name: str, index: int, value: int) -> None:
+    old = int(regs.get(name, "0"), 16)
+    regs[name] = f"{old & ~(0xF << 4 * index) | value << 4 * index:#x}"
+
+
+def _keep_harness_running(r: random.Random, el: int, regs: dict[str, str],
+                          tags: set[str]) -> None:
+    """For ops at EL1/EL2 whose own translation maps the harness, give the PIR_ELx/PIRE0_ELx
+    entry its blocks select (PIIndex of :func:`harness_leaf_attrs`) a value from
+    :data:`HARNESS_PIR`/:data:`HARNESS_PIRE0`, Attr7 of MAIR2_ELx Normal WB (AttrIndx 15 when
+    AIE sets bit 59 on a harness block, as MAIR_ELx.Attr7 already is), and at EL1 under
+    stage 2 the S2PIR_EL2 entry of the harness's stage 2 blocks a value from
+    :data:`HARNESS_S2PIR`.  Every other entry stays random, and the entries fixed here still
+    answer the scenario's ops that land in the harness's 1 GB."""
+    if el == 3:
+        return
+    hcr = int(regs.get("HCR_EL2", "0"), 16)
+    e2h, nv1 = bool(hcr >> 34 & 1), bool(hcr >> 42 & 1 and hcr >> 43 & 1)
+    if el == 1:
+        suffix, two = "EL1", not nv1
+        s1_on = bool(int(regs.get("SCTLR_EL1", "0"), 16) & 1) and not hcr >> 12 & 1
+        s2_on = bool(hcr & 1 or hcr >> 12 & 1)
+    else:
+        suffix, two = "EL2", e2h
+        s1_on = bool(int(regs.get("SCTLR_EL2", "0"), 16) & 1)
+        s2_on = False  # EL2's own accesses have no stage 2
+    if s1_on:
+        idx = pi_index(harness_leaf_attrs(s2=False, two_ranges=two))
+        _set_entry(regs, f"PIR_{suffix}", idx, r.choice(HARNESS_PIR))
+        if two:
+            _set_entry(regs, f"PIRE0_{suffix}", idx, r.choice(HARNESS_PIRE0))
+        if f"MAIR2_{suffix}" in regs:
+            mair2 = int(regs[f"MAIR2_{suffix}"], 16)
+            regs[f"MAIR2_{suffix}"] = f"{mair2 & ~(0xFF << 56) | 0xFF << 56:#x}"
+        tags.add("v94:harness-mapped")
+    if s2_on and "S2PIR_EL2" in regs:
+        idx = s2_pi_index(harness_leaf_attrs(s2=True, two_ranges=False))
+        _set_entry(regs, "S2PIR_EL2", idx, r.choice(HARNESS_S2PIR))
+        tags.add("v94:harness-mapped")
+
+
+def _harness_block(desc: int) -> bool:
+    """Whether ``desc`` is one of the blocks :func:`_harness_map` writes (stage 1: AttrIndx 7,
+    AF=1, output address in the harness's RAM)."""
+    return (desc & 3 == 1 and desc >> 2 & 7 == 7 and bool(desc >> 10 & 1)
+            and HARNESS_LO <= desc & 0xFFFF_FFFF_F000 < HARNESS_HI)
+
+
+def v94_el3_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
+    """The EL3 regime's Armv8.9 controls (``AArch64.S1TTWParamsEL3()``: the EL3 regime has no
+    TCR2): TCR_EL3.PIE (bit 35) with a random PIR_EL3 (tag ``pie:EL3``), TCR_EL3.AIE (bit 37)
+    with MAIR2_EL3 and descriptor bit 59 on some valid words (``aie:EL3``).  With
+    SCTLR_EL3.M=1 the harness itself runs through these tables (its flat blocks: PIIndex 0,
+    AttrIndx 7), so PIR_EL3.Perm0 gives read, write and execute, its blocks get nDirty (bit 7)
+    under PIE and never bit 59."""
+    tags = set(scn["tags"])
+    regs = dict(scn["sysregs"])
+    harness = bool(int(regs.get("SCTLR_EL3", "0"), 16) & 1)
+    pie, aie = r.random() < 0.75, r.random() < 0.4
+    if not (pie or aie):
+        pie = True
+    regs["TCR_EL3"] = f"{int(regs.get('TCR_EL3', '0'), 16) | pie << 35 | aie << 37:#x}"
+    pir = _pir(r)
+    if harness:
+        pir = pir & ~0xF | r.choice((0b0111, 0b1110))  # RWX, with or without an overlay
+    regs["PIR_EL3"] = f"{pir:#x}"
+    if pie:
+        tags.add("pie:EL3")
+    if aie:
+        tags.add("aie:EL3")
+        pool = MAIR_NORMAL + MAIR_DEVICE
+        regs["MAIR2_EL3"] = f"{sum(r.choice(pool) << 8 * i for i in range(8)):#x}"
+    memory = []
+    for word in scn["memory"]:
+        value = int(word["u64"], 16)
+        if harness and _harness_block(value):
+            new = value | (1 << 7) if pie else value  # nDirty: the harness writes its records
+        elif aie and value & 1 and r.random() < 0.5:
+            new = value | 1 << 59  # AttrIndx[3]
+        else:
+            new = value
+        memory.append(word if new == value else {"pa": word["pa"], "u64": f"0x{new:016x}"})
     return dict(scn, sysregs=dict(sorted(regs.items())), memory=memory, tags=sorted(tags))
 
 
@@ -1015,6 +1149,82 @@ def qemu11_profile(scn: dict[str, Any]) -> dict[str, Any]:
     if not only and r.random() < V94_SHARE:
         out = v94_variant(r, out)
     return out
+
+
+#: Share of the POE variants that also set a field of FEAT_THE/HAFT/D128, which atlab refuses
+#: (atlab.sysregs.NOT_MODELLED_FIELDS).
+NOT_MODELLED_SHARE = 0.05
+#: Share of the POE variants on a PE without FEAT_TCR2 (TCR2_ELx then counts as 0).
+TCR2_OFF_SHARE = 0.05
+
+
+def poe_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:
+    """FEAT_S1POE/FEAT_S2POE, which no QEMU has (tests/test_pie.py checks them against
+    hand-derived cases), on a generated scenario (not atlab-only) as :func:`qemu11_profile`
+    makes it: an atlab-only scenario (tag ``atlab-only:poe``) for the coverage run
+    (:mod:`tools.difftest.covreport`), never sent to QEMU.
+
+    The Armv8.9 registers of :func:`v94_variant` (given here when the profile left them out;
+    PIE on in about 3/4 of them: overlays over both indirect and direct permissions), then
+    TCR2_ELx.POE (or TCR_EL3.POE) and, in the two-range regimes, TCR2_ELx.E0POE, each in about
+    4/5 of the scenarios (tags ``poe:<regime>``, ``e0poe``), random POR_EL0/EL1/EL2/EL3 (every
+    encoding, reserved ones included), a random POIndex (bits [62:60]) on about half of the
+    valid words, and with VTCR_EL2.S2PIE VTCR_EL2.S2POE (bit 37) with a random S2POR_EL1
+    (``s2poe``; the stage 2 POIndex is bits [62:59]).  About :data:`NOT_MODELLED_SHARE` of
+    them also set a TCR2_ELx/TCR_EL3/VTCR_EL2 bit of FEAT_THE/HAFT/D128
+    (``atlab.sysregs.NOT_MODELLED_FIELDS``; tag ``not-modelled:<register>.<field>``): atlab
+    refuses every op whose walk reads that register in force, and about
+    :data:`TCR2_OFF_SHARE` of them have no FEAT_TCR2 (``feature-off:TCR2``)."""
+    out = qemu11_profile(scn)
+    if out["sysregs"] == scn["sysregs"]:  # the profile left out the Armv8.9 registers
+        out = v94_variant(r, out)
+    tags = set(out["tags"]) | {ATLAB_ONLY + "poe"}
+    regs = dict(out["sysregs"])
+    primary = next(t for t in tags if t.startswith("regime:"))[7:]
+    poe, e0poe = r.random() < 0.8, r.random() < 0.8
+    if not (poe or e0poe):
+        poe = True
+    if primary == "EL3":
+        name = "TCR_EL3"  # the EL3 regime has no TCR2 (AArch64.S1TTWParamsEL3())
+        regs[name] = f"{int(regs.get(name, '0'), 16) | poe << 36:#x}"
+        e0poe = False
+    else:
+        name = "TCR2_EL1" if primary == "EL1&0" else "TCR2_EL2"
+        two = primary in ("EL1&0", "EL2&0")
+        e0poe = e0poe and two
+        regs[name] = f"{int(regs.get(name, '0'), 16) | poe << 3 | e0poe << 2:#x}"
+    if poe:
+        tags.add(f"poe:{primary}")
+    if e0poe:
+        tags.add("e0poe")
+    for por in ("POR_EL0", "POR_EL1", "POR_EL2", "POR_EL3"):
+        regs[por] = f"{sum(r.randrange(16) << 4 * m for m in range(16)):#x}"
+    s2poe = "s2pie" in tags and r.random() < 0.8
+    if s2poe:
+        regs["VTCR_EL2"] = f"{int(regs['VTCR_EL2'], 16) | 1 << 37:#x}"
+        regs["S2POR_EL1"] = f"{sum(r.randrange(16) << 4 * m for m in range(16)):#x}"
+        tags.add("s2poe")
+    memory = []
+    for word in out["memory"]:
+        value = int(word["u64"], 16)
+        if value & 1 and r.random() < 0.5:
+            value = value & ~(0xF << 59) | r.randrange(16) << 59  # POIndex (and bit 59)
+            word = {"pa": word["pa"], "u64": f"0x{value:016x}"}
+        memory.append(word)
+    if r.random() < NOT_MODELLED_SHARE:
+        # a field of FEAT_THE/HAFT/D128 in a register the ops' walks read
+        reg = name
+        if "stage2:vm" in tags and r.random() < 0.4:
+            reg = "VTCR_EL2"
+        fname, pos = r.choice(NOT_MODELLED_FIELDS[reg])
+        regs[reg] = f"{int(regs.get(reg, '0'), 16) | 1 << pos:#x}"
+        tags.add(f"not-modelled:{reg}.{fname}")
+    feats = dict(out.get("features", {}), FEAT_S1POE=True, FEAT_S2POE=True)
+    if r.random() < TCR2_OFF_SHARE:
+        feats["FEAT_TCR2"] = False  # TCR2_ELx is not in force (IsTCR2EL1Enabled() FALSE)
+        tags.add("feature-off:TCR2")
+    return dict(out, sysregs=dict(sorted(regs.items())), memory=memory, tags=sorted(tags),
+                features=feats)
 
 
 def atlab_only_variant(r: random.Random, scn: dict[str, Any]) -> dict[str, Any]:

@@ -98,7 +98,7 @@ REGISTERS: tuple[str, ...] = (
 # before the SCTLRs.  QEMU 10 has none of them (an MSR to one is UNDEFINED).
 V94_REGISTERS: tuple[str, ...] = (
     "HCRX_EL2", "TCR2_EL1", "TCR2_EL2", "PIR_EL1", "PIRE0_EL1", "PIR_EL2", "PIRE0_EL2",
-    "S2PIR_EL2", "MAIR2_EL1", "MAIR2_EL2",
+    "S2PIR_EL2", "MAIR2_EL1", "MAIR2_EL2", "PIR_EL3", "MAIR2_EL3",
 )  # fmt: skip
 REGISTERS_V94: tuple[str, ...] = REGISTERS[:14] + V94_REGISTERS + REGISTERS[14:]
 # The harness's AT stubs (at_table in harness.S), in order, then its TLBI stubs ("TLBI <op>",

@@ -352,7 +352,9 @@ reg_table:
         reg_entry S3_4_C10_C2_5         // S2PIR_EL2
         reg_entry S3_0_C10_C2_1         // MAIR2_EL1
         reg_entry S3_4_C10_C1_1         // MAIR2_EL2
-        .equ    N_V94, 10
+        reg_entry S3_6_C10_C2_3         // PIR_EL3 (the EL3 regime: TCR_EL3.PIE, bit 35)
+        reg_entry S3_6_C10_C1_1         // MAIR2_EL3 (TCR_EL3.AIE, bit 37)
+        .equ    N_V94, 12
         .else
         .equ    N_V94, 0
         .endif
