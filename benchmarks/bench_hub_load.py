@@ -42,7 +42,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTEFACT = ROOT / "artifacts" / "bench" / "hub_load.json"
@@ -212,12 +212,7 @@ class HubRoom:
         return user, "kernel" if "ipykernel" in cmd else "server"
 
     def close(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        _stop(self.proc, self.log, 60)
 
 
 class VoilaRoom:
@@ -250,12 +245,17 @@ class VoilaRoom:
         return f"kernel-{p.pid}", "kernel"  # one kernel per open page
 
     def close(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        _stop(self.proc, self.log, 30)
+
+
+def _stop(proc: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> None:
+    """SIGTERM the room's server, SIGKILL it after ``timeout`` s, close its log."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
