@@ -7,9 +7,8 @@ by the key, and the guide that uses it).  ``hub.config`` is free-form traitlets 
 each of its entries is checked against the real JupyterHub classes.  The values must also
 agree with ``make hub`` (tools/hub): same authenticator, names, start page, limits, culling.
 
-With ``ATLAB_Z2JH_CHART`` naming a checkout of the chart (the directory holding its
-values.yaml and values.schema.yaml), the values merged into the chart's defaults are also
-validated against the chart's own schema.
+``python -m tools.hub.z2jh CHART_DIR`` validates the values against a checkout of the chart's
+own schema; here it runs on a stand-in chart.
 """
 
 from __future__ import annotations
