@@ -65,7 +65,9 @@ def decode_tg1(tg1: int, reg: str) -> Granule:
         raise AtlabError(f"{reg}.TG1=0b00 is a reserved granule encoding") from None
 
 
-_PS_BITS = (32, 36, 40, 42, 44, 48, 52, 56)
+#: TCR_ELx.{PS,IPS} and VTCR_EL2.PS encodings, also ID_AA64MMFR0_EL1.PARange's: the size in
+#: bits by encoding (0b111, 56 bits, is FEAT_D128's).
+PS_BITS = (32, 36, 40, 42, 44, 48, 52, 56)
 
 
 def physical_address_size(ps: int, granule: Granule, ds: bool, features: FeatureSet) -> int:
@@ -74,7 +76,7 @@ def physical_address_size(ps: int, granule: Granule, ds: bool, features: Feature
         max_ps = min(52, features.pa_max)
     else:
         max_ps = min(48, features.pa_max)
-    return min(_PS_BITS[ps], max_ps)
+    return min(PS_BITS[ps], max_ps)
 
 
 def start_level(ia_bits: int, granule: Granule) -> int:

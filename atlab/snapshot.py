@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Protocol
 from atlab.bits import bits
 from atlab.errors import AtlabError, clip
 from atlab.features import Feature, FeatureSet
+from atlab.granule import PS_BITS
 from atlab.memory import PA_LIMIT, PhysMem
 from atlab.sysregs import WRITABLE, SysRegs, decode, parse_int
 
@@ -82,7 +83,7 @@ def features_from_id_registers(idregs: Mapping[str, int]) -> FeatureSet:
     f2 = decode("ID_AA64MMFR2_EL1", idregs.get("ID_AA64MMFR2_EL1", 0))
     f3 = decode("ID_AA64MMFR3_EL1", idregs.get("ID_AA64MMFR3_EL1", 0))
     i2 = decode("ID_AA64ISAR2_EL1", idregs.get("ID_AA64ISAR2_EL1", 0))
-    pa_max = {0: 32, 1: 36, 2: 40, 3: 42, 4: 44, 5: 48, 6: 52}.get(f0["PARange"], 52)
+    pa_max = PS_BITS[f0["PARange"]] if f0["PARange"] <= 6 else 52
     # TGran4: 0 supported, 1 supported with 52-bit (LPA2), 0xF not supported.
     has = {
         Feature.TGRAN4: f0["TGran4"] != 0xF,

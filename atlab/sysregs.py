@@ -26,6 +26,7 @@ from types import MappingProxyType
 from atlab.bits import bits, set_bits
 from atlab.errors import AtlabError, clip
 from atlab.features import Feature, FeatureSet
+from atlab.granule import PS_BITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,7 +475,7 @@ def refuse_not_modelled(name: str, value: int) -> None:
 def id_registers(features: FeatureSet) -> dict[str, int]:
     """The ID registers that advertise ``features`` (read-only, derived)."""
     has = features.has
-    parange = {32: 0, 36: 1, 40: 2, 42: 3, 44: 4, 48: 5, 52: 6}[features.pa_max]
+    parange = PS_BITS.index(features.pa_max)
     mmfr0 = encode(
         "ID_AA64MMFR0_EL1", PARange=parange, ASIDBits=2,
         TGran4=(1 if has(Feature.LPA2) else 0) if has(Feature.TGRAN4) else 0xF,
