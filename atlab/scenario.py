@@ -246,7 +246,9 @@ _YamlLoader.add_constructor("tag:yaml.org,2002:int", _short_number("int", int))
 _YamlLoader.add_constructor("tag:yaml.org,2002:float", _short_number("float", float))
 
 
-def _json_int(text: str) -> int:
+def json_int(text: str) -> int:
+    """``json.loads``'s ``parse_int``: integer literals of at most :data:`MAX_INT_DIGITS`
+    characters (scenario files and snapshots)."""
     if len(text) > MAX_INT_DIGITS:
         raise AtlabError(f"a number of {len(text)} digits is too long (at most "
                          f"{MAX_INT_DIGITS})")
@@ -385,7 +387,7 @@ def read_file(path: str | Path) -> object:
     try:
         if Path(path).suffix.lower() == ".json":
             try:
-                doc: object = json.loads(text, parse_int=_json_int)
+                doc: object = json.loads(text, parse_int=json_int)
             except RecursionError:
                 raise AtlabError(f"nested more than {MAX_DEPTH} levels deep") from None
         else:

@@ -40,6 +40,7 @@ from atlab.errors import AtlabError, clip
 from atlab.features import Feature, FeatureSet
 from atlab.granule import PS_BITS
 from atlab.memory import PA_LIMIT, PhysMem
+from atlab.scenario import json_int
 from atlab.sysregs import WRITABLE, SysRegs, decode, parse_int
 
 if TYPE_CHECKING:
@@ -274,16 +275,10 @@ def read_snapshot_bytes(data: bytes, source: str) -> object:
         raise AtlabError(f"{source}: corrupt snapshot (gzip: {exc})") from None
     try:
         text = raw.decode("utf-8")
-        return json.loads(text, parse_int=_short_int)
+        return json.loads(text, parse_int=json_int)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         why = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
         raise AtlabError(f"{source}: corrupt snapshot (not JSON: {why})") from None
-
-
-def _short_int(text: str) -> int:
-    if len(text) > 100:
-        raise AtlabError(f"a number of {len(text)} digits is too long")
-    return int(text)
 
 
 def _mapping(doc: Mapping[str, object], key: str) -> Mapping[str, object]:
