@@ -317,6 +317,24 @@ def _pages(raw: object) -> dict[int, bytes]:
 def snapshot_to_scenario(doc: object, source: str) -> dict[str, object]:
     """The scenario (as :func:`atlab.scenario.parse_scenario` reads it) that a snapshot
     document describes; a one-line :class:`AtlabError` for anything malformed."""
+    return _scenario_of(_parse_snapshot(doc, source))
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A snapshot document, checked and decoded once."""
+
+    name: str
+    comment: str
+    el: int
+    sysregs: dict[str, object]
+    ids: dict[str, int]
+    features: FeatureSet
+    pages: dict[int, bytes]
+    ops: list[object]
+
+
+def _parse_snapshot(doc: object, source: str) -> _Parsed:
     try:
         if not is_snapshot(doc):
             raise AtlabError(f"not an atlab snapshot ('format' must be {FORMAT!r})")
@@ -344,22 +362,27 @@ def snapshot_to_scenario(doc: object, source: str) -> dict[str, object]:
         ops = doc.get("ops", [])
         if not isinstance(ops, list):
             raise AtlabError("'ops' must be a list")
+        return _Parsed(str(doc.get("name", "snapshot")), str(doc.get("comment", "")), el,
+                       sysregs, ids, features, pages, ops)
     except AtlabError as exc:
         raise AtlabError(f"{source}: corrupt snapshot: {exc}") from None
+
+
+def _scenario_of(p: _Parsed) -> dict[str, object]:
     memory = []
-    for pa, data in sorted(pages.items()):
+    for pa, data in sorted(p.pages.items()):
         for i in range(0, PAGE, 8):
             value = int.from_bytes(data[i:i + 8], "little")
             if value:
                 memory.append({"pa": pa + i, "u64": value})  # ints: no hex to parse back
-    missing_feats = sorted(f.value for f in FeatureSet.all().features - features.features)
+    missing_feats = sorted(f.value for f in FeatureSet.all().features - p.features.features)
     feats: dict[str, object] = {name: False for name in missing_feats}
-    if features.pa_max != 52:
-        feats["PAMax"] = features.pa_max
-    return {"name": str(doc.get("name", "snapshot")), "comment": str(doc.get("comment", "")),
-            "tags": ["snapshot"], "el": el, "features": feats,
-            "sysregs": {k: v for k, v in sysregs.items() if k in WRITABLE},
-            "memory": memory, "ops": ops}
+    if p.features.pa_max != 52:
+        feats["PAMax"] = p.features.pa_max
+    return {"name": p.name, "comment": p.comment, "tags": ["snapshot"], "el": p.el,
+            "features": feats,
+            "sysregs": {k: v for k, v in p.sysregs.items() if k in WRITABLE},
+            "memory": memory, "ops": p.ops}
 
 
 @dataclass(frozen=True)
@@ -401,12 +424,11 @@ def load_snapshot(path: str | Path) -> Snapshot:
 
     source = str(path)
     doc = read_snapshot_bytes(_read_bytes(path), source)
-    sc = parse_scenario(snapshot_to_scenario(doc, source), source=source)
+    parsed = _parse_snapshot(doc, source)
+    sc = parse_scenario(_scenario_of(parsed), source=source)
     assert isinstance(doc, Mapping)
     meta = doc.get("meta", {})
-    ids = {str(k): parse_int(v, what=str(k))
-           for k, v in _mapping(doc, "id_registers").items()}
-    return Snapshot(source, sc, _pages(doc.get("pages", [])), ids,
+    return Snapshot(source, sc, parsed.pages, parsed.ids,
                     meta if isinstance(meta, Mapping) else {})
 
 
