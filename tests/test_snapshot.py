@@ -33,8 +33,8 @@ from atlab.snapshot import (
     read_snapshot_bytes,
     required_registers,
     snapshot_to_scenario,
+    translate_va,
 )
-from tools.realsys.compare import atlab_translate
 
 SNAPSHOT = COURSE_SNAPSHOT
 
@@ -70,7 +70,7 @@ def test_atlab_translations_equal_qemus_recorded_answers(snap: Snapshot) -> None
     regions = set()
     mapped = 0
     for va_text, qemu, region in recorded:
-        pa, why = atlab_translate(sc.regs, mem, sc.features, sc.el, int(va_text, 16))
+        pa, why = translate_va(sc.regs, mem, int(va_text, 16), el=sc.el, features=sc.features)
         want = None if qemu is None else int(qemu, 16)
         assert pa == want, f"{region} VA={va_text}: atlab {pa} ({why}), QEMU {qemu}"
         regions.add(region)
@@ -85,7 +85,8 @@ def test_user_pages_match_the_kernels_pagemap(snap: Snapshot) -> None:
     pages = snap.meta["pagemap"]
     assert isinstance(pages, dict) and len(pages) >= 8
     for va_text, kernel_pa in pages.items():
-        pa, _ = atlab_translate(sc.regs, sc.fresh_memory(), sc.features, 2, int(va_text, 16))
+        pa, _ = translate_va(sc.regs, sc.fresh_memory(), int(va_text, 16), el=2,
+                             features=sc.features)
         assert pa == (None if kernel_pa is None else int(kernel_pa, 16)), va_text
 
 
@@ -139,10 +140,10 @@ def test_live_memory_reads_only_the_pages_a_walk_needs(snap: Snapshot) -> None:
 
     live = LiveMem(read_page)
     va = _sym(snap, "init_task")
-    pa, _ = atlab_translate(sc.regs, live, sc.features, 2, va)
-    assert pa == atlab_translate(sc.regs, sc.fresh_memory(), sc.features, 2, va)[0]
+    pa, _ = translate_va(sc.regs, live, va, el=2, features=sc.features)
+    assert pa == translate_va(sc.regs, sc.fresh_memory(), va, el=2, features=sc.features)[0]
     assert len(asked) == len(set(asked)) == 4  # one table page per level, each read once
-    atlab_translate(sc.regs, live, sc.features, 2, va + 8)
+    translate_va(sc.regs, live, va + 8, el=2, features=sc.features)
     assert len(asked) == 4  # cached
     assert isinstance(live, PhysMem) and live.read64(0) == 0 and len(asked) == 5
 

@@ -22,13 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlab.features import FeatureSet
 from atlab.gdbstub import GdbStub
-from atlab.memory import PhysMem
-from atlab.ptdump import ptdump
+from atlab.ptdump import PtDump, ptdump
 from atlab.regime import Regime
 from atlab.snapshot import Capture, capture, save_snapshot, translate_va
-from atlab.sysregs import SysRegs
 from tools.realsys import RealsysError
 from tools.realsys.qemu import QEMU, BootConfig, Guest
 
@@ -112,10 +109,13 @@ def _h(value: int | None) -> str:
     return "unmapped" if value is None else f"{value:#x}"
 
 
-def atlab_translate(regs: SysRegs, mem: PhysMem, features: FeatureSet, el: int, va: int
-                    ) -> tuple[int | None, str]:
-    """The PA atlab's stage 1 walk gives ``va`` (permissions aside, as gva2gpa), or None."""
-    return translate_va(regs, mem, va, el=el, features=features)
+def kernel_dumps(cap: Capture) -> tuple[PtDump, PtDump]:
+    """atlab's ptdump of the captured TTBR0 (the process) and TTBR1 (the kernel) tables, made
+    once for the sample, the image bounds and the W+X check."""
+    regime = Regime.EL20 if cap.el == 2 and cap.regs.field("HCR_EL2", "E2H") else Regime.EL10
+    user, kernel = (ptdump(cap.regs, cap.mem, regime=regime, ttbr=t, features=cap.features)
+                    for t in (0, 1))
+    return user, kernel
 
 
 def kernel_symbols(guest: Guest) -> dict[str, int]:
@@ -156,7 +156,7 @@ def pagemap(guest: Guest, pid: int, vas: list[int]) -> dict[int, int | None]:
     return out
 
 
-def image_bounds(cap: Capture, symbols: dict[str, int]) -> None:
+def image_bounds(kernel: PtDump, symbols: dict[str, int]) -> None:
     """Add ``_text``/``_end`` when /proc/kallsyms lacks them (6.1 lists no data symbols):
     ``_text`` is ``_stext`` rounded down to 64 KiB, ``_end`` the end of the run of mapped
     ranges from ``_stext`` that keep its VA-to-PA offset (kimage_voffset), across holes of
@@ -165,8 +165,7 @@ def image_bounds(cap: Capture, symbols: dict[str, int]) -> None:
     if start is None or "_end" in symbols:
         return
     symbols.setdefault("_text", start & ~0xFFFF)
-    regime = Regime.EL20 if cap.el == 2 and cap.regs.field("HCR_EL2", "E2H") else Regime.EL10
-    ranges = ptdump(cap.regs, cap.mem, regime=regime, ttbr=1, features=cap.features).ranges
+    ranges = kernel.ranges
     first = next((r for r in ranges if r.start <= start < r.end), None)
     if first is None:
         return
@@ -211,14 +210,13 @@ def classify(va: int, va_bits: int, symbols: Mapping[str, int], el: int) -> str:
     return "vmalloc"
 
 
-def sample_vas(cap: Capture, symbols: Mapping[str, int], maps: list[tuple[int, int, str]],
-               per_range: int, rng: random.Random) -> list[int]:
+def sample_vas(dumps: tuple[PtDump, PtDump], symbols: Mapping[str, int],
+               maps: list[tuple[int, int, str]], per_range: int, rng: random.Random
+               ) -> list[int]:
     """VAs in and around every mapped range of the live tables, symbols of the kernel image
     and the pages of the user process's mappings."""
-    regime = Regime.EL20 if cap.el == 2 and cap.regs.field("HCR_EL2", "E2H") else Regime.EL10
     vas: set[int] = set()
-    for ttbr in (0, 1):
-        dump = ptdump(cap.regs, cap.mem, regime=regime, ttbr=ttbr, features=cap.features)
+    for dump in dumps:
         prev_end = None
         for r in dump.ranges:
             n = per_range + min(r.size >> 21, 256)  # more in large ranges (linear map)
@@ -258,23 +256,23 @@ def run(kernel: Path, initrd: Path, *, virtualization: bool = True, cpu: str = "
         # Stop 2, the spin loop running: TTBR0 holds its tables.
         with GdbStub(config.gdb_port) as stub:
             cap = capture(stub, name=name or f"{kernel.name} {machine}")
-            vas = sample_vas(cap, symbols, maps, per_range, rng)
+            dumps = kernel_dumps(cap)
+            vas = sample_vas(dumps, symbols, maps, per_range, rng)
             va_bits = 64 - cap.regs.field("TCR_EL2" if cap.el == 2 else "TCR_EL1", "T1SZ")
-            image_bounds(cap, symbols)
+            image_bounds(dumps[1], symbols)
             checks = []
             # gva2gpa answers with the CPU at the regime's EL and PAN=0 (GdbStub.regime_view).
             with stub.regime_view(cap.el):
                 for va in vas:
-                    pa, why = atlab_translate(cap.regs, cap.mem, cap.features, cap.el, va)
+                    pa, why = translate_va(cap.regs, cap.mem, va, el=cap.el,
+                                           features=cap.features)
                     checks.append(Check(va, classify(va, va_bits, symbols, cap.el), pa,
                                         stub.gva2gpa(va), why))
         user_present = [c.va for c in checks if c.region == "user" and c.atlab is not None]
         kernel_view = pagemap(guest, pid, user_present[:pagemap_pages])
         qemu_version = subprocess.run([QEMU, "--version"], capture_output=True, text=True,
                                       check=False).stdout.splitlines()[0]
-    regime = Regime.EL20 if cap.el == 2 and cap.regs.field("HCR_EL2", "E2H") else Regime.EL10
-    wx_atlab = sum(len(ptdump(cap.regs, cap.mem, regime=regime, ttbr=t,
-                              features=cap.features).wx()) for t in (0, 1))
+    wx_atlab = sum(len(d.wx()) for d in dumps)
     meta = cap.doc["meta"]
     assert isinstance(meta, dict)
     step = max(1, len(checks) // record) if record else len(checks) + 1
