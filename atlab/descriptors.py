@@ -72,6 +72,18 @@ def pi_index(desc: int) -> int:
     return (desc >> 54 & 1) << 3 | (desc >> 53 & 1) << 2 | (desc >> 51 & 1) << 1 | (desc >> 6 & 1)
 
 
+def po_index(desc: int) -> int:
+    """POIndex of a stage 1 leaf (FEAT_S1POE): descriptor bits [62:60]
+    (``AArch64.S1ApplyOutputPerms()``: po_index = '0':descriptor<62:60>)."""
+    return desc >> 60 & 7
+
+
+def attr_index(desc: int, *, aie: bool) -> int:
+    """AttrIndx of a stage 1 leaf: bits [4:2], with bit 59 as AttrIndx[3] under FEAT_AIE
+    (``AArch64.S1NextWalkStateLeaf()``)."""
+    return (desc >> 59 & 1) << 3 | (desc >> 2 & 7) if aie else desc >> 2 & 7
+
+
 DESC_KIND_TEXT = {k: k.value for k in DescKind}  # WalkStep.kind
 
 GRANULES = {"4K": Granule.K4, "4KB": Granule.K4, "16K": Granule.K16, "16KB": Granule.K16,

@@ -26,10 +26,10 @@ AttrIndx: AttrIndx 0b000 → MAIR_EL1.Attr0 = 0xff (Normal iWB oWB)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from atlab.attrs import decode_mair_attr, mair_attr
-from atlab.descriptors import pi_index
+from atlab.descriptors import attr_index, pi_index, po_index
 from atlab.regime import Regime
 from atlab.sysregs import LAYOUTS
 from atlab.trace import WalkStep
@@ -52,37 +52,45 @@ def _entry(reg: str, index: int, value: int, meaning: str, what: str, width: int
             f"({meaning})")
 
 
+def _pi_entry(reg: str, index: int, register: int,
+              meanings: Mapping[int, str] | Sequence[str]) -> str:
+    """The PIR/PIRE0/S2PIR entry ``index`` of the register value ``register`` selects."""
+    value = register >> 4 * index & 0xF
+    return _entry(reg, index, value, meanings[value], "PIIndex")
+
+
+def _po_entry(reg: str, index: int, register: int) -> str:
+    """The POR entry POIndex ``index`` of the register value ``register`` selects."""
+    value = register >> 4 * index & 0xF
+    return _entry(reg, index, value, _PO_TEXT.get(value, "reserved"), "POIndex", 3)
+
+
+def _attr_entry(index: int, aie: bool, suffix: str, attr: int) -> str:
+    """The MAIR_ELx (indices 0-7) or MAIR2_ELx (8-15) attribute AttrIndx ``index`` selects."""
+    reg = f"MAIR2_{suffix}.Attr{index - 8}" if index >= 8 else f"MAIR_{suffix}.Attr{index}"
+    return (f"AttrIndx {index:#0{6 if aie else 5}b} → {reg} = {attr:#04x} "
+            f"({decode_mair_attr(attr)})")
+
+
 def s1_leaf_selections(desc: int, wi: S1WalkInfo) -> list[tuple[str, str]]:
     """(name, text) for each register entry a stage 1 leaf selects under ``wi``:
     ``AArch64.S1ApplyOutputPerms()`` (PIIndex, POIndex), ``AArch64.MAIRAttr()`` (AttrIndx)."""
     out: list[tuple[str, str]] = []
     if wi.pie:
         idx = pi_index(desc)
-        ppi = wi.pir >> 4 * idx & 0xF
-        out.append(("PIIndex", _entry(pir_name(wi.regime), idx, ppi, _PI_TEXT[ppi], "PIIndex")))
+        out.append(("PIIndex", _pi_entry(pir_name(wi.regime), idx, wi.pir, _PI_TEXT)))
         if wi.regime.has_unprivileged:
-            upi = wi.pire0 >> 4 * idx & 0xF
             reg = "PIRE0 (0 with NV1)" if wi.nv1 else pire0_name(wi.regime)
-            out.append(("PIRE0", _entry(reg, idx, upi, _PI_TEXT[upi], "PIIndex")))
+            out.append(("PIRE0", _pi_entry(reg, idx, wi.pire0, _PI_TEXT)))
         ndirty = desc >> 7 & 1
         out.append(("nDirty", f"nDirty {ndirty} " + (
             "(clean: a write needs hardware dirty state)" if ndirty else "(dirty: writable)")))
-    if wi.poe or wi.e0poe:
-        po = desc >> 60 & 7
-        if wi.poe:
-            v = wi.por >> 4 * po & 0xF
-            out.append(("POIndex", _entry(por_name(wi.regime), po, v, _PO_TEXT.get(v, "reserved"),
-                                          "POIndex", 3)))
-        if wi.e0poe:
-            v = wi.por_el0 >> 4 * po & 0xF
-            out.append(("POIndex EL0", _entry("POR_EL0", po, v, _PO_TEXT.get(v, "reserved"),
-                                              "POIndex", 3)))
+    if wi.poe:
+        out.append(("POIndex", _po_entry(por_name(wi.regime), po_index(desc), wi.por)))
+    if wi.e0poe:
+        out.append(("POIndex EL0", _po_entry("POR_EL0", po_index(desc), wi.por_el0)))
     idx = wi.attr_index(desc)
-    suffix = wi.regime.suffix
-    reg = f"MAIR2_{suffix}.Attr{idx - 8}" if idx >= 8 else f"MAIR_{suffix}.Attr{idx}"
-    attr = mair_attr(wi.mair, idx)
-    out.append(("AttrIndx", f"AttrIndx {idx:#0{6 if wi.aie else 5}b} → {reg} = {attr:#04x} "
-                            f"({decode_mair_attr(attr)})"))
+    out.append(("AttrIndx", _attr_entry(idx, wi.aie, wi.regime.suffix, mair_attr(wi.mair, idx))))
     return out
 
 
@@ -91,9 +99,7 @@ def s2_leaf_selections(desc: int, wi: S2WalkInfo) -> list[tuple[str, str]]:
     (``AArch64.S2IndirectBasePermissions()``); empty without S2PIE."""
     if not wi.s2pie:
         return []
-    idx = s2_pi_index(desc)
-    v = wi.s2pir >> 4 * idx & 0xF
-    return [("PIIndex", _entry("S2PIR_EL2", idx, v, S2PI_TEXT[v], "PIIndex")),
+    return [("PIIndex", _pi_entry("S2PIR_EL2", s2_pi_index(desc), wi.s2pir, S2PI_TEXT)),
             ("Dirty", f"Dirty {desc >> 7 & 1}")]
 
 
@@ -115,31 +121,22 @@ def given_leaf_selections(desc: int, *, stage: int, regime: Regime, pie: bool = 
     out: list[tuple[str, str]] = []
     if stage == 2:
         if pie and "S2PIR_EL2" in regs:
-            idx = s2_pi_index(desc)
-            v = regs["S2PIR_EL2"] >> 4 * idx & 0xF
-            out.append(("PIIndex", _entry("S2PIR_EL2", idx, v, S2PI_TEXT[v], "PIIndex")))
+            out.append(("PIIndex", _pi_entry("S2PIR_EL2", s2_pi_index(desc), regs["S2PIR_EL2"],
+                                             S2PI_TEXT)))
         return out
     if pie:
-        idx = pi_index(desc)
-        for name in (pir_name(regime), pire0_name(regime)):
+        for key, name in (("PIIndex", pir_name(regime)), ("PIRE0", pire0_name(regime))):
             if name in regs:
-                v = regs[name] >> 4 * idx & 0xF
-                out.append(("PIIndex" if name.startswith("PIR_") else "PIRE0",
-                            _entry(name, idx, v, _PI_TEXT[v], "PIIndex")))
+                out.append((key, _pi_entry(name, pi_index(desc), regs[name], _PI_TEXT)))
     if poe:
-        po = desc >> 60 & 7
-        for name in (por_name(regime), "POR_EL0"):
+        for key, name in (("POIndex", por_name(regime)), ("POIndex EL0", "POR_EL0")):
             if name in regs:
-                v = regs[name] >> 4 * po & 0xF
-                out.append(("POIndex" if name != "POR_EL0" else "POIndex EL0",
-                            _entry(name, po, v, _PO_TEXT.get(v, "reserved"), "POIndex", 3)))
-    idx = (desc >> 59 & 1) << 3 | (desc >> 2 & 7) if aie else desc >> 2 & 7
-    suffix = regime.suffix
-    reg = f"MAIR2_{suffix}" if idx >= 8 else f"MAIR_{suffix}"
+                out.append((key, _po_entry(name, po_index(desc), regs[name])))
+    idx = attr_index(desc, aie=aie)
+    reg = f"MAIR2_{regime.suffix}" if idx >= 8 else f"MAIR_{regime.suffix}"
     if reg in regs:
         attr = mair_attr(regs[reg], idx & 7)
-        out.append(("AttrIndx", f"AttrIndx {idx:#0{6 if aie else 5}b} → {reg}.Attr{idx & 7} = "
-                                f"{attr:#04x} ({decode_mair_attr(attr)})"))
+        out.append(("AttrIndx", _attr_entry(idx, aie, regime.suffix, attr)))
     return out
 
 
@@ -177,7 +174,7 @@ def leaf_index_fields(desc: int, *, stage: int = 1, pie: bool = False, aie: bool
         out["PIIndex"] = pi_index(desc) if stage == 1 else s2_pi_index(desc)
         out["nDirty" if stage == 1 else "Dirty"] = desc >> 7 & 1
     if poe and stage == 1:
-        out["POIndex"] = desc >> 60 & 7
+        out["POIndex"] = po_index(desc)
     if aie and stage == 1:
-        out["AttrIndx"] = (desc >> 59 & 1) << 3 | (desc >> 2 & 7)
+        out["AttrIndx"] = attr_index(desc, aie=True)
     return out

@@ -39,7 +39,7 @@ from typing import Protocol
 
 from atlab.attrs import SH_NAMES, decode_mair_attr, mair_attr
 from atlab.bits import bit, bits, mask
-from atlab.descriptors import pi_index
+from atlab.descriptors import pi_index, po_index
 from atlab.errors import AtlabError
 from atlab.faults import Fault
 from atlab.features import Feature, FeatureSet
@@ -356,7 +356,7 @@ def ptdump(regs: SysRegs, mem: WordSource, *, regime: Regime = Regime.EL10, ttbr
         pb = s1_perm_bits(key, tb, wi)
         flags: list[str] = []
         pi = pi_index(key) if wi.pie else None
-        po = key >> 60 & 7 if (wi.poe or wi.e0poe) else None
+        po = po_index(key) if (wi.poe or wi.e0poe) else None
         if pi is not None:
             ap_text = f"PI {pi:#06b}"
         elif two:

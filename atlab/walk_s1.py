@@ -15,11 +15,13 @@ from atlab.bits import align_down, bit, bits, mask
 from atlab.descriptors import (
     DESC_KIND_TEXT,
     DescKind,
+    attr_index,
     decode_desc_kind,
     desc_oa_high,
     leaf_base,
     next_table_base,
     pi_index,
+    po_index,
 )
 from atlab.errors import AtlabError
 from atlab.faults import Fault, FaultKind
@@ -125,9 +127,7 @@ class S1WalkInfo:
     def attr_index(self, desc: int) -> int:
         """AttrIndx of a leaf: descriptor bits [4:2], and bit 59 as AttrIndx[3] with AIE
         (``AArch64.S1NextWalkStateLeaf()``)."""
-        if self.aie:
-            return (desc >> 59 & 1) << 3 | (desc >> 2 & 7)
-        return desc >> 2 & 7
+        return attr_index(desc, aie=self.aie)
 
     def describe_desc(self, desc: int, kind: str, level: int) -> str:
         """The meaning of a descriptor of this walk (:class:`atlab.trace.DescDecoder`)."""
@@ -426,7 +426,7 @@ def s1_perm_bits(desc: int, table_bits: int, wi: S1WalkInfo) -> S1PermBits:
     if not (wi.poe or wi.e0poe):
         return base
     # AArch64.S1ApplyOutputPerms(): po_index = '0':descriptor<62:60>; AArch64.S1POR()
-    lo = 4 * (desc >> 60 & 7)
+    lo = 4 * po_index(desc)
     return replace(base, poe=wi.poe, e0poe=wi.e0poe, ppo=wi.por >> lo & 0xF,
                    upo=wi.por_el0 >> lo & 0xF)
 
